@@ -1,0 +1,234 @@
+"""Backup Jobs and their results: pure functions.
+
+The Job runs the moodle.platform backup engine (the same one the Compose stack uses, from the
+``moodle-platform/moodle-backup`` image) with ``--platform kubernetes``; it writes the full manifest
+into the restic repository and a short JSON summary of it to the container's termination message,
+which is how the result reaches the operator without any extra storage or permissions.
+"""
+
+from __future__ import annotations
+
+import json
+
+from . import SITE_LABEL
+from .manifest import backup_manifest
+
+BACKUP_IMAGE_DEFAULT = "moodle-platform/moodle-backup:1"
+TERMINATION_LOG = "/dev/termination-log"
+SUMMARY_FIELDS = ("backup_id", "database_snapshot", "moodledata_snapshot", "database_sha256",
+                  "database_size_bytes", "moodledata_size_bytes", "duration_seconds", "moodle_release",
+                  "moodle_version", "image")
+
+
+def summarize_manifest(manifest: dict) -> dict:
+    """The ≤4 KiB summary a backup Job reports (the full manifest stays in the repository)."""
+    problems = backup_manifest.validate_manifest(manifest)
+    if problems:
+        raise backup_manifest.ManifestError("; ".join(p.message for p in problems))
+    return {
+        "backup_id": manifest["backup_id"],
+        "database_snapshot": manifest["database"]["snapshot_id"],
+        "moodledata_snapshot": manifest["moodledata"]["snapshot_id"],
+        "database_sha256": manifest["database"]["sha256"],
+        "database_size_bytes": manifest["database"]["size_bytes"],
+        "moodledata_size_bytes": manifest["moodledata"]["size_bytes"],
+        "duration_seconds": manifest["duration_seconds"],
+        "moodle_release": manifest["moodle"]["release"],
+        "moodle_version": manifest["moodle"]["version"],
+        "image": manifest["image"].get("reference", ""),
+    }
+
+
+def parse_summary(text: str | None) -> dict:
+    """Read a Job's termination message back; a clear error when it is not a summary."""
+    if not text:
+        raise ValueError("the backup Job left no termination message (no summary)")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"the backup Job's termination message is not JSON: {exc}") from exc
+    missing = [k for k in ("backup_id", "database_snapshot", "moodledata_snapshot") if not data.get(k)]
+    if missing:
+        raise ValueError("the backup summary lacks " + ", ".join(missing))
+    if not backup_manifest.valid_backup_id(data["backup_id"]):
+        raise ValueError(f"backup_id {data['backup_id']!r} is not of the form 20260131T020000Z-<project>")
+    return data
+
+
+def _env(name: str, value: str) -> dict:
+    return {"name": name, "value": value}
+
+
+def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destination: dict,
+                    retention: dict, backup_image: str) -> dict:
+    """Pod template of a backup: an init container lends the Moodle code's version.php, the backup
+    engine dumps the DB, snapshots moodledata with restic and writes the manifest."""
+    site_image = "{}:{}".format((site_spec.get("image") or {}).get("repository", "moodle-platform/moodle"), image_tag)
+    db_host = (site_spec.get("database") or {}).get("host") or f"{site_name}-db"
+    db_port = str((site_spec.get("database") or {}).get("port", 3306))
+    secret_name = site_spec["secretRef"]["name"]
+    s3_secret = destination["secretRef"]["name"]
+    restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                  "capabilities": {"drop": ["ALL"]}}
+    return {
+        "metadata": {"labels": {SITE_LABEL: site_name, "platform.moodle.dev/db-client": "true",
+                                "app.kubernetes.io/instance": site_name,
+                                "app.kubernetes.io/component": "backup"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 33, "runAsGroup": 33, "fsGroup": 33,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "initContainers": [{
+                "name": "moodle-version",
+                "image": site_image,
+                "command": ["cp", "/var/www/moodle/version.php", "/work/version.php"],
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+                "securityContext": restricted,
+            }],
+            "containers": [{
+                "name": "backup",
+                "image": backup_image,
+                "command": ["moodle-backup", "backup"],
+                "args": [
+                    "--platform", "kubernetes",
+                    "--project", site_name,
+                    "--dataroot", "/var/www/moodledata",
+                    "--version-php", "/work/version.php",
+                    "--image", site_image,
+                    "--repository", destination["repository"],
+                    "--keep-daily", str(retention.get("keepDaily", 7)),
+                    "--keep-weekly", str(retention.get("keepWeekly", 4)),
+                    "--keep-monthly", str(retention.get("keepMonthly", 12)),
+                    "--summary-file", TERMINATION_LOG,
+                ],
+                "env": [
+                    _env("MOODLE_DB_HOST", db_host), _env("MOODLE_DB_PORT", db_port),
+                    _env("MOODLE_DB_NAME", "moodle"), _env("MOODLE_DB_USER", "moodle"),
+                    _env("MOODLE_DB_PASSWORD_FILE", "/run/secrets/db_password"),
+                    _env("RESTIC_CACHE_DIR", "/work/restic-cache"),
+                ],
+                # S3 keys and the restic password reach only this process, from the Secret.
+                "envFrom": [{"secretRef": {"name": s3_secret}}],
+                "terminationMessagePolicy": "File",
+                "volumeMounts": [
+                    {"name": "moodledata", "mountPath": "/var/www/moodledata", "readOnly": True},
+                    {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True},
+                    {"name": "work", "mountPath": "/work"},
+                ],
+                "securityContext": restricted,
+                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                              "limits": {"cpu": "1", "memory": "1Gi"}},
+            }],
+            "volumes": [
+                {"name": "moodledata", "persistentVolumeClaim": {"claimName": f"{site_name}-moodledata", "readOnly": True}},
+                {"name": "secrets", "secret": {"secretName": secret_name, "defaultMode": 0o440,
+                                               "items": [{"key": "db_password", "path": "db_password"}]}},
+                {"name": "work", "emptyDir": {}},
+            ],
+        },
+    }
+
+
+def backup_job(*, name: str, namespace: str, site_name: str, site_spec: dict, image_tag: str, backup_spec: dict,
+               backup_image: str = BACKUP_IMAGE_DEFAULT) -> dict:
+    """A one-off backup Job (a Backup without a schedule)."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {SITE_LABEL: site_name, "app.kubernetes.io/component": "backup"}},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 6 * 3600,
+            "template": backup_pod_spec(site_name=site_name, site_spec=site_spec, image_tag=image_tag,
+                                        destination=backup_spec["destination"],
+                                        retention=backup_spec.get("retention") or {}, backup_image=backup_image),
+        },
+    }
+
+
+def backup_cronjob(*, name: str, namespace: str, site_name: str, site_spec: dict, image_tag: str,
+                   backup_spec: dict, backup_image: str = BACKUP_IMAGE_DEFAULT) -> dict:
+    """A recurring backup (a Backup with a schedule): one Job at a time, history kept short."""
+    job = backup_job(name=name, namespace=namespace, site_name=site_name, site_spec=site_spec, image_tag=image_tag,
+                     backup_spec=backup_spec, backup_image=backup_image)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": job["metadata"],
+        "spec": {
+            "schedule": backup_spec["schedule"],
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"spec": job["spec"]},
+        },
+    }
+
+
+def job_outcome(job: dict | None) -> str:
+    """``absent`` | ``running`` | ``succeeded`` | ``failed`` from a Job's status conditions."""
+    if not job:
+        return "absent"
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "succeeded"
+        if cond.get("status") == "True" and cond.get("type") in ("Failed", "FailureTarget"):
+            return "failed"
+    return "running"
+
+
+def termination_message(pods: list[dict], container: str) -> str | None:
+    """The newest terminated container's message among a Job's pods."""
+    best = None
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") != container:
+                continue
+            terminated = (status.get("state") or {}).get("terminated")
+            if terminated and terminated.get("message"):
+                stamp = terminated.get("finishedAt") or ""
+                if best is None or stamp >= best[0]:
+                    best = (stamp, terminated["message"])
+    return best[1] if best else None
+
+
+def backup_status(job: dict | None, pods: list[dict]) -> dict:
+    """Backup.status from its Job and the Job's pods."""
+    outcome = job_outcome(job)
+    status = (job or {}).get("status") or {}
+    result: dict = {"jobName": (job or {}).get("metadata", {}).get("name")}
+    if status.get("startTime"):
+        result["startedAt"] = status["startTime"]
+    if outcome in ("absent", "running"):
+        result["phase"] = "Pending" if outcome == "absent" else "Running"
+        return result
+    result["completedAt"] = status.get("completionTime") or _failed_time(status)
+    if outcome == "failed":
+        result["phase"] = "Failed"
+        reason = next((c.get("message") or c.get("reason") for c in status.get("conditions") or []
+                       if c.get("type") == "Failed"), "the backup Job failed")
+        result["conditions"] = [{"type": "Succeeded", "status": "False", "reason": "JobFailed", "message": reason}]
+        return result
+    try:
+        summary = parse_summary(termination_message(pods, "backup"))
+    except ValueError as exc:
+        result["phase"] = "Failed"
+        result["conditions"] = [{"type": "Succeeded", "status": "False", "reason": "NoManifest", "message": str(exc)}]
+        return result
+    result.update({
+        "phase": "Succeeded",
+        "snapshotId": summary["moodledata_snapshot"],
+        "sizeBytes": int(summary.get("database_size_bytes", 0)) + int(summary.get("moodledata_size_bytes", 0)),
+        "durationSeconds": float(summary.get("duration_seconds", 0)),
+        "manifest": summary,
+        "conditions": [{"type": "Succeeded", "status": "True", "reason": "Completed",
+                        "message": f"backup {summary['backup_id']} stored"}],
+    })
+    return result
+
+
+def _failed_time(status: dict) -> str | None:
+    return next((c.get("lastTransitionTime") for c in status.get("conditions") or [] if c.get("type") == "Failed"), None)

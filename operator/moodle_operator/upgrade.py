@@ -1,0 +1,330 @@
+"""UpgradePlan state machine: one pure function decides the next step from what the API shows.
+
+    CheckPending → PreUpgradeBackup → Maintenance → SwitchImage → UpgradeJob → Verify → Done
+    failure in UpgradeJob/Verify → Restore → RestoreImage → Failed
+    failure in Maintenance/SwitchImage → RestoreImage → Failed   (the database was not touched)
+    failure in CheckPending/PreUpgradeBackup → Failed            (nothing was touched)
+
+Code-only changes (``upgrade.php --is-pending`` says no) skip Maintenance and UpgradeJob: the web
+Deployment rolls to the new image and Verify checks it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from . import SITE_LABEL
+from .backups import job_outcome  # noqa: F401  (re-exported for handlers)
+from .conditions import condition, merge_conditions
+from .desired import deployment_available, deployment_image
+from .manifest import backup_manifest
+
+STEPS = ("CheckPending", "PreUpgradeBackup", "Maintenance", "SwitchImage", "UpgradeJob", "Verify", "Done")
+ROLLBACK_STEPS = ("Restore", "RestoreImage")
+TERMINAL_PHASES = ("Succeeded", "Failed")
+MOODLE = "/var/www/moodle"
+
+# Prints what the decision needs as JSON to the termination message, exit 0 unless PHP itself broke.
+CHECK_SCRIPT = f"""set -u
+php {MOODLE}/admin/cli/upgrade.php --is-pending >/dev/null 2>&1; rc=$?
+case $rc in 0) pending=false ;; 2) pending=true ;; *) echo "upgrade.php --is-pending failed with $rc" >/dev/termination-log; exit $rc ;; esac
+php -r 'define("MOODLE_INTERNAL", 1); define("CLI_SCRIPT", 1); $version = $release = $branch = null;
+  include "{MOODLE}/version.php";
+  echo json_encode(["pending" => '"$pending"' , "target_version" => (string)$version, "target_branch" => (string)$branch,
+    "db_version" => trim(shell_exec("php {MOODLE}/admin/cli/cfg.php --name=version")),
+    "db_release" => trim(shell_exec("php {MOODLE}/admin/cli/cfg.php --name=release"))]);' >/dev/termination-log
+"""
+MAINTENANCE_ON = ["php", f"{MOODLE}/admin/cli/maintenance.php", "--enable"]
+UPGRADE = ["/bin/sh", "-c", f"php {MOODLE}/admin/cli/upgrade.php --non-interactive && php {MOODLE}/admin/cli/purge_caches.php"]
+VERIFY = ["/bin/sh", "-c", (f"php {MOODLE}/admin/cli/maintenance.php --disable"
+                            f" && php {MOODLE}/admin/cli/upgrade.php --is-pending && php {MOODLE}/admin/cli/checks.php")]
+
+
+@dataclass
+class Observed:
+    """What the handler read from the API for one tick."""
+
+    site: dict | None
+    jobs: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # job name -> (outcome, message)
+    backup: dict | None = None
+    web: dict | None = None
+
+
+@dataclass
+class Decision:
+    status: dict
+    create: list[dict] = field(default_factory=list)  # objects to create when absent
+    site_patch: dict | None = None  # merge patch for the MoodleSite spec
+    event: str | None = None
+
+
+def job_name(plan: str, step: str) -> str:
+    return f"{plan}-{step.lower()}"[:63].rstrip("-")
+
+
+def backup_name(plan: str) -> str:
+    return f"{plan}-pre-upgrade"[:63].rstrip("-")
+
+
+def _branch_of_release(release: str) -> str | None:
+    parts = (release or "").split(".")
+    if len(parts) >= 2 and parts[0].isdigit() and parts[1][:2].rstrip(" (").isdigit():
+        return f"{int(parts[0])}{int(parts[1][:2].rstrip(' (')):02d}"
+    return None
+
+
+def check_refusal(result: dict, allow_major: bool) -> str | None:
+    """Why the target image must not be rolled out, from the CheckPending Job's report (None = go)."""
+    db_branch = _branch_of_release(result.get("db_release", ""))
+    target_branch = result.get("target_branch") or ""
+    if db_branch and target_branch and db_branch != target_branch and not allow_major:
+        return (f"the target image is Moodle {backup_manifest.branch_to_major(target_branch)} but the site runs "
+                f"{backup_manifest.branch_to_major(db_branch)}; set allowMajor to upgrade across major versions")
+    if (result.get("db_version") and result.get("target_version")
+            and backup_manifest.compare_versions(result["db_version"], result["target_version"]) > 0):
+        return (f"the target image's code ({result['target_version']}) is older than the database "
+                f"({result['db_version']}); Moodle cannot be downgraded")
+    return None
+
+
+def step_job(*, plan: str, namespace: str, site_name: str, site_spec: dict, step: str, tag: str,
+             command: list[str], owner: dict | None = None) -> dict:
+    """A Job running one Moodle CLI step with the site's Secret, env and moodledata, like the chart's."""
+    image = "{}:{}".format((site_spec.get("image") or {}).get("repository", "moodle-platform/moodle"), tag)
+    db_host = (site_spec.get("database") or {}).get("host") or f"{site_name}-db"
+    env = [
+        {"name": "MOODLE_WWWROOT", "value": site_spec["wwwroot"]},
+        {"name": "MOODLE_DATAROOT", "value": "/var/www/moodledata"},
+        {"name": "MOODLE_DB_HOST", "value": db_host},
+        {"name": "MOODLE_DB_PORT", "value": str((site_spec.get("database") or {}).get("port", 3306))},
+        {"name": "MOODLE_DB_NAME", "value": "moodle"},
+        {"name": "MOODLE_DB_USER", "value": "moodle"},
+        {"name": "MOODLE_DB_PASSWORD_FILE", "value": "/run/secrets/db_password"},
+        {"name": "MOODLE_REDIS_HOST", "value": f"{site_name}-redis"},
+        {"name": "MOODLE_REDIS_PASSWORD_FILE", "value": "/run/secrets/redis_password"},
+    ]
+    meta = {"name": job_name(plan, step), "namespace": namespace,
+            "labels": {SITE_LABEL: site_name, "platform.moodle.dev/upgradeplan": plan,
+                       "platform.moodle.dev/step": step}}
+    if owner:
+        meta["ownerReferences"] = [owner]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 3600,
+            "template": {
+                "metadata": {"labels": {SITE_LABEL: site_name, "platform.moodle.dev/db-client": "true",
+                                        "app.kubernetes.io/instance": site_name}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 33, "runAsGroup": 33, "fsGroup": 33},
+                    "containers": [{
+                        "name": "step",
+                        "image": image,
+                        "command": command,
+                        "env": env,
+                        "volumeMounts": [
+                            {"name": "moodledata", "mountPath": "/var/www/moodledata"},
+                            {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True},
+                        ],
+                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    }],
+                    "volumes": [
+                        {"name": "moodledata", "persistentVolumeClaim": {"claimName": f"{site_name}-moodledata"}},
+                        {"name": "secrets", "secret": {"secretName": site_spec["secretRef"]["name"],
+                                                       "items": [{"key": "db_password", "path": "db_password"},
+                                                                 {"key": "redis_password", "path": "redis_password"}]}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def restore_command(backup_status: dict) -> list[str]:
+    summary = backup_status.get("manifest") or {}
+    return ["moodle-backup", "restore", "--platform", "kubernetes", "--backup-id", summary.get("backup_id", ""),
+            "--dataroot", "/var/www/moodledata", "--maintenance-off"]
+
+
+def _history(status: dict, step: str, result: str, now: str) -> list[dict]:
+    return [*list(status.get("history") or []), {"step": step, "result": result, "time": now}]
+
+
+def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Observed, now: str,
+           owner: dict | None = None, backup_image: str = "moodle-platform/moodle-backup:1") -> Decision:
+    """The next move of the UpgradePlan ``plan``; called on every tick, idempotent by construction."""
+    status = dict(status or {})
+    phase = status.get("phase")
+    if phase in TERMINAL_PHASES:
+        return Decision(status={})
+    site = observed.site
+    if site is None:
+        return _fail(status, status.get("step") or "CheckPending", f"MoodleSite {spec['site']} does not exist", now)
+    site_spec = site["spec"]
+    step = status.get("step")
+    target = spec["targetTag"]
+
+    def job(step_name: str, tag: str, command: list[str]) -> dict:
+        return step_job(plan=plan, namespace=namespace, site_name=spec["site"], site_spec=site_spec,
+                        step=step_name, tag=tag, command=command, owner=owner)
+
+    def outcome(step_name: str) -> tuple[str, str | None]:
+        return observed.jobs.get(job_name(plan, step_name), ("absent", None))
+
+    def advance(next_step: str, **extra) -> Decision:
+        new = {**extra, "phase": "Running", "step": next_step,
+               "history": _history(status, step, "ok", now)}
+        new["conditions"] = merge_conditions(status.get("conditions"), [
+            condition("Progressing", True, next_step, f"{step} done, now {next_step}")], now)
+        return Decision(status=new, event=f"{step} done; next {next_step}")
+
+    if step is None:
+        previous = site_spec["image"]["tag"]
+        if previous == target:
+            return _fail(status, "CheckPending", f"the site already runs {target}", now, rollback=False)
+        new = {"phase": "Running", "step": "CheckPending", "previousTag": previous,
+               "conditions": merge_conditions(status.get("conditions"), [
+                   condition("Progressing", True, "CheckPending", f"upgrading {spec['site']} {previous} → {target}"),
+                   condition("Failed", False, "InProgress", "")], now)}
+        return Decision(status=new, create=[job("CheckPending", target, ["/bin/sh", "-c", CHECK_SCRIPT])])
+
+    previous = status["previousTag"]
+
+    if step == "CheckPending":
+        result, message = outcome("CheckPending")
+        if result == "absent":
+            return Decision(status={}, create=[job("CheckPending", target, ["/bin/sh", "-c", CHECK_SCRIPT])])
+        if result == "running":
+            return Decision(status={})
+        if result == "failed":
+            return _fail(status, step, "the pending-upgrade check failed: " + (message or "Job failed"), now, rollback=False)
+        try:
+            report = json.loads(message or "")
+        except ValueError:
+            return _fail(status, step, "the pending-upgrade check reported no result", now, rollback=False)
+        refusal = check_refusal(report, bool(spec.get("allowMajor")))
+        if refusal:
+            return _fail(status, step, refusal, now, rollback=False)
+        return advance("PreUpgradeBackup", codeOnly=not report.get("pending", True))
+
+    if step == "PreUpgradeBackup":
+        backup = observed.backup
+        if backup is None:
+            return Decision(status={"backupName": backup_name(plan)}, create=[{
+                "apiVersion": "platform.moodle.dev/v1alpha1", "kind": "Backup",
+                # Not owned by the plan: a pre-upgrade backup outlives it.
+                "metadata": {"name": backup_name(plan), "namespace": namespace,
+                             "labels": {SITE_LABEL: spec["site"], "platform.moodle.dev/upgradeplan": plan}},
+                "spec": {"site": spec["site"], "destination": spec["backup"], "purpose": "pre-upgrade"},
+            }])
+        bphase = (backup.get("status") or {}).get("phase")
+        if bphase == "Failed":
+            return _fail(status, step, "the pre-upgrade backup failed; nothing was changed", now, rollback=False)
+        if bphase != "Succeeded":
+            return Decision(status={})
+        return advance("SwitchImage" if status.get("codeOnly") else "Maintenance", backupName=backup["metadata"]["name"])
+
+    if step == "Maintenance":
+        result, message = outcome("Maintenance")
+        patch = {"cron": {"enabled": False}, "maintenance": True}
+        if result == "absent":
+            return Decision(status={}, site_patch=patch, create=[job("Maintenance", previous, MAINTENANCE_ON)])
+        if result == "failed":
+            return _fail(status, step, "enabling maintenance mode failed: " + (message or "Job failed"), now,
+                         restore=False)
+        if result == "running":
+            return Decision(status={}, site_patch=patch)
+        return advance("SwitchImage")
+
+    if step == "SwitchImage":
+        wanted = "{}:{}".format(site_spec["image"].get("repository", "moodle-platform/moodle"), target)
+        if site_spec["image"]["tag"] != target:
+            return Decision(status={}, site_patch={"image": {"tag": target}})
+        if deployment_image(observed.web) != wanted:
+            return Decision(status={})
+        return advance("Verify" if status.get("codeOnly") else "UpgradeJob")
+
+    if step == "UpgradeJob":
+        result, message = outcome("UpgradeJob")
+        if result == "absent":
+            return Decision(status={}, create=[job("UpgradeJob", target, UPGRADE)])
+        if result == "running":
+            return Decision(status={})
+        if result == "failed":
+            return _fail(status, step, "upgrade.php failed: " + (message or "the upgrade Job failed"), now)
+        return advance("Verify")
+
+    if step == "Verify":
+        result, message = outcome("Verify")
+        patch = {"cron": {"enabled": True}, "maintenance": False}
+        if result == "absent":
+            return Decision(status={}, site_patch=patch, create=[job("Verify", target, VERIFY)])
+        if result == "failed":
+            return _fail(status, step, "verification failed: " + (message or "the verify Job failed"), now)
+        if result == "running" or not deployment_available(observed.web):
+            return Decision(status={}, site_patch=patch)
+        new = {"phase": "Succeeded", "step": "Done", "history": _history(status, step, "ok", now),
+               "conditions": merge_conditions(status.get("conditions"), [
+                   condition("Progressing", False, "Done", ""),
+                   condition("Succeeded", True, "Upgraded", f"{spec['site']} runs {target}"),
+                   condition("Failed", False, "Upgraded", "")], now)}
+        return Decision(status=new, event=f"upgrade to {target} done")
+
+    if step == "Restore":
+        result, message = outcome("Restore")
+        if result == "absent":
+            backup = observed.backup or {}
+            return Decision(status={}, site_patch={"image": {"tag": previous}, "cron": {"enabled": False},
+                                                   "maintenance": True},
+                            create=[job("Restore", previous, restore_command(backup.get("status") or {}))])
+        if result == "running":
+            return Decision(status={})
+        return _finish_rollback(status, now, restored=result == "succeeded", message=message)
+
+    if step == "RestoreImage":
+        return _finish_rollback(status, now, restored=None, message=None)
+
+    return _fail(status, step, f"unknown step {step!r}", now, rollback=False)
+
+
+def _fail(status: dict, step: str, message: str, now: str, *, rollback: bool = True, restore: bool = True) -> Decision:
+    """Record the failed step; roll back when something was already changed."""
+    base = {"failedStep": step, "history": _history(status, step, "failed: " + message, now)}
+    if not rollback:
+        base.update({"phase": "Failed", "step": step, "conditions": merge_conditions(status.get("conditions"), [
+            condition("Failed", True, f"{step}Failed", f"step {step} failed: {message}"),
+            condition("Progressing", False, "Stopped", "")], now)})
+        return Decision(status=base, event=f"step {step} failed: {message}")
+    base.update({"phase": "RollingBack", "step": "Restore" if restore else "RestoreImage",
+                 "failureMessage": message,
+                 "conditions": merge_conditions(status.get("conditions"), [
+                     condition("Progressing", True, "RollingBack", f"step {step} failed: {message}")], now)})
+    return Decision(status=base, event=f"step {step} failed: {message}; rolling back")
+
+
+def _finish_rollback(status: dict, now: str, *, restored: bool | None, message: str | None) -> Decision:
+    failed = status.get("failedStep", "?")
+    why = status.get("failureMessage", "")
+    previous = status.get("previousTag")
+    if restored is False:
+        text = (f"step {failed} failed ({why}); restoring backup {status.get('backupName')} ALSO failed "
+                f"({message or 'Job failed'}): the site stays in maintenance on {previous}, act by hand")
+    elif restored:
+        text = f"step {failed} failed ({why}); restored backup {status.get('backupName')} and image {previous}"
+    else:
+        text = f"step {failed} failed ({why}); database untouched, back on image {previous}"
+    patch = {"image": {"tag": previous}}
+    if restored is not False:
+        patch.update({"cron": {"enabled": True}, "maintenance": False})
+    new = {"phase": "Failed", "step": status.get("step"),
+           "history": _history(status, status.get("step"), "ok" if restored is not False else "failed", now),
+           "conditions": merge_conditions(status.get("conditions"), [
+               condition("Failed", True, f"{failed}Failed", text),
+               condition("Progressing", False, "RolledBack", "")], now)}
+    return Decision(status=new, site_patch=patch, event=text)
