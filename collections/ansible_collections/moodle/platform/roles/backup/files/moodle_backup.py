@@ -1,0 +1,794 @@
+#!/usr/bin/env python3
+# Copyright: moodle.platform contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""moodle-backup: the backup engine of moodle.platform on a Docker host (Compose stacks).
+
+Installed by the ``moodle.platform.backup`` role as ``/usr/local/lib/moodle-platform/moodle_backup.py``
+next to ``backup_manifest.py`` (a copy of the collection's ``_backup_manifest.py``); run by the
+playbooks and by the systemd timer.  One JSON config file per site (rendered by the role).
+
+* database: ``mariadb-dump --single-transaction`` inside the ``db`` container, streamed through this
+  process (sha256 + per-table row counts) into ``restic backup --stdin`` (restic compresses + dedups);
+* moodledata: ``restic backup`` of the volume, Moodle's rebuildable caches excluded;
+* manifest (docs/backup-manifest.md) written last, as its own snapshot;
+* a Prometheus textfile status after every run.
+
+Secrets: the restic password is a file (RESTIC_PASSWORD_FILE); S3 keys come from an env file read
+here and passed only in restic's environment; the DB password is read from the secret file inside
+the db container.  None of them is ever on a command line or printed.
+
+Why the docker CLI and not the Docker SDK: dumps and restores are multi-GB byte streams, which
+``docker exec -i`` pipes with back-pressure; the Debian host needs no extra Python packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+for _candidate in (_HERE, _HERE.parents[2] / "plugins" / "module_utils"):
+    if (_candidate / "backup_manifest.py").exists() or (_candidate / "_backup_manifest.py").exists():
+        sys.path.insert(0, str(_candidate))
+        break
+try:
+    import backup_manifest as bm  # installed copy
+except ImportError:  # running from the collection tree (tests)
+    import _backup_manifest as bm
+
+CHUNK = 1 << 20
+INSERT_RE = re.compile(rb"^INSERT INTO `([^`]+)` VALUES ?")
+SQL_STRING_RE = re.compile(rb"'(?:[^'\\]|\\.)*'", re.DOTALL)
+
+
+class EngineError(Exception):
+    """A failure with a message an operator can act on."""
+
+
+def log(message):
+    print(f"[moodle-backup {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+DEFAULTS = {
+    "platform": "compose",
+    "web_service": "web",
+    "db_service": "db",
+    "cron_service": "cron",
+    "moodle_dirroot": "/var/www/moodle",
+    "db_name": "moodle",
+    "db_prefix": "mdl_",
+    "db_admin_user": "root",
+    "db_admin_password_file": "/run/secrets/db_root_password",
+    "excludes": list(bm.MOODLEDATA_EXCLUDES),
+    "sample_size": 50,
+    "retention": {"daily": 7, "weekly": 4, "monthly": 12},
+    "textfile_dir": "/var/lib/prometheus/node-exporter",
+    "env_file": "",
+    "restic": "restic",
+}
+REQUIRED_KEYS = ("project", "repository", "password_file", "state_dir", "moodledata_volume")
+
+
+def load_config(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError as exc:
+        raise EngineError(f"config file {path} does not exist (run the moodle.platform.backup role first)") from exc
+    except ValueError as exc:
+        raise EngineError(f"config file {path} is not valid JSON: {exc}") from exc
+    missing = [key for key in REQUIRED_KEYS if not data.get(key)]
+    if missing:
+        raise EngineError(f"config file {path} lacks {', '.join(missing)}")
+    config = dict(DEFAULTS)
+    config.update(data)
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# restic
+class Restic:
+    def __init__(self, config):
+        self.config = config
+        self.env = dict(os.environ)
+        for key in list(self.env):
+            if key.startswith(("RESTIC_", "AWS_")):
+                del self.env[key]
+        self.env["RESTIC_REPOSITORY"] = config["repository"]
+        self.env["RESTIC_PASSWORD_FILE"] = config["password_file"]
+        self.env["RESTIC_CACHE_DIR"] = str(Path(config["state_dir"]) / "restic-cache")
+        if config.get("env_file"):
+            self.env.update(read_env_file(config["env_file"]))
+        if not Path(config["password_file"]).is_file():
+            raise EngineError(f"restic password file {config['password_file']} does not exist")
+
+    def cmd(self, *args):
+        return [self.config["restic"], "--no-lock", *args] if args and args[0] in ("snapshots", "ls", "dump", "cat") \
+            else [self.config["restic"], *args]
+
+    def run(self, *args, stdin=None, check=True, cwd=None):
+        proc = subprocess.run(self.cmd(*args), env=self.env, input=stdin, capture_output=True, cwd=cwd, check=False)
+        if check and proc.returncode != 0:
+            raise EngineError(f"restic {args[0]} failed (exit {proc.returncode}): {_tail(proc.stderr)}")
+        return proc
+
+    def json(self, *args):
+        out = self.run(*args, "--json").stdout
+        return json.loads(out or b"null")
+
+    def popen(self, *args, **kwargs):
+        return subprocess.Popen(self.cmd(*args), env=self.env, **kwargs)
+
+    def ensure_repository(self):
+        probe = self.run("cat", "config", check=False)
+        if probe.returncode == 0:
+            return False
+        err = probe.stderr.decode(errors="replace")
+        if "wrong password" in err or "no key found" in err:
+            raise EngineError("the restic repository exists but the password file does not open it")
+        if "Is there a repository at the following location" not in err and "does not exist" not in err \
+                and "unable to open config file" not in err:
+            raise EngineError(f"cannot reach the restic repository: {_tail(probe.stderr)}")
+        log(f"initialising restic repository {redact(self.config['repository'])}")
+        self.run("init", "--repository-version", "2")
+        return True
+
+    def snapshots(self, *tags):
+        args = ["snapshots", "--host", self.config["project"]]
+        if tags:
+            args += ["--tag", ",".join(tags)]
+        return self.json(*args) or []
+
+    def dump(self, snapshot, path):
+        return self.popen("dump", snapshot, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def read_env_file(path):
+    values = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EngineError(f"cannot read the environment file {path}: {exc.strerror}") from exc
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def redact(url):
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
+def _tail(data, lines=6):
+    text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(no output)"
+
+
+# ---------------------------------------------------------------------------------------------
+# docker
+def docker(*args, check=True, stdin=None):
+    proc = subprocess.run(["docker", *args], input=stdin, capture_output=True, check=False)
+    if check and proc.returncode != 0:
+        raise EngineError(f"docker {args[0]} failed (exit {proc.returncode}): {_tail(proc.stderr)}")
+    return proc
+
+
+def find_container(project, service, running=True):
+    args = ["ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+            "--filter", f"label=com.docker.compose.service={service}"]
+    if not running:
+        args.insert(1, "-a")
+    ids = docker(*args).stdout.decode().split()
+    if not ids:
+        raise EngineError(f"no {'running ' if running else ''}'{service}' container in Compose project '{project}'")
+    return ids[0]
+
+
+def volume_mountpoint(name):
+    proc = docker("volume", "inspect", "--format", "{{.Mountpoint}}", name, check=False)
+    if proc.returncode != 0:
+        raise EngineError(f"Docker volume {name} does not exist")
+    path = proc.stdout.decode().strip()
+    if not Path(path).is_dir():
+        raise EngineError(f"mountpoint {path} of volume {name} is not reachable from this host (rootless Docker?)")
+    return path
+
+
+def db_exec_argv(config, container, *command, interactive=False):
+    # The password goes from the secret file inside the container into MYSQL_PWD of the client only:
+    # not on any command line, not in `docker inspect`.
+    script = 'MYSQL_PWD="$(cat "$0")"; export MYSQL_PWD; exec "$@"'
+    argv = ["docker", "exec"]
+    if interactive:
+        argv.append("-i")
+    return [*argv, container, "sh", "-c", script, config["db_admin_password_file"], *command]
+
+
+def db_query(config, container, sql, database=None):
+    argv = db_exec_argv(config, container, "mariadb", f"--user={config['db_admin_user']}", "--batch",
+                        "--skip-column-names", *([database] if database else []), "-e", sql)
+    proc = subprocess.run(argv, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise EngineError(f"query in the database container failed: {_tail(proc.stderr)}")
+    return [line.split("\t") for line in proc.stdout.decode().splitlines()]
+
+
+def _ident(name):
+    """A table/database name from a manifest, safe to put between backticks."""
+    if not re.match(r"^[A-Za-z0-9_]+$", str(name)):
+        raise EngineError(f"unexpected SQL identifier {name!r} in the manifest")
+    return name
+
+
+def web_file(container, path):
+    proc = docker("exec", container, "cat", path, check=False)
+    if proc.returncode != 0:
+        raise EngineError(f"cannot read {path} in the web container: {_tail(proc.stderr)}")
+    return proc.stdout.decode(errors="replace")
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+@contextlib.contextmanager
+def run_lock(state_dir):
+    Path(state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(Path(state_dir) / "lock", "w", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise EngineError("another moodle-backup run holds the lock for this site") from exc
+        yield
+
+
+def write_atomic(path, text, mode=0o644):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+class DumpScanner:
+    """sha256, size and per-table row counts of a mariadb-dump stream, as it passes through.
+
+    mariadb-dump escapes newlines inside strings, so lines are safe boundaries; an INSERT may span
+    many lines (MariaDB 10.11 writes one row per line).  Outside string literals a dump row is
+    ``(v, v, ...)`` with no nested parentheses, so each ``(`` starts one row.
+    """
+
+    def __init__(self):
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.rows = {}
+        self._rest = b""
+        self._table = None
+
+    def feed(self, block):
+        self.sha.update(block)
+        self.size += len(block)
+        data = self._rest + block
+        lines = data.split(b"\n")
+        self._rest = lines.pop()
+        for line in lines:
+            self._line(line)
+
+    def close(self):
+        if self._rest:
+            self._line(self._rest)
+            self._rest = b""
+
+    def _line(self, line):
+        if self._table is None:
+            if line.startswith(b"CREATE TABLE `"):
+                self.rows.setdefault(line[14:line.index(b"`", 14)].decode(), 0)
+                return
+            match = INSERT_RE.match(line)
+            if not match:
+                return
+            self._table = match.group(1).decode()
+            line = line[match.end():]
+        body = SQL_STRING_RE.sub(b"''", line)
+        self.rows[self._table] = self.rows.get(self._table, 0) + body.count(b"(")
+        if body.rstrip().endswith(b";"):
+            self._table = None
+
+
+def pipe_through(source, sink, scanner):
+    while True:
+        block = source.read(CHUNK)
+        if not block:
+            break
+        scanner.feed(block)
+        sink.write(block)
+    scanner.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# backup
+def cmd_backup(config, args):
+    restic = Restic(config)
+    project = config["project"]
+    with run_lock(config["state_dir"]):
+        started = bm.utcnow()
+        try:
+            manifest, added = _backup(config, restic, started, args)
+        except Exception:
+            _write_status(config, success=False)
+            raise
+        _write_status(config, success=True, manifest=manifest, added=added)
+        if args.forget:
+            _forget(config, restic, dry_run=False)
+    log(f"backup {manifest['backup_id']} of {project} complete in {manifest['duration_seconds']}s")
+    return manifest
+
+
+def _backup(config, restic, started, args):
+    project = config["project"]
+    compose_project = config.get("compose_project", project)
+    backup_id = bm.new_backup_id(started, project)
+    when = started.strftime("%Y-%m-%d %H:%M:%S")
+    base_tags = [bm.TAG_PLATFORM, f"backup:{backup_id}"]
+    restic.ensure_repository()
+
+    web = find_container(compose_project, config["web_service"])
+    db = find_container(compose_project, config["db_service"])
+    mountpoint = volume_mountpoint(config["moodledata_volume"])
+    moodle = bm.parse_version_php(web_file(web, f"{config['moodle_dirroot']}/version.php"))
+    image_ref, image_id = docker("inspect", "--format", "{{.Config.Image}} {{.Image}}", web).stdout.decode().split()
+    config_php = web_file(web, f"{config['moodle_dirroot']}/config.php")
+    server_version = db_query(config, db, "SELECT VERSION()")[0][0]
+    log(f"backup {backup_id}: Moodle {moodle['release']} ({moodle['version']}), image {image_ref}")
+
+    # 1. database: mariadb-dump -> (sha256, row counts) -> restic --stdin
+    log("dumping the database (mariadb-dump --single-transaction) into restic")
+    dump_argv = db_exec_argv(config, db, "mariadb-dump", f"--user={config['db_admin_user']}", "--single-transaction",
+                             "--quick", "--routines", "--triggers", "--events", "--hex-blob",
+                             "--default-character-set=utf8mb4", "--skip-dump-date", config["db_name"])
+    # restic's and mariadb-dump's own output go to files: a full pipe must never stall the stream.
+    store_log = tempfile.TemporaryFile()
+    dump_log = tempfile.TemporaryFile()
+    dump = subprocess.Popen(dump_argv, stdout=subprocess.PIPE, stderr=dump_log)
+    store = restic.popen("backup", "--quiet", "--host", project, "--time", when, "--stdin", "--stdin-filename",
+                         bm.DB_DUMP_FILENAME, "--tag", ",".join([*base_tags, bm.KIND_TAGS["database"]]),
+                         stdin=subprocess.PIPE, stdout=store_log, stderr=store_log)
+    scanner = DumpScanner()
+    try:
+        pipe_through(dump.stdout, store.stdin, scanner)
+    finally:
+        store.stdin.close()
+    dump_rc = dump.wait()
+    store.wait()
+    dump_log.seek(0)
+    store_log.seek(0)
+    dump_err, store_err = dump_log.read(), store_log.read()
+    if dump_rc != 0 or store.returncode != 0:
+        _forget_ids(restic, _snapshot_ids(restic, backup_id))
+        raise EngineError(f"database dump failed (mariadb-dump exit {dump_rc}: {_tail(dump_err)}; "
+                          f"restic exit {store.returncode}: {_tail(store_err)}); nothing was recorded")
+    if scanner.size == 0 or not scanner.rows:
+        _forget_ids(restic, _snapshot_ids(restic, backup_id))
+        raise EngineError("the database dump is empty; is Moodle installed?")
+    prefix = config["db_prefix"]
+    tables = {name: count for name, count in sorted(scanner.rows.items()) if name.startswith(prefix)}
+    log(f"database: {scanner.size} bytes, {len(tables)} tables, sha256 {scanner.sha.hexdigest()[:16]}")
+
+    # 2. moodledata
+    log(f"backing up moodledata ({mountpoint}) with restic")
+    excludes = []
+    for name in config["excludes"]:
+        excludes += ["--exclude", f"{mountpoint}/{name}"]
+    files = restic.run("backup", "--json", "--host", project, "--time", when, "--tag",
+                       ",".join([*base_tags, bm.KIND_TAGS["moodledata"]]), *excludes, ".", cwd=mountpoint)
+    summary = [json.loads(line) for line in files.stdout.decode().splitlines() if '"summary"' in line][-1]
+
+    snaps = restic.snapshots(f"backup:{backup_id}")
+    db_snap = _kind_snapshot(snaps, "database")
+    files_snap = _kind_snapshot(snaps, "moodledata")
+    sample = _sample(restic, files_snap, mountpoint, config["sample_size"])
+    completed = bm.utcnow()
+    wwwroot = re.search(r"""\$CFG->wwwroot\s*=\s*(.+?);""", config_php)
+    manifest = bm.build_manifest(
+        backup_id=backup_id, project=project, platform=config["platform"], started=started, completed=completed,
+        host=os.uname().nodename, tool={"name": "moodle-backup", "restic": _restic_version(restic)},
+        moodle=moodle,
+        image={"reference": image_ref, "id": image_id},
+        database={"engine": "mariadb", "server_version": server_version, "name": config["db_name"],
+                  "prefix": prefix, "dump_file": bm.DB_DUMP_FILENAME, "sha256": scanner.sha.hexdigest(),
+                  "size_bytes": scanner.size, "snapshot_id": db_snap, "table_count": len(tables), "tables": tables},
+        moodledata={"snapshot_id": files_snap, "file_count": int(summary.get("total_files_processed", 0)),
+                    "size_bytes": int(summary.get("total_bytes_processed", 0)),
+                    "added_bytes": int(summary.get("data_added", 0)), "excludes": list(config["excludes"]),
+                    "sample": sample},
+        config={"wwwroot_expression": wwwroot.group(1).strip() if wwwroot else "", "dbprefix": prefix,
+                "config_php_sha256": hashlib.sha256(config_php.encode()).hexdigest()},
+    )
+    # 3. the manifest, last: a backup without one does not exist
+    restic.run("backup", "--host", project, "--time", when, "--stdin", "--stdin-filename", bm.MANIFEST_FILENAME,
+               "--tag", ",".join([*base_tags, bm.KIND_TAGS["manifest"]]), stdin=bm.dumps(manifest).encode())
+    write_atomic(Path(config["state_dir"]) / "manifests" / f"{backup_id}.json", bm.dumps(manifest), 0o600)
+    return manifest, int(summary.get("data_added", 0))
+
+
+def _kind_snapshot(snaps, kind):
+    for snap in snaps:
+        if bm.KIND_TAGS[kind] in snap.get("tags", []):
+            return snap["id"]
+    raise EngineError(f"restic did not record the {kind} snapshot")
+
+
+def _snapshot_ids(restic, backup_id):
+    return [s["id"] for s in restic.snapshots(f"backup:{backup_id}")]
+
+
+def _forget_ids(restic, ids):
+    if ids:
+        restic.run("forget", *ids, check=False)
+
+
+def _restic_version(restic):
+    out = restic.run("version").stdout.decode().split()
+    return out[1] if len(out) > 1 else "unknown"
+
+
+def _sample(restic, snapshot, mountpoint, count):
+    listing = restic.run("ls", "--json", snapshot).stdout.decode().splitlines()
+    files = []
+    for line in listing:
+        node = json.loads(line)
+        if node.get("struct_type") == "node" and node.get("type") == "file" and node["path"].startswith("/filedir/"):
+            files.append((node["path"].lstrip("/"), int(node.get("size", 0))))
+    files.sort()
+    if not files or count <= 0:
+        return []
+    step = max(1, len(files) // count)
+    sample = []
+    for rel, size in files[::step][:count]:
+        path = Path(mountpoint) / rel
+        if path.is_file():  # filedir is content-addressed: a file that still exists is unchanged
+            sample.append({"path": rel, "sha256": bm.sha256_file(path), "size_bytes": size})
+    return sample
+
+
+def _write_status(config, success, manifest=None, added=0):
+    path = Path(config["textfile_dir"]) / f"moodle_backup_{config['project']}.prom"
+    previous = bm.parse_textfile(path.read_text(encoding="utf-8")) if path.exists() else {}
+    text = bm.render_backup_textfile(config["project"], last_run=int(time.time()), success=success,
+                                     previous=previous, manifest=manifest, added_bytes=added)
+    try:
+        write_atomic(path, text, 0o644)
+    except OSError as exc:
+        log(f"could not write the status file {path}: {exc}")
+
+
+# ---------------------------------------------------------------------------------------------
+# listing, showing, verifying
+def _manifest_snapshots(restic):
+    return sorted(restic.snapshots(bm.TAG_PLATFORM, bm.KIND_TAGS["manifest"]), key=lambda s: s["time"])
+
+
+def _backup_id_of(snapshot):
+    for tag in snapshot.get("tags", []):
+        if tag.startswith("backup:"):
+            return tag[len("backup:"):]
+    return None
+
+
+def load_manifest(restic, backup_id):
+    """(manifest, all snapshots) for ``backup_id`` or 'latest'; EngineError when there is no such backup."""
+    manifests = _manifest_snapshots(restic)
+    if backup_id in (None, "", "latest"):
+        if not manifests:
+            raise EngineError("the repository holds no complete backup of this site")
+        chosen = manifests[-1]
+    else:
+        if not bm.valid_backup_id(backup_id):
+            raise EngineError(f"'{backup_id}' is not a backup id (like 20261124T020000Z-moodle) or 'latest'")
+        found = [s for s in manifests if _backup_id_of(s) == backup_id]
+        if not found:
+            raise EngineError(f"backup {backup_id} does not exist in the repository (or has no manifest: incomplete)")
+        chosen = found[-1]
+    proc = restic.run("dump", chosen["id"], "/" + bm.MANIFEST_FILENAME)
+    return bm.loads(proc.stdout.decode())
+
+
+def cmd_list(config, args):
+    restic = Restic(config)
+    result = []
+    for snap in _manifest_snapshots(restic):
+        result.append({"backup_id": _backup_id_of(snap), "time": snap["time"], "manifest_snapshot": snap["id"]})
+    return {"backups": result}
+
+
+def cmd_show(config, args):
+    return load_manifest(Restic(config), args.backup_id)
+
+
+def _stream_sha(restic, snapshot, path):
+    errlog = tempfile.TemporaryFile()
+    proc = restic.popen("dump", snapshot, path, stdout=subprocess.PIPE, stderr=errlog)
+    digest = hashlib.sha256()
+    for block in iter(lambda: proc.stdout.read(CHUNK), b""):
+        digest.update(block)
+    rc = proc.wait()
+    errlog.seek(0)
+    err = errlog.read()
+    if rc != 0:
+        return None, f"restic could not read {path} of snapshot {snapshot[:8]}: {_tail(err)}"
+    return digest.hexdigest(), None
+
+
+def verify(config, restic, backup_id, target=None, force=False):
+    """(manifest or None, problems as dicts): everything that makes a backup unusable, read-only."""
+    try:
+        manifest = load_manifest(restic, backup_id)
+    except (EngineError, bm.ManifestError) as exc:
+        return None, [{"code": "incomplete" if "does not exist" in str(exc) or "no complete" in str(exc)
+                       else "malformed", "message": str(exc), "forceable": False}]
+    problems = bm.validate_manifest(manifest)
+    if problems:
+        return manifest, [p.as_dict() for p in problems]
+    available = [s["id"] for s in restic.snapshots()]
+    problems = bm.check_restorable(manifest, target=target, available_snapshots=available,
+                                   allow_other_major=force)
+    if not problems:
+        log(f"verifying the database dump of {manifest['backup_id']} against its checksum")
+        sha, err = _stream_sha(restic, manifest["database"]["snapshot_id"], "/" + bm.DB_DUMP_FILENAME)
+        if err:
+            problems.append(bm.Problem("incomplete", f"backup {manifest['backup_id']}: {err}"))
+        else:
+            problems = bm.check_restorable(manifest, dump_sha256=sha)
+    return manifest, [p.as_dict() for p in problems]
+
+
+def cmd_verify(config, args):
+    restic = Restic(config)
+    target = None
+    if args.target_version_php:
+        target = bm.parse_version_php(Path(args.target_version_php).read_text(encoding="utf-8"))
+    elif args.target_container:
+        target = bm.parse_version_php(web_file(args.target_container, f"{config['moodle_dirroot']}/version.php"))
+    manifest, problems = verify(config, restic, args.backup_id, target=target, force=args.force)
+    if args.read_data and not problems:
+        proc = restic.run("check", "--read-data", check=False)
+        if proc.returncode != 0:
+            problems.append({"code": "repository", "message": f"restic check --read-data failed: {_tail(proc.stderr)}",
+                             "forceable": False})
+    return {"backup_id": manifest["backup_id"] if manifest else args.backup_id, "ok": not problems,
+            "problems": problems, "manifest": manifest}
+
+
+# ---------------------------------------------------------------------------------------------
+# restore (the playbooks put the site into maintenance and stop web/cron around these)
+def cmd_restore_db(config, args):
+    restic = Restic(config)
+    manifest, problems = verify(config, restic, args.backup_id, force=True)
+    if problems:
+        raise EngineError("refusing to restore: " + "; ".join(p["message"] for p in problems))
+    container = args.db_container or find_container(config.get("compose_project", config["project"]),
+                                                    config["db_service"])
+    name = manifest["database"]["name"]
+    if not re.match(r"^[A-Za-z0-9_]+$", name):
+        raise EngineError(f"unexpected database name {name!r} in the manifest")
+    log(f"restoring database {name} from {manifest['backup_id']} into container {container[:12]}")
+    db_query(config, container, f"DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` "
+             "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    src_log, sink_log = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    source = restic.popen("dump", manifest["database"]["snapshot_id"], "/" + bm.DB_DUMP_FILENAME,
+                          stdout=subprocess.PIPE, stderr=src_log)
+    sink = subprocess.Popen(db_exec_argv(config, container, "mariadb", f"--user={config['db_admin_user']}",
+                                         "--default-character-set=utf8mb4", name, interactive=True),
+                            stdin=subprocess.PIPE, stdout=sink_log, stderr=sink_log)
+    scanner = DumpScanner()
+    try:
+        pipe_through(source.stdout, sink.stdin, scanner)
+    finally:
+        sink.stdin.close()
+    src_rc, sink_rc = source.wait(), sink.wait()
+    src_log.seek(0)
+    sink_log.seek(0)
+    src_err, sink_err = src_log.read(), sink_log.read()
+    if src_rc != 0 or sink_rc != 0:
+        raise EngineError(f"database restore failed: restic {_tail(src_err)}; mariadb {_tail(sink_err)}")
+    if scanner.sha.hexdigest() != manifest["database"]["sha256"]:
+        raise EngineError("the dump read during the restore does not match the manifest checksum")
+    return {"backup_id": manifest["backup_id"], "database": name, "bytes": scanner.size,
+            "tables": len(manifest["database"]["tables"])}
+
+
+def cmd_restore_files(config, args):
+    restic = Restic(config)
+    manifest, problems = verify(config, restic, args.backup_id, force=True)
+    if problems:
+        raise EngineError("refusing to restore: " + "; ".join(p["message"] for p in problems))
+    volume = args.volume or config["moodledata_volume"]
+    mountpoint = Path(volume_mountpoint(volume))
+    staging = mountpoint / ".moodle-platform-restore"
+    replaced = mountpoint / ".moodle-platform-replaced"
+    for leftover in (staging, replaced):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    log(f"restoring moodledata of {manifest['backup_id']} into volume {volume}")
+    restic.run("restore", manifest["moodledata"]["snapshot_id"], "--target", str(staging))
+    # Swap by renames on one filesystem: the old content is removed only after the new one is in place.
+    replaced.mkdir()
+    for entry in mountpoint.iterdir():
+        if entry not in (staging, replaced):
+            entry.rename(replaced / entry.name)
+    for entry in staging.iterdir():
+        entry.rename(mountpoint / entry.name)
+    staging.rmdir()
+    shutil.rmtree(replaced)
+    return {"backup_id": manifest["backup_id"], "volume": volume,
+            "file_count": manifest["moodledata"]["file_count"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# drill checks (the playbook creates and removes the throwaway project)
+def cmd_drill_check(config, args):
+    started = time.time()
+    restic = Restic(config)
+    checks = []
+
+    def check(name, ok, detail=""):
+        checks.append({"check": name, "ok": bool(ok), "detail": detail})
+
+    manifest, problems = verify(config, restic, args.backup_id, force=True)
+    check("backup verifies (manifest, snapshots, dump checksum)", not problems,
+          "; ".join(p["message"] for p in problems))
+    if manifest and not bm.validate_manifest(manifest):
+        try:
+            prefix = _ident(manifest["database"]["prefix"])
+            rows = db_query(config, args.db_container,  # identifiers checked by _ident()
+                            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+                            f"AND table_name LIKE '{prefix}%'", manifest["database"]["name"])  # noqa: S608
+            restored = sorted(r[0] for r in rows)
+            want = sorted(manifest["database"]["tables"])
+            check("table count equals the manifest", restored == want,
+                  f"restored {len(restored)}, manifest {len(want)}")
+            key = [t for t in args.key_tables if t in manifest["database"]["tables"]] or want[:20]
+            for table in key:
+                count = db_query(config, args.db_container, f"SELECT COUNT(*) FROM `{_ident(table)}`",  # noqa: S608
+                                 manifest["database"]["name"])[0][0]
+                check(f"row count of {table}", int(count) == manifest["database"]["tables"][table],
+                      f"restored {count}, manifest {manifest['database']['tables'][table]}")
+        except EngineError as exc:
+            check("database reachable", False, str(exc))
+        try:
+            mountpoint = Path(volume_mountpoint(args.volume))
+            bad = []
+            for entry in manifest["moodledata"]["sample"]:
+                path = mountpoint / entry["path"]
+                if not path.is_file() or bm.sha256_file(path) != entry["sha256"]:
+                    bad.append(entry["path"])
+            check("moodledata sample present with recorded hashes", not bad,
+                  f"{len(manifest['moodledata']['sample']) - len(bad)}/{len(manifest['moodledata']['sample'])} ok"
+                  + (f"; bad: {bad[:5]}" if bad else ""))
+        except EngineError as exc:
+            check("moodledata volume", False, str(exc))
+    if args.web_container:
+        probe = docker("exec", args.web_container, "php", "-r",
+                       '$c = @file_get_contents("http://127.0.0.1' + args.web_path + '"); '
+                       'echo isset($http_response_header[0]) ? $http_response_header[0] : "no response";',
+                       check=False)
+        status = probe.stdout.decode().strip()
+        check(f"web answers 200 on {args.web_path}", " 200" in status, status or _tail(probe.stderr))
+    failed = [c for c in checks if not c["ok"]]
+    finished = time.time()
+    report = {"backup_id": manifest["backup_id"] if manifest else args.backup_id, "project": config["project"],
+              "success": not failed, "checks": checks, "checks_failed": len(failed),
+              "finished": bm.isoformat(dt.datetime.fromtimestamp(finished, dt.UTC)),
+              "duration_seconds": round(finished - started + args.extra_seconds, 3)}
+    write_atomic(Path(config["state_dir"]) / "drills" / "last.json", json.dumps(report, indent=2) + "\n", 0o600)
+    textfile = Path(config["textfile_dir"]) / f"moodle_restore_drill_{config['project']}.prom"
+    try:
+        write_atomic(textfile, bm.render_drill_textfile(config["project"], success=not failed, finished=int(finished),
+                                                        duration=report["duration_seconds"],
+                                                        checks_failed=len(failed)))
+    except OSError as exc:
+        log(f"could not write {textfile}: {exc}")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# retention
+def _forget(config, restic, dry_run):
+    keep = config["retention"]
+    result = {}
+    for kind, tag in bm.KIND_TAGS.items():
+        args = ["forget", "--json", "--host", config["project"], "--group-by", "host", "--tag",
+                f"{bm.TAG_PLATFORM},{tag}", "--keep-daily", str(keep["daily"]), "--keep-weekly",
+                str(keep["weekly"]), "--keep-monthly", str(keep["monthly"])]
+        if dry_run:
+            args.append("--dry-run")
+        out = restic.run(*args).stdout.decode().strip()
+        groups = json.loads(out or "[]") or []
+        result[kind] = {"keep": sum(len(g.get("keep") or []) for g in groups),
+                        "remove": sum(len(g.get("remove") or []) for g in groups),
+                        "reasons": [r for g in groups for r in (g.get("reasons") or [])]}
+    if not dry_run:
+        log("pruning unreferenced data from the repository")
+        restic.run("prune")
+    return result
+
+
+def cmd_forget(config, args):
+    restic = Restic(config)
+    with run_lock(config["state_dir"]):
+        return _forget(config, restic, args.dry_run)
+
+
+def cmd_init(config, args):
+    return {"initialised": Restic(config).ensure_repository()}
+
+
+# ---------------------------------------------------------------------------------------------
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="moodle-backup", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="JSON config rendered by the moodle.platform.backup role")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create the restic repository if it does not exist")
+    p = sub.add_parser("backup", help="database + moodledata + manifest, then status file")
+    p.add_argument("--forget", action="store_true", help="apply retention (forget --prune) afterwards")
+    sub.add_parser("list", help="complete backups in the repository")
+    p = sub.add_parser("show", help="print a manifest")
+    p.add_argument("backup_id", nargs="?", default="latest")
+    p = sub.add_parser("verify", help="refuse-or-accept checks of a backup (read-only)")
+    p.add_argument("backup_id", nargs="?", default="latest")
+    p.add_argument("--target-container", help="web container whose version.php the backup must match")
+    p.add_argument("--target-version-php", help="a version.php file the backup must match")
+    p.add_argument("--force", action="store_true", help="accept a different Moodle major version")
+    p.add_argument("--read-data", action="store_true", help="also run restic check --read-data")
+    p = sub.add_parser("restore-db", help="replace the database with the backup's dump")
+    p.add_argument("backup_id")
+    p.add_argument("--db-container")
+    p = sub.add_parser("restore-files", help="replace moodledata with the backup's snapshot")
+    p.add_argument("backup_id")
+    p.add_argument("--volume")
+    p = sub.add_parser("drill-check", help="checks of a restored throwaway copy; JSON report + textfile metric")
+    p.add_argument("backup_id")
+    p.add_argument("--db-container", required=True)
+    p.add_argument("--volume", required=True)
+    p.add_argument("--web-container")
+    p.add_argument("--web-path", default="/login/index.php")
+    p.add_argument("--key-tables", nargs="*", default=["mdl_config", "mdl_user", "mdl_course", "mdl_files",
+                                                       "mdl_context", "mdl_course_modules"])
+    p.add_argument("--extra-seconds", type=float, default=0.0, help="time already spent restoring (for the metric)")
+    p = sub.add_parser("forget", help="apply retention (keep daily/weekly/monthly) and prune")
+    p.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    handlers = {"init": cmd_init, "backup": cmd_backup, "list": cmd_list, "show": cmd_show, "verify": cmd_verify,
+                "restore-db": cmd_restore_db, "restore-files": cmd_restore_files, "drill-check": cmd_drill_check,
+                "forget": cmd_forget}
+    try:
+        config = load_config(args.config)
+        result = handlers[args.command](config, args)
+    except (EngineError, bm.ManifestError) as exc:
+        print(json.dumps({"failed": True, "msg": str(exc)}))
+        log(f"ERROR: {exc}")
+        return 1
+    print(json.dumps(result, indent=2, sort_keys=True))
+    if isinstance(result, dict) and (result.get("ok") is False or result.get("success") is False):
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
