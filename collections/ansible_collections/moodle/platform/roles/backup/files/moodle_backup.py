@@ -656,9 +656,9 @@ def cmd_drill_check(config, args):
     if manifest and not bm.validate_manifest(manifest):
         try:
             prefix = _ident(manifest["database"]["prefix"])
-            rows = db_query(config, args.db_container,  # identifiers checked by _ident()
-                            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
-                            f"AND table_name LIKE '{prefix}%'", manifest["database"]["name"])  # noqa: S608
+            tables_sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "  # noqa: S608
+                          f"AND table_name LIKE '{prefix}%'")  # prefix checked by _ident()
+            rows = db_query(config, args.db_container, tables_sql, manifest["database"]["name"])
             restored = sorted(r[0] for r in rows)
             want = sorted(manifest["database"]["tables"])
             check("table count equals the manifest", restored == want,
