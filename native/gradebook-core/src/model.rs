@@ -1,0 +1,478 @@
+//! Course description: categories, grade items, and its validation.
+
+use crate::formula::Formula;
+use crate::json::{self, Json};
+use std::collections::HashMap;
+
+/// `GRADE_AGGREGATE_*` from `lib/grade/constants.php`.
+pub mod aggregation {
+    pub const MEAN: i32 = 0;
+    pub const MEDIAN: i32 = 2;
+    pub const MIN: i32 = 4;
+    pub const MAX: i32 = 6;
+    pub const MODE: i32 = 8;
+    pub const WEIGHTED_MEAN: i32 = 10;
+    pub const WEIGHTED_MEAN2: i32 = 11;
+    pub const EXTRACREDIT_MEAN: i32 = 12;
+    pub const SUM: i32 = 13;
+    pub const ALL: [i32; 9] = [MEAN, MEDIAN, MIN, MAX, MODE, WEIGHTED_MEAN, WEIGHTED_MEAN2, EXTRACREDIT_MEAN, SUM];
+}
+
+/// `GRADE_TYPE_*`.
+pub mod gradetype {
+    pub const NONE: i32 = 0;
+    pub const VALUE: i32 = 1;
+    pub const SCALE: i32 = 2;
+    pub const TEXT: i32 = 3;
+}
+
+/// Cell flags of the grade matrix (one byte per user and item).
+pub mod flag {
+    /// The cell has a grade (otherwise the grade is empty / NULL).
+    pub const HAS_VALUE: u8 = 1;
+    /// `grade_grades.excluded`: left out of its category's aggregation.
+    pub const EXCLUDED: u8 = 2;
+    /// `grade_grades.overridden` (or locked): the value is the final grade and is not recomputed.
+    pub const OVERRIDDEN: u8 = 4;
+    /// `grade_grades.hidden`: carried for the user report; does not change the regrade.
+    pub const HIDDEN: u8 = 8;
+    pub const ALL: u8 = HAS_VALUE | EXCLUDED | OVERRIDDEN | HIDDEN;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemType {
+    /// Activity item: the cell is the raw grade, the final grade is `adjust_raw_grade()`.
+    Mod,
+    /// Manual item: the cell is the final grade.
+    Manual,
+    /// Category total.
+    Category,
+    /// Course total.
+    Course,
+}
+
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: i64,
+    pub idnumber: String,
+    pub itemtype: ItemType,
+    pub gradetype: i32,
+    pub grademin: f64,
+    pub grademax: f64,
+    pub multfactor: f64,
+    pub plusfactor: f64,
+    pub aggregationcoef: f64,
+    pub aggregationcoef2: f64,
+    pub weightoverride: bool,
+    pub rawgrademin: f64,
+    pub rawgrademax: f64,
+    pub hidden: bool,
+    pub calculation: Option<String>,
+    /// Compiled calculation and the item indices its variables refer to.
+    pub formula: Option<(Formula, Vec<usize>)>,
+    /// Category that contains this item (for category items: the parent of their category).
+    pub parent: Option<usize>,
+    /// For category and course items: the category they total.
+    pub own_category: Option<usize>,
+}
+
+impl Item {
+    pub fn is_aggregate(&self) -> bool {
+        matches!(self.itemtype, ItemType::Category | ItemType::Course)
+    }
+    pub fn is_calculated(&self) -> bool {
+        self.formula.is_some()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Category {
+    pub id: i64,
+    pub parent: Option<usize>,
+    pub aggregation: i32,
+    pub aggregateonlygraded: bool,
+    pub droplow: i64,
+    pub keephigh: i64,
+    /// Index of this category's total item.
+    pub item: usize,
+    pub depth: usize,
+    /// Child items (grade items and child category totals) in sort order.
+    pub children: Vec<usize>,
+    /// Children that take part in aggregation (value and scale items).
+    pub deps: Vec<usize>,
+    pub can_apply_limit_rules: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Course {
+    pub items: Vec<Item>,
+    pub categories: Vec<Category>,
+    /// Items that are computed (category/course totals, calculated items) in dependency order.
+    pub order: Vec<usize>,
+}
+
+fn num(v: &Json, key: &str, default: Option<f64>, ctx: &str) -> Result<f64, String> {
+    match v.get(key) {
+        Some(Json::Num(n)) => {
+            if n.is_finite() {
+                Ok(*n)
+            } else {
+                Err(format!("{ctx}: '{key}' must be a finite number"))
+            }
+        }
+        Some(Json::Bool(b)) => Ok(f64::from(u8::from(*b))),
+        None | Some(Json::Null) => default.ok_or_else(|| format!("{ctx}: '{key}' is required")),
+        Some(_) => Err(format!("{ctx}: '{key}' must be a number")),
+    }
+}
+
+fn int(v: &Json, key: &str, default: Option<i64>, ctx: &str) -> Result<i64, String> {
+    let n = num(v, key, default.map(|d| d as f64), ctx)?;
+    if n.fract() != 0.0 || n.abs() > 9.0e15 {
+        return Err(format!("{ctx}: '{key}' must be an integer"));
+    }
+    Ok(n as i64)
+}
+
+fn boolean(v: &Json, key: &str, ctx: &str) -> Result<bool, String> {
+    match v.get(key) {
+        None | Some(Json::Null) => Ok(false),
+        Some(Json::Bool(b)) => Ok(*b),
+        Some(Json::Num(n)) => Ok(*n != 0.0),
+        Some(_) => Err(format!("{ctx}: '{key}' must be a boolean")),
+    }
+}
+
+fn string(v: &Json, key: &str, ctx: &str) -> Result<Option<String>, String> {
+    match v.get(key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Str(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("{ctx}: '{key}' must be a string")),
+    }
+}
+
+impl Course {
+    /// Build a course from its JSON description (see docs/native.md for the format).
+    pub fn from_json(text: &str) -> Result<Course, String> {
+        let root = json::parse(text)?;
+        let Some(Json::Arr(cats)) = root.get("categories") else {
+            return Err("course: 'categories' must be a list".into());
+        };
+        let Some(Json::Arr(items)) = root.get("items") else {
+            return Err("course: 'items' must be a list".into());
+        };
+        let mut categories = Vec::with_capacity(cats.len());
+        let mut parents: Vec<Option<i64>> = Vec::new();
+        let mut cat_index: HashMap<i64, usize> = HashMap::new();
+        for (i, c) in cats.iter().enumerate() {
+            let ctx = format!("categories[{i}]");
+            let id = int(c, "id", None, &ctx)?;
+            if cat_index.insert(id, i).is_some() {
+                return Err(format!("{ctx}: duplicate category id {id}"));
+            }
+            let aggregation = int(c, "aggregation", Some(13), &ctx)? as i32;
+            if !aggregation::ALL.contains(&aggregation) {
+                return Err(format!("{ctx}: unknown aggregation method {aggregation}"));
+            }
+            let droplow = int(c, "droplow", Some(0), &ctx)?;
+            let keephigh = int(c, "keephigh", Some(0), &ctx)?;
+            if droplow < 0 || keephigh < 0 {
+                return Err(format!("{ctx}: droplow and keephigh must not be negative"));
+            }
+            parents.push(match c.get("parent") {
+                None | Some(Json::Null) => None,
+                Some(_) => Some(int(c, "parent", None, &ctx)?),
+            });
+            categories.push(Category {
+                id,
+                parent: None,
+                aggregation,
+                aggregateonlygraded: boolean(c, "aggregateonlygraded", &ctx)?,
+                droplow,
+                keephigh,
+                item: usize::MAX,
+                depth: 0,
+                children: Vec::new(),
+                deps: Vec::new(),
+                can_apply_limit_rules: true,
+            });
+        }
+        for (i, p) in parents.iter().enumerate() {
+            if let Some(p) = p {
+                let pi = *cat_index
+                    .get(p)
+                    .ok_or_else(|| format!("categories[{i}]: parent {p} is not a category of this course"))?;
+                categories[i].parent = Some(pi);
+            }
+        }
+        let roots: Vec<usize> = (0..categories.len()).filter(|&i| categories[i].parent.is_none()).collect();
+        if roots.len() != 1 {
+            return Err(format!("course: expected exactly one course category (parent null), found {}", roots.len()));
+        }
+        // Depths, rejecting loops in the category tree.
+        for i in 0..categories.len() {
+            let mut d = 0;
+            let mut cur = categories[i].parent;
+            while let Some(p) = cur {
+                d += 1;
+                if d > categories.len() {
+                    return Err(format!("categories: parent loop through category {}", categories[i].id));
+                }
+                cur = categories[p].parent;
+            }
+            categories[i].depth = d;
+        }
+
+        let mut out_items: Vec<Item> = Vec::with_capacity(items.len());
+        let mut item_by_id: HashMap<i64, usize> = HashMap::new();
+        for (i, it) in items.iter().enumerate() {
+            let ctx = format!("items[{i}]");
+            let id = int(it, "id", None, &ctx)?;
+            if id <= 0 {
+                return Err(format!("{ctx}: id must be positive"));
+            }
+            if item_by_id.insert(id, i).is_some() {
+                return Err(format!("{ctx}: duplicate item id {id}"));
+            }
+            let itemtype = match string(it, "itemtype", &ctx)?.as_deref() {
+                Some("mod") | None => ItemType::Mod,
+                Some("manual") => ItemType::Manual,
+                Some("category") => ItemType::Category,
+                Some("course") => ItemType::Course,
+                Some(other) => return Err(format!("{ctx}: unknown itemtype '{other}'")),
+            };
+            let catid = int(it, "categoryid", None, &ctx)?;
+            let ci = *cat_index
+                .get(&catid)
+                .ok_or_else(|| format!("{ctx}: categoryid {catid} is not a category of this course"))?;
+            let gt = int(it, "gradetype", Some(1), &ctx)? as i32;
+            if !(0..=3).contains(&gt) {
+                return Err(format!("{ctx}: unknown gradetype {gt}"));
+            }
+            let grademin = num(it, "grademin", Some(0.0), &ctx)?;
+            let grademax = num(it, "grademax", Some(100.0), &ctx)?;
+            let (parent, own) = match itemtype {
+                ItemType::Category | ItemType::Course => {
+                    if categories[ci].item != usize::MAX {
+                        return Err(format!("{ctx}: category {catid} already has a total item"));
+                    }
+                    let is_root = categories[ci].parent.is_none();
+                    if is_root != (itemtype == ItemType::Course) {
+                        return Err(format!(
+                            "{ctx}: the course category's total must have itemtype 'course' and other totals 'category'"
+                        ));
+                    }
+                    if gt != gradetype::VALUE && gt != gradetype::SCALE {
+                        return Err(format!("{ctx}: a category total must be a value or scale item"));
+                    }
+                    categories[ci].item = i;
+                    (categories[ci].parent, Some(ci))
+                }
+                _ => (Some(ci), None),
+            };
+            out_items.push(Item {
+                id,
+                idnumber: string(it, "idnumber", &ctx)?.unwrap_or_default(),
+                itemtype,
+                gradetype: gt,
+                grademin,
+                grademax,
+                multfactor: num(it, "multfactor", Some(1.0), &ctx)?,
+                plusfactor: num(it, "plusfactor", Some(0.0), &ctx)?,
+                aggregationcoef: num(it, "aggregationcoef", Some(0.0), &ctx)?,
+                aggregationcoef2: num(it, "aggregationcoef2", Some(0.0), &ctx)?,
+                weightoverride: boolean(it, "weightoverride", &ctx)?,
+                rawgrademin: num(it, "rawgrademin", Some(grademin), &ctx)?,
+                rawgrademax: num(it, "rawgrademax", Some(grademax), &ctx)?,
+                hidden: boolean(it, "hidden", &ctx)?,
+                calculation: string(it, "calculation", &ctx)?.filter(|s| !s.trim().is_empty()),
+                formula: None,
+                parent,
+                own_category: own,
+            });
+        }
+        for c in &categories {
+            if c.item == usize::MAX {
+                return Err(format!("category {}: no total item (itemtype 'category'/'course')", c.id));
+            }
+        }
+        // Children in item order (sort order).
+        for (i, it) in out_items.iter().enumerate() {
+            if let Some(p) = it.parent {
+                categories[p].children.push(i);
+                if it.gradetype == gradetype::VALUE || it.gradetype == gradetype::SCALE {
+                    categories[p].deps.push(i);
+                }
+            }
+        }
+        // Formulas.
+        let idnumbers: HashMap<String, usize> = out_items
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| !it.idnumber.is_empty())
+            .map(|(i, it)| (it.idnumber.clone(), i))
+            .collect();
+        for (i, item) in out_items.iter_mut().enumerate() {
+            let Some(calc) = item.calculation.clone() else { continue };
+            let compiled = compile_formula(&calc, &idnumbers, &item_by_id)
+                .map_err(|e| format!("items[{i}] (id {}): calculation {calc:?}: {e}", item.id))?;
+            if item.itemtype == ItemType::Mod {
+                // Moodle only calculates manual items and totals; keep the model honest.
+                item.itemtype = ItemType::Manual;
+            }
+            item.formula = Some(compiled);
+        }
+        let mut course = Course { items: out_items, categories, order: Vec::new() };
+        course.order = course.dependency_order()?;
+        course.pre_regrade();
+        Ok(course)
+    }
+
+    /// What `grade_item::depends_on()` returns.
+    pub fn depends_on(&self, i: usize) -> &[usize] {
+        let it = &self.items[i];
+        if let Some((_, deps)) = &it.formula {
+            return deps;
+        }
+        match it.own_category {
+            Some(c) => &self.categories[c].deps,
+            None => &[],
+        }
+    }
+
+    fn needs_compute(&self, i: usize) -> bool {
+        let it = &self.items[i];
+        it.is_calculated() || it.is_aggregate()
+    }
+
+    /// Topological order like `grade_regrade_final_grades()`; a cycle is an error naming it.
+    fn dependency_order(&self) -> Result<Vec<usize>, String> {
+        let n = self.items.len();
+        let mut state = vec![0u8; n]; // 0 new, 1 on stack, 2 done
+        let mut order = Vec::new();
+        for start in 0..n {
+            if state[start] != 0 || !self.needs_compute(start) {
+                continue;
+            }
+            // Iterative DFS with an explicit path for the error message.
+            let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+            state[start] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                let deps = self.depends_on(node);
+                if *next < deps.len() {
+                    let d = deps[*next];
+                    *next += 1;
+                    if !self.needs_compute(d) {
+                        continue;
+                    }
+                    match state[d] {
+                        0 => {
+                            state[d] = 1;
+                            stack.push((d, 0));
+                        }
+                        1 => {
+                            let pos = stack.iter().position(|(x, _)| *x == d).unwrap_or(0);
+                            let mut names: Vec<String> =
+                                stack[pos..].iter().map(|(x, _)| self.describe(*x)).collect();
+                            names.push(self.describe(d));
+                            return Err(format!("circular dependency between grade items: {}", names.join(" -> ")));
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[node] = 2;
+                    order.push(node);
+                    stack.pop();
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    pub fn describe(&self, i: usize) -> String {
+        let it = &self.items[i];
+        if it.idnumber.is_empty() {
+            format!("item {}", it.id)
+        } else {
+            format!("item {} [[{}]]", it.id, it.idnumber)
+        }
+    }
+
+    /// `grade_category::pre_regrade_final_grades()` for every category, deepest first:
+    /// natural weights (`auto_update_weights`) then natural maxima (`auto_update_max`), each value
+    /// stored as the database would hold it.
+    fn pre_regrade(&mut self) {
+        let mut cats: Vec<usize> = (0..self.categories.len()).collect();
+        // krsort by depth; within one depth, the order of fetch_all (id order).
+        cats.sort_by(|&a, &b| {
+            self.categories[b]
+                .depth
+                .cmp(&self.categories[a].depth)
+                .then(self.categories[a].id.cmp(&self.categories[b].id))
+        });
+        for c in cats {
+            if self.categories[c].aggregation == aggregation::SUM {
+                crate::regrade::auto_update_weights(self, c);
+                self.categories[c].can_apply_limit_rules = crate::regrade::can_apply_limit_rules(self, c);
+                crate::regrade::auto_update_max(self, c);
+            }
+        }
+    }
+}
+
+fn compile_formula(
+    calc: &str,
+    idnumbers: &HashMap<String, usize>,
+    item_by_id: &HashMap<i64, usize>,
+) -> Result<(Formula, Vec<usize>), String> {
+    let calc = calc.trim();
+    let Some(body) = calc.strip_prefix('=') else {
+        return Err("a calculation must start with '='".into());
+    };
+    // normalize_formula(): [[idnumber]] -> ##giID## ; compute(): ##giID## -> giID.
+    let mut text = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(start) = rest.find("[[") {
+        text.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("]]").ok_or("unterminated [[idnumber]] reference")?;
+        let idn = &after[..end];
+        let target = idnumbers.get(idn).ok_or_else(|| format!("unknown idnumber [[{idn}]]"))?;
+        text.push_str(&format!("##gi{}##", *target as i64 + 1_000_000_000_000));
+        rest = &after[end + 2..];
+    }
+    text.push_str(rest);
+    // Index-based placeholders (offset so they can never collide with an item id) -> item index.
+    let mut deps: Vec<usize> = Vec::new();
+    let mut normal = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("##gi") {
+        normal.push_str(&rest[..start]);
+        let after = &rest[start + 4..];
+        let end = after.find("##").ok_or("unterminated ##giID## reference")?;
+        let n: i64 = after[..end].parse().map_err(|_| format!("bad reference ##gi{}##", &after[..end]))?;
+        let idx = if n >= 1_000_000_000_000 {
+            (n - 1_000_000_000_000) as usize
+        } else {
+            *item_by_id.get(&n).ok_or_else(|| format!("unknown grade item ##gi{n}##"))?
+        };
+        let slot = match deps.iter().position(|d| *d == idx) {
+            Some(p) => p,
+            None => {
+                deps.push(idx);
+                deps.len() - 1
+            }
+        };
+        normal.push_str(&format!("v{slot}v"));
+        rest = &after[end + 2..];
+    }
+    normal.push_str(rest);
+    let f = Formula::parse(&normal, &mut |name: &str| {
+        name.strip_prefix('v')
+            .and_then(|s| s.strip_suffix('v'))
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|s| *s < deps.len())
+            .ok_or_else(|| format!("unknown variable '{name}' (refer to items as [[idnumber]] or ##giID##)"))
+    })?;
+    Ok((f, deps))
+}

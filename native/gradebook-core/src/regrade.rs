@@ -1,0 +1,650 @@
+//! Whole-course regrade: `grade_regrade_final_grades()` with `grade_category::generate_grades()`
+//! / `aggregate_grades()` / `aggregate_values_and_adjust_bounds()` / `apply_limit_rules()` and
+//! `grade_item::compute()` / `adjust_raw_grade()` / `bounded_grade()` from Moodle 4.5.
+//!
+//! Site settings are Moodle's defaults: grades may not exceed the maximum (`unlimitedgrades`
+//! off), scales are included in aggregation, min/max come from the grade item
+//! (`grade_minmaxtouse` = 1), no gradebook calculation freeze, outcomes are not modelled.
+
+use crate::model::{aggregation as agg, flag, gradetype, Course, Item, ItemType};
+use crate::phpmath::{db_decimal5, php_int, php_round, php_string14};
+
+/// `grade_grade::standardise_score()`.
+#[inline]
+pub fn standardise_score(raw: f64, smin: f64, smax: f64, tmin: f64, tmax: f64) -> f64 {
+    if smax == smin || tmin == tmax {
+        return tmax;
+    }
+    let factor = (raw - smin) / (smax - smin);
+    let diff = tmax - tmin;
+    factor * diff + tmin
+}
+
+/// `bounded_number()`.
+#[inline]
+fn bounded_number(min: f64, v: f64, max: f64) -> f64 {
+    if v < min {
+        return min;
+    }
+    if v > max {
+        return max;
+    }
+    v
+}
+
+/// `grade_item::bounded_grade()` with the item's (possibly per-user adjusted) range.
+#[inline]
+fn bounded_grade(gradetype_: i32, grademin: f64, grademax: f64, v: f64) -> f64 {
+    if gradetype_ == gradetype::SCALE {
+        // "1.5 is rounded to 2": (int)bounded_number(min, round(v + 0.00001), max)
+        return php_int(bounded_number(grademin, php_round(v + 0.00001, 0), grademax)) as f64;
+    }
+    bounded_number(grademin, v, grademax)
+}
+
+/// `grade_item::adjust_raw_grade()` for an activity item.
+pub fn adjust_raw_grade(it: &Item, raw: f64) -> Option<f64> {
+    if it.gradetype == gradetype::VALUE {
+        if it.grademax < it.grademin {
+            return None;
+        }
+        if it.grademax == it.grademin {
+            return Some(it.grademax);
+        }
+        let mut g = raw;
+        if it.rawgrademin != it.grademin || it.rawgrademax != it.grademax {
+            g = standardise_score(g, it.rawgrademin, it.rawgrademax, it.grademin, it.grademax);
+        }
+        g *= it.multfactor;
+        g += it.plusfactor;
+        Some(bounded_grade(it.gradetype, it.grademin, it.grademax, g))
+    } else if it.gradetype == gradetype::SCALE {
+        if it.grademax < 0.0 {
+            return None;
+        }
+        if it.grademax == 0.0 {
+            return Some(it.grademax);
+        }
+        let mut g = raw;
+        if it.rawgrademin != it.grademin || it.rawgrademax != it.grademax {
+            g = standardise_score(g, it.rawgrademin, it.rawgrademax, it.grademin, it.grademax);
+        }
+        Some(bounded_grade(it.gradetype, it.grademin, it.grademax, g))
+    } else {
+        None
+    }
+}
+
+fn is_extracredit_used(aggregation: i32) -> bool {
+    aggregation == agg::WEIGHTED_MEAN2 || aggregation == agg::EXTRACREDIT_MEAN || aggregation == agg::SUM
+}
+
+/// `grade_category::auto_update_weights()`.
+pub fn auto_update_weights(course: &mut Course, c: usize) {
+    let children = course.categories[c].children.clone();
+    let mut totalgrademax = 0.0;
+    let mut totaloverriddenweight = 0.0;
+    let mut totaloverriddengrademax = 0.0;
+    let mut automatic_present = false;
+    // (index, extracredit flag, weight, weightoverride)
+    let mut overridearray: Vec<(usize, bool, f64, bool)> = Vec::new();
+    for &i in &children {
+        let it = &course.items[i];
+        if it.gradetype == gradetype::NONE || it.gradetype == gradetype::TEXT {
+            continue;
+        }
+        overridearray.push((i, php_int(it.aggregationcoef) != 0, it.aggregationcoef2, it.weightoverride));
+        if !it.weightoverride && it.aggregationcoef == 0.0 {
+            automatic_present = true;
+        }
+        if it.aggregationcoef > 0.0 || (it.weightoverride && it.aggregationcoef2 <= 0.0) {
+            continue;
+        }
+        totalgrademax += it.grademax;
+        if it.weightoverride {
+            totaloverriddenweight += it.aggregationcoef2;
+            totaloverriddengrademax += it.grademax;
+        }
+    }
+    let mut normalisetotal = 0.0;
+    let mut overriddentotal = 0.0;
+    for &(_, extra, weight, wo) in &overridearray {
+        if !extra {
+            normalisetotal += weight;
+        }
+        if wo && !extra && weight > 0.0 {
+            overriddentotal += weight;
+        }
+    }
+    let mut requiresnormalising = false;
+    if overriddentotal > 1.0 {
+        requiresnormalising = true;
+        normalisetotal = overriddentotal;
+    }
+    let totalnonoverriddengrademax = totalgrademax - totaloverriddengrademax;
+    for &(i, _, weight, _) in &overridearray {
+        let it = &course.items[i];
+        if it.aggregationcoef > 0.0 && it.weightoverride {
+            continue;
+        }
+        let prev = it.aggregationcoef2;
+        let new = if it.aggregationcoef > 0.0 && !it.weightoverride {
+            if totalgrademax != 0.0 {
+                it.grademax / totalgrademax
+            } else {
+                0.0
+            }
+        } else if !it.weightoverride {
+            if totaloverriddenweight >= 1.0 || totalnonoverriddengrademax == 0.0 || it.grademax == 0.0 {
+                0.0
+            } else {
+                (it.grademax / totalnonoverriddengrademax) * (1.0 - totaloverriddenweight)
+            }
+        } else if (!automatic_present && normalisetotal != 1.0) || requiresnormalising || weight < 0.0 {
+            if normalisetotal == 0.0 || weight < 0.0 {
+                0.0
+            } else {
+                weight / normalisetotal
+            }
+        } else {
+            prev
+        };
+        if php_round(prev, 5) != php_round(new, 5) {
+            course.items[i].aggregationcoef2 = db_decimal5(new);
+        }
+    }
+}
+
+/// `grade_category::can_apply_limit_rules()`.
+pub fn can_apply_limit_rules(course: &Course, c: usize) -> bool {
+    let cat = &course.categories[c];
+    if cat.aggregation != agg::SUM {
+        return true;
+    }
+    let mut lastweight: Option<f64> = None;
+    let mut lastmax: Option<f64> = None;
+    for &i in &cat.children {
+        let it = &course.items[i];
+        if it.is_aggregate() {
+            return false;
+        }
+        if it.aggregationcoef > 0.0 {
+            return false;
+        }
+        if lastweight.is_some_and(|w| w != it.aggregationcoef2) {
+            return false;
+        }
+        if lastmax.is_some_and(|m| m != it.grademax) {
+            return false;
+        }
+        lastweight = Some(it.aggregationcoef2);
+        lastmax = Some(it.grademax);
+    }
+    true
+}
+
+/// `grade_category::auto_update_max()`.
+pub fn auto_update_max(course: &mut Course, c: usize) {
+    let cat = &course.categories[c];
+    let total = cat.item;
+    if course.items[total].is_calculated() {
+        return;
+    }
+    if cat.deps.is_empty() {
+        let it = &mut course.items[total];
+        it.grademax = 0.0;
+        it.grademin = 0.0;
+        it.gradetype = gradetype::VALUE;
+        return;
+    }
+    let mut maxes: Vec<(usize, f64)> = Vec::new();
+    for &i in &cat.deps {
+        let it = &course.items[i];
+        if it.aggregationcoef > 0.0 || it.aggregationcoef2 <= 0.0 {
+            continue;
+        }
+        maxes.push((i, it.grademax));
+    }
+    if cat.can_apply_limit_rules {
+        apply_limit_rules(course, c, &mut maxes);
+    }
+    let max = maxes.iter().fold(0.0, |s, (_, m)| s + m);
+    let it = &mut course.items[total];
+    it.grademax = db_decimal5(max);
+    it.grademin = 0.0;
+    it.gradetype = gradetype::VALUE;
+}
+
+/// PHP's stable `asort($a, SORT_NUMERIC)`.
+#[inline]
+fn asort(v: &mut [(usize, f64)]) {
+    v.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+}
+
+/// `grade_category::apply_limit_rules()`.
+pub fn apply_limit_rules(course: &Course, c: usize, values: &mut Vec<(usize, f64)>) {
+    let cat = &course.categories[c];
+    let extraused = is_extracredit_used(cat.aggregation);
+    let items = &course.items;
+    if cat.droplow > 0 {
+        asort(values);
+        let mut dropped = 0;
+        while dropped < cat.droplow {
+            if values.is_empty() {
+                break;
+            }
+            let Some(orig) = values
+                .iter()
+                .position(|(i, _)| !extraused || items[*i].aggregationcoef <= 0.0)
+            else {
+                break;
+            };
+            let mut found = orig;
+            let mut foundmax = items[values[orig].0].grademax;
+            let mut k = orig + 1;
+            while k < values.len() {
+                let possible = k;
+                k += 1;
+                if values[found].1 != values[possible].1 {
+                    break;
+                }
+                if extraused && items[values[possible].0].aggregationcoef > 0.0 {
+                    continue;
+                }
+                if foundmax < items[values[possible].0].grademax {
+                    foundmax = items[values[possible].0].grademax;
+                    found = possible;
+                }
+            }
+            values.remove(found);
+            dropped += 1;
+        }
+    } else if cat.keephigh > 0 {
+        // arsort: stable, descending.
+        values.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+        let mut kept = 0;
+        values.retain(|(i, _)| {
+            if extraused && items[*i].aggregationcoef > 0.0 {
+                true
+            } else if kept < cat.keephigh {
+                kept += 1;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// Per-user state of one regrade.
+#[derive(Debug, Clone)]
+pub struct UserGrades {
+    /// Final grade per item (`None` = empty).
+    pub finalgrade: Vec<Option<f64>>,
+    /// `grade_grades.rawgrademin` / `rawgrademax` per item.
+    pub rawmin: Vec<f64>,
+    pub rawmax: Vec<f64>,
+}
+
+/// Reusable buffers so a regrade of many users does not allocate per user.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    values: Vec<(usize, f64)>,
+    params: Vec<f64>,
+    stack: Vec<f64>,
+    modes: Vec<(f64, usize)>,
+}
+
+impl Course {
+    /// Regrade one user.  `cells[i]` is the stored value (raw grade for activity items, final
+    /// grade for manual and overridden items) and `flags[i]` its [`flag`] bits.
+    pub fn regrade_user(&self, cells: &[f64], flags: &[u8], out: &mut UserGrades, scratch: &mut Scratch) {
+        let n = self.items.len();
+        out.finalgrade.clear();
+        out.finalgrade.resize(n, None);
+        out.rawmin.clear();
+        out.rawmax.clear();
+        for (i, it) in self.items.iter().enumerate() {
+            let f = flags[i];
+            let has = f & flag::HAS_VALUE != 0;
+            let v = db_decimal5(cells[i]);
+            // Defaults of a fresh grade_grades row are rawgrademin 0, rawgrademax 100; activity
+            // and manual rows carry the item's raw range.
+            if it.is_aggregate() && !it.is_calculated() {
+                if f & flag::OVERRIDDEN != 0 {
+                    out.rawmin.push(it.grademin);
+                    out.rawmax.push(it.grademax);
+                } else {
+                    out.rawmin.push(0.0);
+                    out.rawmax.push(100.0);
+                }
+            } else if it.is_calculated() {
+                out.rawmin.push(it.grademin);
+                out.rawmax.push(it.grademax);
+            } else {
+                out.rawmin.push(it.rawgrademin);
+                out.rawmax.push(it.rawgrademax);
+            }
+            if !has {
+                continue;
+            }
+            if f & flag::OVERRIDDEN != 0 {
+                out.finalgrade[i] = Some(v);
+                continue;
+            }
+            match it.itemtype {
+                ItemType::Mod if !it.is_calculated() => {
+                    out.finalgrade[i] = adjust_raw_grade(it, v).map(db_decimal5);
+                }
+                ItemType::Manual if !it.is_calculated() => out.finalgrade[i] = Some(v),
+                _ => {}
+            }
+        }
+        for &i in &self.order {
+            if flags[i] & flag::OVERRIDDEN != 0 {
+                continue;
+            }
+            let it = &self.items[i];
+            if let Some((formula, deps)) = &it.formula {
+                self.use_formula(i, formula, deps, out, scratch);
+            } else if let Some(c) = it.own_category {
+                self.aggregate_grades(c, flags, out, scratch);
+            }
+        }
+    }
+
+    /// `grade_item::use_formula()`.
+    fn use_formula(
+        &self,
+        i: usize,
+        formula: &crate::formula::Formula,
+        deps: &[usize],
+        out: &mut UserGrades,
+        s: &mut Scratch,
+    ) {
+        let it = &self.items[i];
+        s.params.clear();
+        let mut allinputsnull = true;
+        for &d in deps {
+            match out.finalgrade[d] {
+                Some(v) => {
+                    s.params.push(v);
+                    allinputsnull = false;
+                }
+                None => s.params.push(0.0),
+            }
+        }
+        out.finalgrade[i] = if allinputsnull {
+            None
+        } else {
+            match formula.eval(&s.params, &mut s.stack) {
+                Some(r) if !r.is_nan() => {
+                    Some(db_decimal5(bounded_grade(it.gradetype, it.grademin, it.grademax, r)))
+                }
+                _ => None,
+            }
+        };
+    }
+
+    /// `grade_category::aggregate_grades()` for one user.
+    fn aggregate_grades(&self, c: usize, flags: &[u8], out: &mut UserGrades, s: &mut Scratch) {
+        let cat = &self.categories[c];
+        let total = cat.item;
+        let titem = &self.items[total];
+        out.finalgrade[total] = None;
+        if cat.deps.is_empty() {
+            return;
+        }
+        // Normalise to 0..1 in row (sort) order; empty grades stay None until filled.
+        let mut vals: Vec<(usize, Option<f64>)> = Vec::with_capacity(cat.deps.len());
+        for &d in &cat.deps {
+            let v = out.finalgrade[d];
+            if v.is_none() && cat.aggregateonlygraded {
+                continue;
+            }
+            if flags[d] & flag::EXCLUDED != 0 {
+                continue;
+            }
+            let (umin, umax) = self.user_min_max(d, out);
+            let v = v.map(|v| {
+                if cat.aggregation == agg::SUM {
+                    standardise_score(v, 0.0, umax, 0.0, 1.0)
+                } else {
+                    standardise_score(v, umin, umax, 0.0, 1.0)
+                }
+            });
+            vals.push((d, v));
+        }
+        let allnull = vals.iter().all(|(_, v)| v.is_none());
+        let values = &mut s.values;
+        values.clear();
+        // Fill: empty grades count as 0 unless only graded items are aggregated (then they were
+        // already removed above).
+        values.extend(vals.iter().map(|(d, v)| (*d, v.unwrap_or(0.0))));
+        if cat.can_apply_limit_rules {
+            apply_limit_rules(self, c, values);
+        }
+        asort(values);
+        if values.is_empty() {
+            return;
+        }
+        let (grade, rmin, rmax) = self.aggregate_values_and_adjust_bounds(c, values, out, &mut s.modes);
+        // grade_item->grademin/max are set to the result; Natural shows its range from 0.
+        let (bmin, bmax) = (rmin, rmax);
+        let rmin = if cat.aggregation == agg::SUM { 0.0 } else { rmin };
+        if !allnull {
+            out.finalgrade[total] = grade.map(|g| {
+                let g = standardise_score(g, 0.0, 1.0, rmin, rmax);
+                db_decimal5(bounded_grade(titem.gradetype, bmin, bmax, g))
+            });
+        }
+        out.rawmin[total] = db_decimal5(rmin);
+        out.rawmax[total] = db_decimal5(rmax);
+    }
+
+    /// `grade_grade::get_grade_min()` / `get_grade_max()` of one cell.
+    #[inline]
+    fn user_min_max(&self, d: usize, out: &UserGrades) -> (f64, f64) {
+        let it = &self.items[d];
+        if it.is_aggregate() && !it.is_calculated() {
+            (out.rawmin[d], out.rawmax[d])
+        } else {
+            (it.grademin, it.grademax)
+        }
+    }
+
+    /// `grade_category::aggregate_values_and_adjust_bounds()` (without the weight bookkeeping,
+    /// which does not change grades).  `values` are sorted ascending.
+    fn aggregate_values_and_adjust_bounds(
+        &self,
+        c: usize,
+        values: &[(usize, f64)],
+        out: &UserGrades,
+        modes: &mut Vec<(f64, usize)>,
+    ) -> (Option<f64>, f64, f64) {
+        let cat = &self.categories[c];
+        let titem = &self.items[cat.item];
+        let (grademin, grademax) = (titem.grademin, titem.grademax);
+        let items = &self.items;
+        let num = values.len();
+        let grade = match cat.aggregation {
+            agg::MEDIAN => {
+                if num % 2 == 0 {
+                    Some((values[num / 2 - 1].1 + values[num / 2].1) / 2.0)
+                } else {
+                    Some(values[num / 2].1)
+                }
+            }
+            agg::MIN => Some(values[0].1),
+            agg::MAX => Some(values[num - 1].1),
+            agg::MODE => {
+                // array_count_values() over (string)$value: values equal to 14 significant digits
+                // share a bucket and the mode is that 14-digit value.
+                modes.clear();
+                for &(_, v) in values {
+                    let key = php_string14(v);
+                    match modes.iter_mut().find(|(k, _)| *k == key) {
+                        Some(m) => m.1 += 1,
+                        None => modes.push((key, 1)),
+                    }
+                }
+                let top = modes.iter().map(|m| m.1).max().unwrap_or(0);
+                modes
+                    .iter()
+                    .filter(|m| m.1 == top)
+                    .map(|m| m.0)
+                    .fold(None, |acc: Option<f64>, k| Some(acc.map_or(k, |a| if k > a { k } else { a })))
+            }
+            agg::WEIGHTED_MEAN => {
+                let mut weightsum = 0.0;
+                let mut sum = 0.0;
+                for &(i, v) in values {
+                    let coef = items[i].aggregationcoef;
+                    if coef <= 0.0 {
+                        continue;
+                    }
+                    weightsum += coef;
+                    sum += coef * v;
+                }
+                if weightsum == 0.0 {
+                    None
+                } else {
+                    Some(sum / weightsum)
+                }
+            }
+            agg::WEIGHTED_MEAN2 => {
+                let mut weightsum = 0.0;
+                let mut sum: Option<f64> = None;
+                for &(i, v) in values {
+                    if items[i].aggregationcoef > 0.0 {
+                        continue;
+                    }
+                    let w = items[i].grademax - items[i].grademin;
+                    if w <= 0.0 {
+                        continue;
+                    }
+                    weightsum += w;
+                    sum = Some(sum.unwrap_or(0.0) + w * v);
+                }
+                for &(i, v) in values {
+                    if items[i].aggregationcoef <= 0.0 {
+                        continue;
+                    }
+                    let w = items[i].grademax - items[i].grademin;
+                    if w <= 0.0 {
+                        continue;
+                    }
+                    sum = Some(sum.unwrap_or(0.0) + w * v);
+                }
+                if weightsum == 0.0 {
+                    sum
+                } else {
+                    sum.map(|s| s / weightsum)
+                }
+            }
+            agg::EXTRACREDIT_MEAN => {
+                let mut n = 0u32;
+                let mut sum: Option<f64> = None;
+                for &(i, v) in values {
+                    if items[i].aggregationcoef == 0.0 {
+                        n += 1;
+                        sum = Some(sum.unwrap_or(0.0) + v);
+                    }
+                }
+                for &(i, v) in values {
+                    let coef = items[i].aggregationcoef;
+                    if coef > 0.0 {
+                        sum = Some(sum.unwrap_or(0.0) + coef * v);
+                    }
+                }
+                if n == 0 {
+                    sum
+                } else {
+                    sum.map(|s| s / f64::from(n))
+                }
+            }
+            agg::SUM => return self.natural(values, out),
+            _ => {
+                let sum = values.iter().fold(0.0, |s, (_, v)| s + v);
+                Some(sum / num as f64)
+            }
+        };
+        (grade, grademin, grademax)
+    }
+
+    /// Natural aggregation (`GRADE_AGGREGATE_SUM`), per-user bounds.
+    fn natural(&self, values: &[(usize, f64)], out: &UserGrades) -> (Option<f64>, f64, f64) {
+        let items = &self.items;
+        let mut sumweights = 0.0;
+        let mut grademin = 0.0;
+        let mut grademax = 0.0;
+        let extra = |i: usize| items[i].aggregationcoef > 0.0;
+        for &(i, _) in values {
+            let (umin, umax) = self.user_min_max(i, out);
+            if !extra(i) && items[i].aggregationcoef2 > 0.0 {
+                grademin += umin;
+                grademax += umax;
+                sumweights += items[i].aggregationcoef2;
+            }
+        }
+        // userweights per position in `values` (None = unset, which PHP reads as null => 0).
+        let mut userweights: Vec<f64> = vec![0.0; values.len()];
+        let mut totaloverriddenweight = 0.0;
+        let mut totaloverriddengrademax = 0.0;
+        for (k, &(i, _)) in values.iter().enumerate() {
+            if items[i].weightoverride {
+                if items[i].aggregationcoef2 <= 0.0 {
+                    userweights[k] = 0.0;
+                    continue;
+                }
+                userweights[k] = if sumweights != 0.0 { items[i].aggregationcoef2 / sumweights } else { 0.0 };
+                if extra(i) {
+                    continue;
+                }
+                totaloverriddenweight += userweights[k];
+                totaloverriddengrademax += self.user_min_max(i, out).1;
+            }
+        }
+        let nonoverriddenpoints = grademax - totaloverriddengrademax;
+        for (k, &(i, _)) in values.iter().enumerate() {
+            if !items[i].weightoverride && !extra(i) {
+                let umax = self.user_min_max(i, out).1;
+                if nonoverriddenpoints > 0.0 {
+                    userweights[k] = (umax / nonoverriddenpoints) * (1.0 - totaloverriddenweight);
+                } else {
+                    userweights[k] = 0.0;
+                    if items[i].aggregationcoef2 > 0.0 {
+                        grademax -= umax;
+                    }
+                }
+            }
+        }
+        for (k, &(i, _)) in values.iter().enumerate() {
+            if !items[i].weightoverride && extra(i) {
+                let umax = self.user_min_max(i, out).1;
+                userweights[k] = if grademax != 0.0 { umax / grademax } else { 0.0 };
+            }
+        }
+        let mut sum = 0.0;
+        for (k, &(i, v)) in values.iter().enumerate() {
+            if extra(i) {
+                continue;
+            }
+            sum += v * userweights[k] * grademax;
+        }
+        for (k, &(i, v)) in values.iter().enumerate() {
+            if !extra(i) {
+                continue;
+            }
+            sum += v * userweights[k] * grademax;
+        }
+        let grade;
+        if grademax > 0.0 {
+            grade = sum / grademax;
+        } else {
+            grade = sum;
+            grademax = sum;
+        }
+        (Some(grade), grademin, grademax)
+    }
+}
