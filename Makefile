@@ -16,7 +16,7 @@ TIMED       := $(ROOT)/scripts/timed
 TEST_TARGETS :=
 -include mk/*.mk
 
-.PHONY: help setup host lint unit test up
+.PHONY: help setup host test-images roles-test collection-test lint unit test up
 help:
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
@@ -30,6 +30,17 @@ $(STAMP): requirements-dev.txt $(wildcard requirements/*.txt)
 host: setup ## Prepare this machine: Docker engine + Compose v2 + base images (the same playbook users run)
 	$(TIMED) host ansible-playbook playbooks/prepare_host.yml -i inventories/local
 
+test-images: host ## Molecule instance images (systemd-capable and plain), from our base images
+	$(TIMED) test-images ansible-playbook playbooks/test_images.yml -i inventories/local
+
+roles-test: test-images ## Molecule for docker_host and base_image, and their bad-input tests
+	$(TIMED) bad-inputs pytest -q tests/roles
+	$(TIMED) molecule-docker_host molecule test -s docker_host
+	$(TIMED) molecule-base_image molecule test -s base_image
+
+collection-test: setup ## Build the collection, install the tarball offline, ansible-doc the roles
+	$(TIMED) collection pytest -q tests/collection
+
 lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_specs drift check
 	$(TIMED) yamllint yamllint --strict .
 	$(TIMED) ruff ruff check .
@@ -39,7 +50,7 @@ lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_spec
 unit: setup ## Python unit tests of the collection
 	$(TIMED) unit pytest -q $(COLLECTION)/tests/unit tests/unit
 
-test: setup lint unit host $(TEST_TARGETS) ## Everything CI runs
+test: setup lint unit collection-test host roles-test $(TEST_TARGETS) ## Everything CI runs
 	@echo "make test: all stages passed"
 
 up: host ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080)

@@ -1,0 +1,92 @@
+"""Bad input to docker_host and base_image fails with a clear message and changes nothing.
+
+Each case runs the real role against this machine (the local Docker host) through
+tests/roles/apply_role.yml, then checks the exit status, the message a person would read,
+the play recap (changed=0) and a fingerprint of everything the roles could touch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = ROOT / "tests" / "roles" / "apply_role.yml"
+UNREACHABLE_MIRROR = "http://127.0.0.1:9/debian"  # discard port: nothing listens there
+
+CASES = [
+    # (id, role, extra vars, regex the output must contain)
+    ("docker_host-log_max_file-not-int", "docker_host",
+     {"docker_host_log_max_file": "three"}, r"docker_host_log_max_file.*(int|type)"),
+    ("docker_host-unknown-plugins-source", "docker_host",
+     {"docker_host_plugins_source": "github"}, r"docker_host_plugins_source.*(one of|choices)"),
+    ("docker_host-unknown-backport-suite", "docker_host",
+     {"docker_host_backport_suite": "bullseye2"}, r"docker_host_backport_suite.*(one of|choices)"),
+    ("docker_host-unreachable-mirror", "docker_host",
+     {"docker_host_backport_mirror": UNREACHABLE_MIRROR}, r"does not serve dists/trixie/Release"),
+    ("docker_host-mirror-not-a-url", "docker_host",
+     {"docker_host_backport_mirror": "deb.debian.org debian"}, r"docker_host_backport_mirror must be an http\(s\) URL"),
+    ("docker_host-bad-address-pool", "docker_host",
+     {"docker_host_address_pools": [{"base": "300.1.0.0/16", "size": 24}]}, r"docker_host_address_pools entry .* is invalid"),
+    ("docker_host-pool-missing-size", "docker_host",
+     {"docker_host_address_pools": [{"base": "10.0.0.0/16"}]}, r"missing required arguments: size"),
+    ("docker_host-pin-too-high", "docker_host",
+     {"docker_host_backport_pin_priority": 990}, r"never upgrades the host"),
+    ("docker_host-live-restore-not-bool", "docker_host",
+     {"docker_host_live_restore": "maybe"}, r"docker_host_live_restore.*bool"),
+    ("docker_host-systemd-without-systemd", "docker_host",
+     {"docker_host_service_mode": "systemd"}, r"systemd is not PID 1"),
+    ("base_image-unknown-suite", "base_image",
+     {"base_image_suites": ["bookworm", "jessie2"]}, r"base_image_suites.*(one of|choices)"),
+    ("base_image-tag-with-spaces", "base_image",
+     {"base_image_repository": "moodle platform/debian"}, r"must be a lowercase Docker repository name"),
+    ("base_image-uppercase-and-tag", "base_image",
+     {"base_image_repository": "Moodle/Debian:latest"}, r"must be a lowercase Docker repository name"),
+    ("base_image-unreachable-mirror", "base_image",
+     {"base_image_repository": "moodle-platform-badinput/debian", "base_image_mirror": UNREACHABLE_MIRROR},
+     r"does not serve dists/bookworm/Release.*Nothing was built"),
+    ("base_image-force-not-bool", "base_image",
+     {"base_image_force": "yes please"}, r"base_image_force.*bool"),
+    ("base_image-bad-package-name", "base_image",
+     {"base_image_include": ["ca certificates"]}, r"base_image_include must hold Debian package names"),
+    ("base_image-duplicate-suites", "base_image",
+     {"base_image_suites": ["bookworm", "bookworm"]}, r"without duplicates"),
+]
+
+
+def _fingerprint() -> dict:
+    """Everything docker_host/base_image could change on this host."""
+    files = {}
+    for path in [Path("/etc/docker/daemon.json"), *sorted(Path("/etc/apt/sources.list.d").glob("*")),
+                 *sorted(Path("/etc/apt/preferences.d").glob("*"))]:
+        if path.is_file():
+            files[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    # Only the repositories these roles write to: other work may build unrelated images meanwhile.
+    images = subprocess.run(
+        ["docker", "images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}",
+         "--filter", "reference=moodle-platform/debian", "--filter", "reference=moodle-platform-badinput/debian"],
+        check=True, capture_output=True, text=True).stdout.split("\n")
+    dockerd_pid = Path("/var/run/docker.pid").read_text().strip() if Path("/var/run/docker.pid").exists() else None
+    return {"files": files, "images": sorted(i for i in images if i), "dockerd_pid": dockerd_pid}
+
+
+@pytest.mark.parametrize(("role", "extra", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_fails_clearly_and_changes_nothing(role, extra, expected):
+    before = _fingerprint()
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(
+        ["ansible-playbook", str(PLAYBOOK), "-e", json.dumps({"role_under_test": role, **extra})],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"bad input was accepted:\n{out[-3000:]}"
+    flat = re.sub(r"\s+", " ", out)
+    assert re.search(expected, flat), f"message not clear enough (wanted /{expected}/):\n{out[-3000:]}"
+    recap = re.search(r"localhost\s+:\s+ok=\d+\s+changed=(\d+)", out)
+    assert recap and recap.group(1) == "0", f"something changed:\n{out[-3000:]}"
+    assert _fingerprint() == before
