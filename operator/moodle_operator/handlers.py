@@ -61,11 +61,17 @@ def _api_errors(kind: str):
     return _Guard()
 
 
+@kopf.on.login()
+def login(**kwargs):
+    """In a pod: the ServiceAccount token. Elsewhere: $KUBECONFIG (the tests' ServiceAccount token)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, logger, **_):
     # Keep kopf's bookkeeping in annotations under our domain; status stays ours (and schema-checked).
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=f"kopf.{GROUP}")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=f"kopf.{GROUP}")
     settings.persistence.finalizer = f"{GROUP}/operator"
     peering = os.environ.get("MOODLE_OPERATOR_PEERING", "moodle-operator")
     if peering:

@@ -118,7 +118,8 @@ def step_job(*, plan: str, namespace: str, site_name: str, site_spec: dict, step
             "activeDeadlineSeconds": 3600,
             "template": {
                 "metadata": {"labels": {SITE_LABEL: site_name, "platform.moodle.dev/db-client": "true",
-                                        "app.kubernetes.io/instance": site_name}},
+                                        "app.kubernetes.io/instance": site_name,
+                                        "platform.moodle.dev/upgradeplan": plan}},
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
