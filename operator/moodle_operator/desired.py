@@ -141,7 +141,8 @@ def site_conditions(*, generation: int, web: dict | None, cron: dict | None, cro
         waiting.append("cron")
     progressing = deployment_image(web) == expected_image
     return [
-        condition("Ready", False, "Unavailable", "waiting for " + " and ".join(waiting) + f" to run {expected_image}", generation),
+        condition("Ready", False, "Unavailable",
+                  "waiting for " + " and ".join(waiting) + f" to run {expected_image}", generation),
         condition("Progressing", progressing, "RollingOut" if progressing else "Pending", "", generation),
         condition("Degraded", (web or {}).get("status", {}).get("availableReplicas", 0) == 0 and not progressing,
                   "NoWebPod", "no web pod is available", generation),

@@ -28,7 +28,11 @@ MOODLE = "/var/www/moodle"
 # Prints what the decision needs as JSON to the termination message, exit 0 unless PHP itself broke.
 CHECK_SCRIPT = f"""set -u
 php {MOODLE}/admin/cli/upgrade.php --is-pending >/dev/null 2>&1; rc=$?
-case $rc in 0) pending=false ;; 2) pending=true ;; *) echo "upgrade.php --is-pending failed with $rc" >/dev/termination-log; exit $rc ;; esac
+case $rc in
+  0) pending=false ;;
+  2) pending=true ;;
+  *) echo "upgrade.php --is-pending failed with $rc" >/dev/termination-log; exit $rc ;;
+esac
 php -r 'define("MOODLE_INTERNAL", 1); define("CLI_SCRIPT", 1); $version = $release = $branch = null;
   include "{MOODLE}/version.php";
   echo json_encode(["pending" => '"$pending"' , "target_version" => (string)$version, "target_branch" => (string)$branch,
@@ -166,7 +170,9 @@ def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Obs
         return Decision(status={})
     site = observed.site
     if site is None:
-        return _fail(status, status.get("step") or "CheckPending", f"MoodleSite {spec['site']} does not exist", now)
+        # Nothing left to roll back on: stop and say so.
+        return _fail(status, status.get("step") or "CheckPending", f"MoodleSite {spec['site']} does not exist", now,
+                     rollback=False)
     site_spec = site["spec"]
     step = status.get("step")
     target = spec["targetTag"]

@@ -148,7 +148,8 @@ class Cluster:
                       "startedAt": started, "finishedAt": started}
         if message is not None:
             terminated["message"] = message
-        self.res("v1", "Pod").status.patch(name=f"{name}-standin", namespace=namespace, content_type="application/merge-patch+json", body={
+        self.res("v1", "Pod").status.patch(
+            name=f"{name}-standin", namespace=namespace, content_type="application/merge-patch+json", body={
             "status": {"phase": "Succeeded" if succeeded else "Failed", "startTime": started,
                        "containerStatuses": [{"name": container, "image": template["spec"]["containers"][0]["image"],
                                               "imageID": "", "ready": False, "restartCount": 0,
@@ -167,7 +168,8 @@ class Cluster:
                           {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
                            "message": "Job has reached the specified backoff limit", "lastProbeTime": t, "lastTransitionTime": t},
                           {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                           "message": "Job has reached the specified backoff limit", "lastProbeTime": t, "lastTransitionTime": t}]}
+                           "message": "Job has reached the specified backoff limit",
+                           "lastProbeTime": t, "lastTransitionTime": t}]}
         self.res("batch/v1", "Job").status.patch(name=name, namespace=namespace, body={"status": status},
                                                  content_type="application/merge-patch+json")
 

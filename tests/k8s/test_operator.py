@@ -256,7 +256,7 @@ def test_upgradeplan_refuses_a_major_upgrade_before_touching_anything(cluster, o
 
 
 def test_metrics_endpoint_counts_reconciles(operator):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{operator}/metrics", timeout=5).read().decode()  # noqa: S310
+    text = urllib.request.urlopen(f"http://127.0.0.1:{operator}/metrics", timeout=5).read().decode()
     assert "moodle_operator_reconciles_total" in text
     values = [float(line.split()[-1]) for line in text.splitlines()
               if line.startswith('moodle_operator_reconciles_total{kind="MoodleSite"}')]

@@ -1,0 +1,86 @@
+"""Unit tests of backup Job building and result parsing (the manifest format is the shared one)."""
+
+import json
+
+import pytest
+from moodle_operator.backups import backup_cronjob, backup_job, backup_status, parse_summary, summarize_manifest
+from moodle_operator.manifest import backup_manifest
+
+SITE = {"image": {"tag": "4.5.6"}, "wwwroot": "https://a.example.org", "secretRef": {"name": "a-creds"}}
+BACKUP = {"site": "a", "destination": {"repository": "s3:https://s3.example.org/b/a", "secretRef": {"name": "s3"}},
+          "retention": {"keepDaily": 3}}
+
+
+def _manifest():
+    import datetime as dt
+    t0 = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
+    return backup_manifest.build_manifest(
+        backup_id="20261124T020000Z-a", project="a", platform="kubernetes", started=t0,
+        completed=t0 + dt.timedelta(seconds=90),
+        moodle={"version": "2024100706.00", "release": "4.5.6 (Build: 20250811)", "branch": "405"},
+        image={"reference": "moodle-platform/moodle:4.5.6"},
+        database={"engine": "mariadb", "name": "moodle", "prefix": "mdl_", "dump_file": "database.sql",
+                  "sha256": "e" * 64, "size_bytes": 10, "snapshot_id": "d" * 64, "tables": {"mdl_user": 2}},
+        moodledata={"snapshot_id": "a" * 64, "file_count": 1, "size_bytes": 20, "sample": []})
+
+
+def test_summary_of_a_shared_format_manifest_round_trips_and_fits_a_termination_message():
+    summary = summarize_manifest(_manifest())
+    text = json.dumps(summary)
+    assert len(text.encode()) < 4096
+    assert parse_summary(text)["moodledata_snapshot"] == "a" * 64
+
+
+def test_summary_refuses_an_invalid_manifest():
+    broken = _manifest()
+    del broken["database"]["sha256"]
+    with pytest.raises(backup_manifest.ManifestError):
+        summarize_manifest(broken)
+
+
+@pytest.mark.parametrize("text", [None, "", "not json", json.dumps({"backup_id": "x"}),
+                                  json.dumps({"backup_id": "bad id", "database_snapshot": "d", "moodledata_snapshot": "m"})])
+def test_parse_summary_rejects_garbage_with_a_reason(text):
+    with pytest.raises(ValueError, match="backup"):
+        parse_summary(text)
+
+
+def test_job_mounts_data_read_only_and_takes_s3_keys_by_reference():
+    job = backup_job(name="backup-x", namespace="ns", site_name="a", site_spec=SITE, image_tag="4.5.6", backup_spec=BACKUP)
+    pod = job["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    assert main["envFrom"] == [{"secretRef": {"name": "s3"}}]
+    assert not any("PASSWORD" in e["name"] and "value" in e and not e["name"].endswith("_FILE") for e in main["env"])
+    assert {"name": "moodledata", "mountPath": "/var/www/moodledata", "readOnly": True} in main["volumeMounts"]
+    assert main["args"][main["args"].index("--keep-daily") + 1] == "3"
+    assert pod["initContainers"][0]["image"] == "moodle-platform/moodle:4.5.6"
+
+
+def test_cronjob_for_scheduled_backups():
+    cron = backup_cronjob(name="backup-x", namespace="ns", site_name="a", site_spec=SITE, image_tag="4.5.6",
+                          backup_spec={**BACKUP, "schedule": "@daily"})
+    assert cron["spec"]["schedule"] == "@daily" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def _job(cond_type=None):
+    status = {"startTime": "2026-11-24T02:00:00Z"}
+    if cond_type:
+        status["conditions"] = [{"type": cond_type, "status": "True", "message": "boom"}]
+        status["completionTime"] = "2026-11-24T02:01:30Z"
+    return {"metadata": {"name": "backup-x"}, "status": status}
+
+
+def _pod(message):
+    return {"status": {"containerStatuses": [{"name": "backup", "state": {"terminated": {"message": message,
+                                                                                       "finishedAt": "t"}}}]}}
+
+
+def test_backup_status_from_job_and_pods():
+    assert backup_status(None, [])["phase"] == "Pending"
+    assert backup_status(_job(), [])["phase"] == "Running"
+    failed = backup_status(_job("Failed"), [])
+    assert failed["phase"] == "Failed" and failed["conditions"][0]["message"] == "boom"
+    ok = backup_status(_job("Complete"), [_pod(json.dumps(summarize_manifest(_manifest())))])
+    assert ok["phase"] == "Succeeded" and ok["snapshotId"] == "a" * 64 and ok["sizeBytes"] == 30
+    no_summary = backup_status(_job("Complete"), [])
+    assert no_summary["phase"] == "Failed" and no_summary["conditions"][0]["reason"] == "NoManifest"
