@@ -1,0 +1,179 @@
+#!/usr/bin/python
+# Copyright (c) moodle.platform maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: moodle_config
+short_description: Set a Moodle core or plugin setting idempotently
+description:
+  - Reads the setting with C(admin/cli/cfg.php) first and only writes it (C(--set) or C(--unset)) when it differs.
+  - With O(secret=true) the value is never echoed (output and diff show a placeholder); note that C(cfg.php)
+    receives the value as an argument inside the container for the moment it runs.
+version_added: 0.1.0
+author: moodle.platform maintainers
+extends_documentation_fragment:
+  - moodle.platform.moodle_connection
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  name:
+    description: Setting name.
+    type: str
+    required: true
+  component:
+    description: Frankenstyle component (e.g. V(tool_task)); empty or V(core) for core settings.
+    type: str
+    default: core
+  value:
+    description: Value to set (required with O(state=present)); Moodle stores strings.
+    type: str
+  state:
+    description: V(present) sets the value, V(absent) unsets the setting.
+    type: str
+    default: present
+    choices: [present, absent]
+  secret:
+    description: Hide the value in the module output and diff.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Force users to log in
+  moodle.platform.moodle_config:
+    name: forcelogin
+    value: "1"
+
+- name: Set a plugin setting that holds a secret
+  moodle.platform.moodle_config:
+    component: auth_ldap
+    name: bind_pw
+    value: "{{ vault_ldap_bind_pw }}"
+    secret: true
+"""
+
+RETURN = r"""
+previous:
+  description: Value before the change (null when unset; V(********) when O(secret=true)).
+  returned: success
+  type: str
+value:
+  description: Value after the change (null when unset; V(********) when O(secret=true)).
+  returned: success
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.moodle.platform.plugins.module_utils._moodle_connection import (
+    HAS_DOCKER,
+    MoodleConnectionError,
+    connection_argument_spec,
+    connection_from_params,
+)
+
+MASK = "********"
+
+
+class MoodleConfig:
+    def __init__(self, module, connection):
+        self.module = module
+        self.connection = connection
+        self.params = module.params
+        component = self.params["component"]
+        self.component_args = [] if component in (None, "", "core", "moodle") else ["--component=%s" % component]
+        self.label = ("%s/%s" % (component, self.params["name"])) if self.component_args else self.params["name"]
+
+    def fail(self, msg):
+        self.module.fail_json(msg=msg)
+
+    def shown(self, value):
+        if value is None or not self.params["secret"]:
+            return value
+        return MASK
+
+    def cfg(self, *args):
+        try:
+            return self.connection.cli("cfg.php", "--name=%s" % self.params["name"], *(self.component_args + list(args)))
+        except MoodleConnectionError as exc:
+            self.fail("Cannot run cfg.php in %s: %s" % (self.params["container"], exc))
+
+    def current(self):
+        result = self.cfg("--no-eol")
+        if result.rc == 0:
+            return result.stdout
+        if result.rc == 3:  # "No such configuration variable found."
+            return None
+        self.fail("cfg.php could not read %s (rc=%s): %s" % (self.label, result.rc, result.stderr.strip() or result.stdout.strip()))
+
+    def write(self, *args):
+        result = self.cfg(*args)
+        if result.rc == 4:
+            self.fail("%s is hard-set in config.php; change it there (moodle_image_config_extra) instead." % self.label)
+        if result.rc != 0:
+            self.fail("cfg.php could not change %s (rc=%s): %s" % (self.label, result.rc, result.stderr.strip() or result.stdout.strip()))
+
+    def present(self, before):
+        value = self.params["value"]
+        if before == value:
+            return False
+        if not self.module.check_mode:
+            self.write("--set=%s" % value)
+        return True
+
+    def absent(self, before):
+        if before is None:
+            return False
+        if not self.module.check_mode:
+            self.write("--unset")
+        return True
+
+    def run(self):
+        before = self.current()
+        if self.params["state"] == "present":
+            changed = self.present(before)
+            after = self.params["value"]
+        else:
+            changed = self.absent(before)
+            after = None
+        result = dict(changed=changed, previous=self.shown(before), value=self.shown(after))
+        if self.module._diff:
+            result["diff"] = dict(
+                before="%s = %s\n" % (self.label, self.shown(before)) if before is not None else "",
+                after="%s = %s\n" % (self.label, self.shown(after)) if after is not None else "",
+                before_header=self.label,
+                after_header=self.label,
+            )
+        return result
+
+
+def main():
+    argument_spec = connection_argument_spec(
+        name=dict(type="str", required=True),
+        component=dict(type="str", default="core"),
+        value=dict(type="str"),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        secret=dict(type="bool", default=False),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=[("state", "present", ["value"])],
+        supports_check_mode=True,
+    )
+    if module.params["secret"] and module.params["value"]:
+        module.no_log_values.add(module.params["value"])
+    if module.params["connection"] == "docker" and not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"))
+    module.exit_json(**MoodleConfig(module, connection_from_params(module.params)).run())
+
+
+if __name__ == "__main__":
+    main()

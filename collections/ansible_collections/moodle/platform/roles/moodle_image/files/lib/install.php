@@ -1,0 +1,49 @@
+<?php
+// moodle.platform: unattended, race-free first install, run as www-data in the web container:
+//   php /usr/local/lib/moodle-platform/install.php --adminuser=admin --adminemail=... --fullname=... --shortname=...
+// The admin password is read from the moodle_admin_password secret file (never on a command line);
+// an exclusive lock in the shared dataroot makes a second, concurrent start wait and then find the
+// site installed.  Prints "moodle-platform: already installed" or "moodle-platform: installed".
+
+if (isset($_SERVER['REMOTE_ADDR'])) {
+    exit(1);
+}
+$dirroot = '/var/www/moodle';
+$lockfile = '/var/www/moodledata/.moodle-platform-install.lock';
+$lock = fopen($lockfile, 'c');
+if ($lock === false || !flock($lock, LOCK_EX)) {
+    fwrite(STDERR, "moodle-platform: cannot lock $lockfile\n");
+    exit(1);
+}
+// Ask in a child process, so that this one can still load Moodle's installer afterwards.
+exec('php ' . escapeshellarg(__DIR__ . '/is_installed.php') . ' 2>&1', $output, $rc);
+if ($rc === 0) {
+    echo "moodle-platform: already installed\n";
+    exit(0);
+}
+if ($rc !== 3) {
+    fwrite(STDERR, "moodle-platform: cannot tell whether Moodle is installed:\n" . implode("\n", $output) . "\n");
+    exit(1);
+}
+$password = '';
+foreach (['/run/moodle-secrets/moodle_admin_password', '/run/secrets/moodle_admin_password'] as $file) {
+    if (is_readable($file)) {
+        $password = rtrim((string) file_get_contents($file), "\r\n");
+        break;
+    }
+}
+if ($password === '') {
+    fwrite(STDERR, "moodle-platform: the moodle_admin_password secret is missing or empty\n");
+    exit(1);
+}
+$_SERVER['argv'] = array_merge(['install_database.php'], array_slice($argv, 1),
+    ['--agree-license', '--adminpass=' . $password]);
+$_SERVER['argc'] = count($_SERVER['argv']);
+$argv = $_SERVER['argv'];
+$argc = $_SERVER['argc'];
+unset($password);
+register_shutdown_function(function () {
+    echo "moodle-platform: installed\n";
+});
+chdir($dirroot . '/admin/cli');
+require($dirroot . '/admin/cli/install_database.php');
