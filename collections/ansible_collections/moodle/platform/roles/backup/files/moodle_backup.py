@@ -102,17 +102,19 @@ def load_config(path):
 # ---------------------------------------------------------------------------------------------
 # restic
 class Restic:
-    def __init__(self, config):
+    def __init__(self, config, offsite=False):
         self.config = config
+        self.repository = config["offsite_repository"] if offsite else config["repository"]
         self.env = dict(os.environ)
         for key in list(self.env):
             if key.startswith(("RESTIC_", "AWS_")):
                 del self.env[key]
-        self.env["RESTIC_REPOSITORY"] = config["repository"]
+        self.env["RESTIC_REPOSITORY"] = self.repository
         self.env["RESTIC_PASSWORD_FILE"] = config["password_file"]
         self.env["RESTIC_CACHE_DIR"] = str(Path(config["state_dir"]) / "restic-cache")
-        if config.get("env_file"):
-            self.env.update(read_env_file(config["env_file"]))
+        env_file = config.get("offsite_env_file") if offsite else config.get("env_file")
+        if env_file:
+            self.env.update(read_env_file(env_file))
         if not Path(config["password_file"]).is_file():
             raise EngineError(f"restic password file {config['password_file']} does not exist")
 
@@ -141,10 +143,15 @@ class Restic:
         if "wrong password" in err or "no key found" in err:
             raise EngineError("the restic repository exists but the password file does not open it")
         if "Is there a repository at the following location" not in err and "does not exist" not in err \
-                and "unable to open config file" not in err:
+                and "unable to open config file" not in err and "NoSuchKey" not in err:
             raise EngineError(f"cannot reach the restic repository: {_tail(probe.stderr)}")
-        log(f"initialising restic repository {redact(self.config['repository'])}")
-        self.run("init", "--repository-version", "2")
+        log(f"initialising restic repository {redact(self.repository)}")
+        if self.repository != self.config["repository"]:
+            # same chunker parameters as the local repository, so copies deduplicate
+            self.run("init", "--repository-version", "2", "--copy-chunker-params", "--from-repo",
+                     self.config["repository"], "--from-password-file", self.config["password_file"])
+        else:
+            self.run("init", "--repository-version", "2")
         return True
 
     def snapshots(self, *tags):
@@ -214,7 +221,7 @@ def db_exec_argv(config, container, *command, interactive=False):
     # The password goes from the secret file inside the container into MYSQL_PWD of the client only:
     # not on any command line, not in `docker inspect`.
     script = 'MYSQL_PWD="$(cat "$0")"; export MYSQL_PWD; exec "$@"'
-    argv = ["docker", "exec"]
+    argv = ["docker", "exec", "--user", "0"]  # compose secret files are root-only inside the container
     if interactive:
         argv.append("-i")
     return [*argv, container, "sh", "-c", script, config["db_admin_password_file"], *command]
@@ -333,9 +340,23 @@ def cmd_backup(config, args):
         except Exception:
             _write_status(config, success=False)
             raise
+        offsite = None
+        if config.get("offsite_repository"):
+            try:
+                offsite = _copy_offsite(config, manifest["backup_id"])
+            except EngineError as exc:
+                _write_status(config, success=False)
+                raise EngineError(f"backup {manifest['backup_id']} is complete locally, but the off-site copy "
+                                  f"failed: {exc}") from exc
         _write_status(config, success=True, manifest=manifest, added=added)
         if args.forget:
             _forget(config, restic, dry_run=False)
+            if offsite:
+                _forget(config, Restic(config, offsite=True), dry_run=False)
+        if config.get("drill_after_backup"):
+            _, problems = verify(config, restic, manifest["backup_id"], force=True)
+            if problems:
+                raise EngineError("post-backup verification failed: " + "; ".join(p["message"] for p in problems))
     log(f"backup {manifest['backup_id']} of {project} complete in {manifest['duration_seconds']}s")
     return manifest
 
@@ -425,6 +446,21 @@ def _backup(config, restic, started, args):
                "--tag", ",".join([*base_tags, bm.KIND_TAGS["manifest"]]), stdin=bm.dumps(manifest).encode())
     write_atomic(Path(config["state_dir"]) / "manifests" / f"{backup_id}.json", bm.dumps(manifest), 0o600)
     return manifest, int(summary.get("data_added", 0))
+
+
+def _copy_offsite(config, backup_id):
+    local = Restic(config)
+    remote = Restic(config, offsite=True)
+    remote.ensure_repository()
+    ids = _snapshot_ids(local, backup_id)
+    log(f"copying {len(ids)} snapshots of {backup_id} to {redact(remote.repository)}")
+    # RESTIC_PASSWORD_FILE is the same for both repositories; the source password file is passed
+    # as a file too.
+    remote.run("copy", "--from-repo", config["repository"], "--from-password-file", config["password_file"], *ids)
+    copied = [s for s in remote.snapshots(f"backup:{backup_id}")]
+    if len(copied) < len(ids):
+        raise EngineError(f"only {len(copied)} of {len(ids)} snapshots arrived in the off-site repository")
+    return {"repository": redact(remote.repository), "snapshots": len(copied)}
 
 
 def _kind_snapshot(snaps, kind):
@@ -558,11 +594,28 @@ def verify(config, restic, backup_id, target=None, force=False):
     return manifest, [p.as_dict() for p in problems]
 
 
+def image_version(config, image):
+    """version.php of a Moodle image, read in a throwaway container without network."""
+    proc = docker("run", "--rm", "--network", "none", "--entrypoint", "cat", image,
+                  f"{config['moodle_dirroot']}/version.php", check=False)
+    if proc.returncode != 0:
+        raise EngineError(f"cannot read version.php from image {image}: {_tail(proc.stderr)}")
+    info = bm.parse_version_php(proc.stdout.decode(errors="replace"))
+    info["major"] = bm.branch_to_major(info["branch"])
+    return info
+
+
+def cmd_image_version(config, args):
+    return image_version(config, args.image)
+
+
 def cmd_verify(config, args):
     restic = Restic(config)
     target = None
     if args.target_version_php:
         target = bm.parse_version_php(Path(args.target_version_php).read_text(encoding="utf-8"))
+    elif args.target_image:
+        target = image_version(config, args.target_image)
     elif args.target_container:
         target = bm.parse_version_php(web_file(args.target_container, f"{config['moodle_dirroot']}/version.php"))
     manifest, problems = verify(config, restic, args.backup_id, target=target, force=args.force)
@@ -735,6 +788,35 @@ def cmd_forget(config, args):
         return _forget(config, restic, args.dry_run)
 
 
+def next_run(now, times, delay=0):
+    """The next UTC datetime after ``now`` matching one of the daily ``HH:MM`` times."""
+    candidates = []
+    for text in times:
+        hour, minute = (int(x) for x in text.split(":"))
+        when = now.replace(hour=hour, minute=minute, second=0, microsecond=0) + dt.timedelta(seconds=delay)
+        if when <= now:
+            when += dt.timedelta(days=1)
+        candidates.append(when)
+    return min(candidates)
+
+
+def cmd_schedule(config, args):
+    """Background scheduler for hosts without systemd (started by the role with start-stop-daemon)."""
+    import random
+
+    times = config.get("times") or ["02:15"]
+    while True:
+        delay = random.randint(0, int(config.get("randomized_delay_seconds", 0)))  # noqa: S311 - not crypto
+        when = next_run(dt.datetime.now(dt.UTC), times, delay)
+        log(f"next backup at {bm.isoformat(when)}")
+        while dt.datetime.now(dt.UTC) < when:
+            time.sleep(min(60, max(1, (when - dt.datetime.now(dt.UTC)).total_seconds())))
+        try:
+            cmd_backup(config, argparse.Namespace(forget=True))
+        except (EngineError, bm.ManifestError) as exc:
+            log(f"ERROR: scheduled backup failed: {exc}")
+
+
 def cmd_init(config, args):
     return {"initialised": Restic(config).ensure_repository()}
 
@@ -743,6 +825,7 @@ def cmd_init(config, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="moodle-backup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="JSON config rendered by the moodle.platform.backup role")
+    parser.add_argument("--offsite", action="store_true", help="work on the off-site (S3) repository instead")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("init", help="create the restic repository if it does not exist")
     p = sub.add_parser("backup", help="database + moodledata + manifest, then status file")
@@ -754,6 +837,7 @@ def main(argv=None):
     p.add_argument("backup_id", nargs="?", default="latest")
     p.add_argument("--target-container", help="web container whose version.php the backup must match")
     p.add_argument("--target-version-php", help="a version.php file the backup must match")
+    p.add_argument("--target-image", help="a Moodle image whose version.php the backup must match")
     p.add_argument("--force", action="store_true", help="accept a different Moodle major version")
     p.add_argument("--read-data", action="store_true", help="also run restic check --read-data")
     p = sub.add_parser("restore-db", help="replace the database with the backup's dump")
@@ -771,14 +855,23 @@ def main(argv=None):
     p.add_argument("--key-tables", nargs="*", default=["mdl_config", "mdl_user", "mdl_course", "mdl_files",
                                                        "mdl_context", "mdl_course_modules"])
     p.add_argument("--extra-seconds", type=float, default=0.0, help="time already spent restoring (for the metric)")
+    p = sub.add_parser("image-version", help="version.php of a Moodle image (JSON)")
+    p.add_argument("image")
+    p = sub.add_parser("schedule", help="run forever: a backup (with retention) at each daily time of the config")
     p = sub.add_parser("forget", help="apply retention (keep daily/weekly/monthly) and prune")
     p.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     handlers = {"init": cmd_init, "backup": cmd_backup, "list": cmd_list, "show": cmd_show, "verify": cmd_verify,
                 "restore-db": cmd_restore_db, "restore-files": cmd_restore_files, "drill-check": cmd_drill_check,
-                "forget": cmd_forget}
+                "forget": cmd_forget, "schedule": cmd_schedule,
+                "image-version": cmd_image_version}
     try:
         config = load_config(args.config)
+        if args.offsite:
+            if not config.get("offsite_repository"):
+                raise EngineError("no off-site repository is configured (backup_s3_enabled)")
+            config["repository"], config["env_file"] = config["offsite_repository"], config.get("offsite_env_file", "")
+            config["offsite_repository"] = ""
         result = handlers[args.command](config, args)
     except (EngineError, bm.ManifestError) as exc:
         print(json.dumps({"failed": True, "msg": str(exc)}))
