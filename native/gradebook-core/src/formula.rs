@@ -296,6 +296,9 @@ impl Formula {
                 expecting_op = true;
                 let val = &expr[index..index + len];
                 if let Some(name) = val.strip_suffix('(') {
+                    if name == "rand_int" || name == "rand_float" {
+                        return Err(format!("{name}() is not supported (its result is random)"));
+                    }
                     if builtin(name).is_some() || calcfunc(name).is_some() {
                         stack.push(Stack::FnOpen(name.to_string()));
                         stack.push(Stack::Count(1));

@@ -60,9 +60,7 @@ pub fn php_round(value: f64, places: i64) -> f64 {
             return value;
         }
     }
-    if (tmp - round_helper(tmp)).abs() >= 1e-15 {
-        tmp = round_helper(tmp);
-    }
+    tmp = round_helper(tmp);
     if places.abs() < 23 {
         if places > 0 {
             tmp /= f1;

@@ -1,4 +1,4 @@
-//! `moodle_gradebook` Python module: a thin PyO3 layer over `gradebook-core`, used by the
+//! `moodle_gradebook_core` Python module: a thin PyO3 layer over `gradebook-core`, used by the
 //! property-based parity tests and the benchmark.  Same bulk contract as the PHP extension:
 //! bytes in (`struct.pack('<%dd')`, one flag byte per cell), bytes out.
 
@@ -71,7 +71,7 @@ fn php_round(v: f64, places: i64) -> f64 {
 }
 
 #[pymodule]
-fn moodle_gradebook(m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn moodle_gradebook_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Course>()?;
     m.add_function(wrap_pyfunction!(db_decimal5, m)?)?;
     m.add_function(wrap_pyfunction!(php_round, m)?)?;

@@ -206,6 +206,9 @@ class formula {
                 $val = substr($expr, $index, $ex);
                 if (substr($val, -1) === '(') {
                     $name = substr($val, 0, -1);
+                    if ($name === 'rand_int' || $name === 'rand_float') {
+                        throw new \InvalidArgumentException("{$name}() is not supported (its result is random)");
+                    }
                     if (isset(self::BUILTIN[$name]) || isset(self::CALC[$name])) {
                         $stack[] = ['fn', $name];
                         $stack[] = ['count', 1];
@@ -216,7 +219,7 @@ class formula {
                         throw new \InvalidArgumentException("unknown function '{$name}'");
                     }
                 } else {
-                    if (ctype_lower($val[0])) {
+                    if (preg_match('/^[a-z]/', $val)) {
                         $out[] = ['v', $resolve($val)];
                     } else {
                         if (!is_numeric($val) && !preg_match('/^\d+\.$/', $val)) {

@@ -345,7 +345,7 @@ class php_engine {
         }
         $deps = [];
         $normal = preg_replace_callback('/##gi([^#]*)##/', function ($m) use (&$deps, $itembyid) {
-            if (!ctype_digit($m[1])) {
+            if (!preg_match('/^\d+$/', $m[1])) {
                 throw new \InvalidArgumentException("bad reference ##gi{$m[1]}##");
             }
             $n = (int)$m[1];
@@ -1020,8 +1020,12 @@ class php_engine {
         }
         $n = count($e->items);
         $expected = $nusers * $n;
-        if (strlen($grades) % 8 != 0 || strlen($grades) / 8 != $expected) {
-            $got = strlen($grades) % 8 ? (strlen($grades) . ' bytes') : (string)(strlen($grades) / 8);
+        if (strlen($grades) % 8 != 0) {
+            self::fail('moodle_gradebook_regrade: grades: ' . strlen($grades) .
+                " bytes is not a whole number of pack('e*') doubles");
+        }
+        if (strlen($grades) / 8 != $expected) {
+            $got = strlen($grades) / 8;
             self::fail("moodle_gradebook_regrade: grades: expected {$expected} values ({$nusers} users x {$n} items), got {$got}");
         }
         if (strlen($flags) != $expected) {
@@ -1034,7 +1038,7 @@ class php_engine {
             $u = intdiv($k, max($n, 1));
             $it = $k % max($n, 1);
             if ($f & ~15) {
-                self::fail(sprintf('moodle_gradebook_regrade: flags: unknown bits %#04x at user %d item %d', $f, $u, $it));
+                self::fail(sprintf('moodle_gradebook_regrade: flags: unknown bits 0x%02x at user %d item %d', $f, $u, $it));
             }
             if (($f & self::HAS_VALUE) && !is_finite($cells[$k])) {
                 $shown = is_nan($cells[$k]) ? 'NaN' : ($cells[$k] > 0 ? 'inf' : '-inf');

@@ -1,0 +1,52 @@
+<?php
+// Test worker: one long-running `php` process that answers JSON lines on stdin, so thousands of
+// parity cases cost a pipe round trip each instead of a PHP start-up.  Each request is run through
+// the pure-PHP engine (local_nativegrades) and, when loaded, the moodle_gradebook extension.
+//
+// Request:  {"op":"regrade","course":"<json>","grades":"<b64 e*>","flags":"<b64>","nusers":N}
+//           {"op":"round","values":[[v, places], ...]}   (PHP's own round(), for the core's port)
+//           {"op":"string14","values":[v, ...]}           ((float)(string)$v)
+// Response: {"php":{...}|{"error":"Class: message"},"ext":{...}|null}
+
+$plugin = getenv('NATIVEGRADES_PLUGIN') ?: __DIR__ . '/../../moodle-plugins/local_nativegrades';
+require_once($plugin . '/classes/local/formula.php');
+require_once($plugin . '/classes/local/php_engine.php');
+
+use local_nativegrades\local\php_engine;
+
+function encode_result(array $r): array {
+    return array_map('base64_encode', $r);
+}
+
+function run(callable $fn): array {
+    try {
+        return encode_result($fn());
+    } catch (\Throwable $e) {
+        return ['error' => get_class($e) . ': ' . $e->getMessage()];
+    }
+}
+
+$hasext = function_exists('moodle_gradebook_regrade');
+while (($line = fgets(STDIN)) !== false) {
+    $req = json_decode($line, true);
+    $op = $req['op'] ?? '';
+    if ($op === 'regrade') {
+        $grades = base64_decode($req['grades']);
+        $flags = base64_decode($req['flags']);
+        $out = [
+            'php' => run(fn() => php_engine::regrade($req['course'], $grades, $flags, $req['nusers'])),
+            'ext' => $hasext ? run(fn() => moodle_gradebook_regrade($req['course'], $grades, $flags, $req['nusers'])) : null,
+        ];
+    } else if ($op === 'round') {
+        $out = ['values' => array_map(fn($p) => round((float)$p[0], (int)$p[1]), $req['values'])];
+    } else if ($op === 'string14') {
+        $out = ['values' => array_map(fn($v) => (float)(string)(float)$v, $req['values']),
+                'engine' => array_map(fn($v) => php_engine::string14((float)$v), $req['values']),
+                'decimal5' => array_map(fn($v) => php_engine::db_decimal5((float)$v), $req['values'])];
+    } else if ($op === 'info') {
+        $out = ['php' => PHP_VERSION, 'zts' => PHP_ZTS, 'ext' => $hasext ? moodle_gradebook_version() : null];
+    } else {
+        $out = ['error' => "unknown op '{$op}'"];
+    }
+    echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n";
+}
