@@ -64,7 +64,7 @@ class MoodleConnection:
 
     def cli(self, script, *args, environment=None):
         """Run admin/cli/<script> with php."""
-        return self.run([self.php, "%s/admin/cli/%s" % (self.moodle_dir, script)] + list(args), environment)
+        return self.run([self.php, f"{self.moodle_dir}/admin/cli/{script}", *list(args)], environment)
 
     def php_code(self, code, environment=None):
         env = {"MOODLE_PLATFORM_DIR": self.moodle_dir}
@@ -75,11 +75,11 @@ class MoodleConnection:
         """version/release/branch from version.php (the code, not the database)."""
         result = self.php_code(_VERSION_SNIPPET)
         if result.rc != 0:
-            raise MoodleConnectionError("cannot read %s/version.php: %s" % (self.moodle_dir, (result.stderr or result.stdout).strip()))
+            raise MoodleConnectionError(f"cannot read {self.moodle_dir}/version.php: {(result.stderr or result.stdout).strip()}")
         try:
             return json.loads(result.stdout)
         except ValueError:
-            raise MoodleConnectionError("unexpected output from version.php: %r" % result.stdout[:200])
+            raise MoodleConnectionError(f"unexpected output from version.php: {result.stdout[:200]!r}") from None
 
 
 class DockerExecConnection(MoodleConnection):
@@ -98,11 +98,11 @@ class DockerExecConnection(MoodleConnection):
                 client = docker.DockerClient(base_url=self.docker_host)
                 self._container = client.containers.get(self.container_name)
             except NotFound:
-                raise MoodleConnectionError("container %s does not exist" % self.container_name)
+                raise MoodleConnectionError(f"container {self.container_name} does not exist") from None
             except DockerException as exc:
-                raise MoodleConnectionError("cannot reach the Docker engine at %s: %s" % (self.docker_host, exc))
+                raise MoodleConnectionError(f"cannot reach the Docker engine at {self.docker_host}: {exc}") from exc
             if self._container.status != "running":
-                raise MoodleConnectionError("container %s is %s, not running" % (self.container_name, self._container.status))
+                raise MoodleConnectionError(f"container {self.container_name} is {self._container.status}, not running")
         return self._container
 
     def run(self, argv, environment=None):
@@ -110,7 +110,7 @@ class DockerExecConnection(MoodleConnection):
         try:
             rc, output = container.exec_run(argv, user=self.user, environment=environment or {}, demux=True)
         except DockerException as exc:
-            raise MoodleConnectionError("docker exec in %s failed: %s" % (self.container_name, exc))
+            raise MoodleConnectionError(f"docker exec in {self.container_name} failed: {exc}") from exc
         stdout, stderr = output if output else (b"", b"")
         return CommandResult(rc, (stdout or b"").decode("utf-8", "replace"), (stderr or b"").decode("utf-8", "replace"))
 
@@ -130,4 +130,4 @@ def connection_from_params(params):
             moodle_dir=params["moodle_dir"],
             php=params["php"],
         )
-    raise MoodleConnectionError("unsupported connection %s" % params["connection"])  # pragma: no cover
+    raise MoodleConnectionError("unsupported connection {}".format(params["connection"]))  # pragma: no cover

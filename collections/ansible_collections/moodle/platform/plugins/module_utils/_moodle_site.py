@@ -21,7 +21,8 @@ global $CFG;
 $installed = !during_initial_install();
 $muc = $CFG->dataroot . '/muc/config.php';
 if (!empty($CFG->altcacheconfigpath)) {
-    $muc = is_dir($CFG->altcacheconfigpath) ? rtrim($CFG->altcacheconfigpath, '/') . '/cacheconfig.php' : $CFG->altcacheconfigpath;
+    $alt = $CFG->altcacheconfigpath;
+    $muc = is_dir($alt) ? rtrim($alt, '/') . '/cacheconfig.php' : $alt;
 }
 $configuration = null;
 if (is_readable($muc)) { include($muc); }
@@ -48,7 +49,7 @@ echo "\n" . getenv('MOODLE_PLATFORM_MARKER') . json_encode([
 
 def parse_marked_json(stdout):
     if MARKER not in stdout:
-        raise MoodleConnectionError("no result from Moodle; output was: %s" % stdout.strip()[-500:])
+        raise MoodleConnectionError(f"no result from Moodle; output was: {stdout.strip()[-500:]}")
     return json.loads(stdout.rsplit(MARKER, 1)[1].strip())
 
 
@@ -58,7 +59,7 @@ def site_state(conn, now=None):
     result = conn.php_code(STATE_SNIPPET, {"MOODLE_PLATFORM_MARKER": MARKER})
     if result.rc != 0 or MARKER not in result.stdout:
         raise MoodleConnectionError(
-            "Moodle's config.php could not be loaded (rc=%s): %s" % (result.rc, (result.stderr + result.stdout).strip()[-800:])
+            f"Moodle's config.php could not be loaded (rc={result.rc}): {(result.stderr + result.stdout).strip()[-800:]}"
         )
     raw = parse_marked_json(result.stdout)
     by_mode = {name: [] for name in MODES.values()}
@@ -75,7 +76,7 @@ def site_state(conn, now=None):
         elif up.rc == 0:
             pending = False
         else:
-            raise MoodleConnectionError("upgrade.php --is-pending failed (rc=%s): %s" % (up.rc, (up.stderr + up.stdout).strip()[-500:]))
+            raise MoodleConnectionError(f"upgrade.php --is-pending failed (rc={up.rc}): {(up.stderr + up.stdout).strip()[-500:]}")
     application_plugins = [raw["stores"].get(name) for name in by_mode["application"]]
     return {
         "installed": raw["installed"],

@@ -72,7 +72,6 @@ value:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.moodle.platform.plugins.module_utils._moodle_connection import (
     HAS_DOCKER,
     MoodleConnectionError,
@@ -89,8 +88,8 @@ class MoodleConfig:
         self.connection = connection
         self.params = module.params
         component = self.params["component"]
-        self.component_args = [] if component in (None, "", "core", "moodle") else ["--component=%s" % component]
-        self.label = ("%s/%s" % (component, self.params["name"])) if self.component_args else self.params["name"]
+        self.component_args = [] if component in (None, "", "core", "moodle") else [f"--component={component}"]
+        self.label = ("{}/{}".format(component, self.params["name"])) if self.component_args else self.params["name"]
 
     def fail(self, msg):
         self.module.fail_json(msg=msg)
@@ -102,9 +101,9 @@ class MoodleConfig:
 
     def cfg(self, *args):
         try:
-            return self.connection.cli("cfg.php", "--name=%s" % self.params["name"], *(self.component_args + list(args)))
+            return self.connection.cli("cfg.php", "--name={}".format(self.params["name"]), *(self.component_args + list(args)))
         except MoodleConnectionError as exc:
-            self.fail("Cannot run cfg.php in %s: %s" % (self.params["container"], exc))
+            self.fail("Cannot run cfg.php in {}: {}".format(self.params["container"], exc))
 
     def current(self):
         result = self.cfg("--no-eol")
@@ -112,21 +111,21 @@ class MoodleConfig:
             return result.stdout
         if result.rc == 3:  # "No such configuration variable found."
             return None
-        self.fail("cfg.php could not read %s (rc=%s): %s" % (self.label, result.rc, result.stderr.strip() or result.stdout.strip()))
+        self.fail(f"cfg.php could not read {self.label} (rc={result.rc}): {result.stderr.strip() or result.stdout.strip()}")
 
     def write(self, *args):
         result = self.cfg(*args)
         if result.rc == 4:
-            self.fail("%s is hard-set in config.php; change it there (moodle_image_config_extra) instead." % self.label)
+            self.fail(f"{self.label} is hard-set in config.php; change it there (moodle_image_config_extra) instead.")
         if result.rc != 0:
-            self.fail("cfg.php could not change %s (rc=%s): %s" % (self.label, result.rc, result.stderr.strip() or result.stdout.strip()))
+            self.fail(f"cfg.php could not change {self.label} (rc={result.rc}): {result.stderr.strip() or result.stdout.strip()}")
 
     def present(self, before):
         value = self.params["value"]
         if before == value:
             return False
         if not self.module.check_mode:
-            self.write("--set=%s" % value)
+            self.write(f"--set={value}")
         return True
 
     def absent(self, before):
@@ -147,8 +146,8 @@ class MoodleConfig:
         result = dict(changed=changed, previous=self.shown(before), value=self.shown(after))
         if self.module._diff:
             result["diff"] = dict(
-                before="%s = %s\n" % (self.label, self.shown(before)) if before is not None else "",
-                after="%s = %s\n" % (self.label, self.shown(after)) if after is not None else "",
+                before=f"{self.label} = {self.shown(before)}\n" if before is not None else "",
+                after=f"{self.label} = {self.shown(after)}\n" if after is not None else "",
                 before_header=self.label,
                 after_header=self.label,
             )

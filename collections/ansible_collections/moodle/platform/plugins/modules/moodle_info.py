@@ -66,7 +66,6 @@ moodle:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.moodle.platform.plugins.module_utils._moodle_connection import (
     HAS_DOCKER,
     MoodleConnectionError,
@@ -88,7 +87,7 @@ class MoodleInfo:
         try:
             return site_state(self.connection)
         except MoodleConnectionError as exc:
-            self.fail("Cannot read the Moodle site in %s: %s" % (self.module.params["container"], exc))
+            self.fail("Cannot read the Moodle site in {}: {}".format(self.module.params["container"], exc))
 
 
 def main():

@@ -1,0 +1,196 @@
+"""The Compose stack with the Moodle stand-in: web, login + Redis sessions, cron, isolation, secrets."""
+
+import http.cookiejar
+import json
+import re
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from stack_helpers import BASE_URL, PROJECT, PROJECT_DIR, SECRET_NAMES, db_query, exec_out, redis_cli, wait_for
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def test_front_page_is_served_on_the_published_port():
+    with urllib.request.urlopen(BASE_URL + "/", timeout=10) as response:  # noqa: S310
+        body = response.read().decode()
+        assert response.status == 200
+    assert "Moodle stand-in CI" in body  # the site name given to the install
+
+
+def test_web_port_is_bound_to_loopback_only(container):
+    bindings = container("web").attrs["NetworkSettings"]["Ports"]["80/tcp"]
+    assert bindings and all(b["HostIp"] == "127.0.0.1" for b in bindings)
+
+
+def _login(password):
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+    with opener.open(BASE_URL + "/login/index.php", timeout=10) as response:
+        token = re.search(r'name="logintoken" value="([^"]+)"', response.read().decode()).group(1)
+    data = urllib.parse.urlencode({"username": "admin", "password": password, "logintoken": token}).encode()
+    try:
+        with opener.open(BASE_URL + "/login/index.php", data=data, timeout=10) as response:
+            return response.status, response.headers.get("Location"), jar
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("Location"), jar
+
+
+def test_admin_login_works_and_the_session_lives_in_redis(secrets, container):
+    status, location, jar = _login(secrets["moodle_admin_password"])
+    assert status == 303 and location == "/my/"
+    session_id = next(c.value for c in jar if c.name == "MoodleSession")
+    rc, keys = redis_cli(container("redis"), "--scan", "--pattern", "mdl_sess_*")
+    assert rc == 0
+    assert "mdl_sess_" + session_id in keys.split()
+    # ... and not in files in the dataroot.
+    rc, out = exec_out(container("web"), ["sh", "-c", "ls /var/www/moodledata/sessions 2>/dev/null | wc -l"])
+    assert out.strip() == "0"
+
+
+def test_wrong_password_is_refused(secrets):
+    status, location, _ = _login(secrets["moodle_admin_password"] + "x")
+    assert status == 200 and location is None
+
+
+def test_application_cache_is_served_from_redis(container):
+    rc, keys = redis_cli(container("redis"), "--scan", "--pattern", "mdl_muc_standin_application_*")
+    assert rc == 0 and "mdl_muc_standin_application_sitefullname" in keys.split()
+
+
+def test_cron_runs_repeatedly_through_the_cron_service(container):
+    def recent_runs():
+        rc, out = db_query(
+            container("db"), "SELECT COUNT(*) FROM mdl_standin_cron_runs WHERE timestarted > UNIX_TIMESTAMP() - 60"
+        )
+        assert rc == 0, out
+        return int(out.strip()) >= 2
+
+    assert wait_for(recent_runs, timeout=90)
+    # The runs come from the cron container's loop, which has no Docker socket.
+    mounts = [m["Source"] for m in container("cron").attrs["Mounts"]]
+    assert not any("docker.sock" in source for source in mounts)
+
+
+def _port_open(host, port):
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((host, port)) == 0
+
+
+@pytest.mark.parametrize("port", [3306, 6379])
+def test_db_and_redis_are_not_published_on_the_host(port, container):
+    assert not _port_open("127.0.0.1", port)
+    for service in ("db", "redis"):
+        assert not any(container(service).attrs["NetworkSettings"]["Ports"].values())
+
+
+def _probe(dockerc, network, target, port, image):
+    """Try a TCP connection from a throw-away container on `network`; True when it connects."""
+    output = dockerc.containers.run(
+        image,
+        ["bash", "-c", f"timeout 3 bash -c '</dev/tcp/{target}/{port}' && echo OPEN || echo CLOSED"],
+        entrypoint=[],
+        network=f"{PROJECT}_{network}",
+        remove=True,
+    )
+    return output.decode().strip().endswith("OPEN")
+
+
+def test_db_and_redis_only_reachable_from_the_backend_network(dockerc, container):
+    image = container("db").image.tags[0]
+    backend_ip = {
+        s: container(s).attrs["NetworkSettings"]["Networks"][f"{PROJECT}_backend"]["IPAddress"] for s in ("db", "redis")
+    }
+    # Positive control: the probe does detect an open port.
+    assert _probe(dockerc, "backend", "db", 3306, image)
+    assert _probe(dockerc, "backend", "redis", 6379, image)
+    for service, port in (("db", 3306), ("redis", 6379)):
+        assert not _probe(dockerc, "frontend", service, port, image)
+        assert not _probe(dockerc, "frontend", backend_ip[service], port, image)
+    assert dockerc.networks.get(f"{PROJECT}_backend").attrs["Internal"] is True
+    assert set(container("db").attrs["NetworkSettings"]["Networks"]) == {f"{PROJECT}_backend"}
+    assert set(container("redis").attrs["NetworkSettings"]["Networks"]) == {f"{PROJECT}_backend"}
+
+
+def test_no_secret_in_docker_inspect_or_process_lists(dockerc, secrets):
+    containers = dockerc.containers.list(filters={"label": f"com.docker.compose.project={PROJECT}"})
+    assert {c.labels["com.docker.compose.service"] for c in containers} >= {"web", "cron", "db", "redis"}
+    for c in containers:
+        inspected = json.dumps(c.attrs)
+        processes = json.dumps(c.top(ps_args="-eo pid,args") if c.status == "running" else {})
+        for name, value in secrets.items():
+            assert len(value) >= 16
+            assert value not in inspected, f"{name} found in docker inspect of {c.name}"
+            assert value not in processes, f"{name} found in the process list of {c.name}"
+
+
+def test_secret_files_are_private():
+    import os
+    import stat
+
+    assert stat.S_IMODE(os.stat(os.path.join(PROJECT_DIR, "secrets")).st_mode) == 0o700
+    for name in SECRET_NAMES:
+        mode = os.stat(os.path.join(PROJECT_DIR, "secrets", name)).st_mode
+        assert stat.S_IMODE(mode) == 0o600
+
+
+def test_moodle_code_is_read_only_to_the_web_server(container):
+    rc, _ = exec_out(container("web"), ["sh", "-c", "touch /var/www/moodle/index.php"], user="www-data")
+    assert rc != 0
+    rc, _ = exec_out(
+        container("web"),
+        ["sh", "-c", "touch /var/www/moodledata/.write-test && rm /var/www/moodledata/.write-test"],
+        user="www-data",
+    )
+    assert rc == 0
+
+
+def test_php_settings_of_the_image(container):
+    rc, out = exec_out(
+        container("web"),
+        ["php", "-r", "echo ini_get('max_input_vars'), ' ', ini_get('opcache.enable') === false ? 'no' : 'yes';"],
+    )
+    assert rc == 0 and out.split()[0] == "5000"
+    rc, out = exec_out(container("web"), ["php", "-m"])
+    for module in ("sodium", "intl", "mysqli", "redis", "igbinary", "apcu", "Zend OPcache", "soap", "ldap"):
+        assert module in out.splitlines()
+
+
+def test_all_services_are_healthy(dockerc):
+    containers = dockerc.containers.list(filters={"label": f"com.docker.compose.project={PROJECT}"})
+    for c in containers:
+        health = c.attrs["State"].get("Health")
+        if health:
+            assert health["Status"] == "healthy", c.name
+        assert c.attrs["HostConfig"]["LogConfig"]["Config"].get("max-size") == "10m"
+
+
+def test_concurrent_first_installs_install_once(container):
+    """Two simultaneous installs against an empty database: exactly one installs."""
+    db, web = container("db"), container("web")
+    rc, out = db_query(
+        db,
+        "DROP DATABASE IF EXISTS moodle_race; CREATE DATABASE moodle_race; GRANT ALL ON moodle_race.* TO 'moodle'@'%';",
+        database="mysql",
+    )
+    assert rc == 0, out
+    try:
+        script = (
+            "for i in 1 2; do MOODLE_DB_NAME=moodle_race php /usr/local/lib/moodle-platform/install.php "
+            "--adminuser=admin --adminemail=a@example.com --fullname=Race --shortname=race > /tmp/race.$i 2>&1 & done; "
+            "wait; cat /tmp/race.1 /tmp/race.2"
+        )
+        rc, out = exec_out(web, ["sh", "-c", script], user="www-data")
+        assert out.count("moodle-platform: installed") == 1, out
+        assert out.count("moodle-platform: already installed") == 1, out
+        rc, out = db_query(db, "SELECT COUNT(*) FROM mdl_user", database="moodle_race")
+        assert out.strip() == "1"
+    finally:
+        db_query(db, "DROP DATABASE IF EXISTS moodle_race", database="mysql")
