@@ -177,7 +177,7 @@ def sha256_file(path, chunk=1 << 20):
 
 
 def build_manifest(*, backup_id, project, platform, started, completed, moodle, image, database,
-                   moodledata, config=None, host=None, tool=None):
+                   moodledata, config=None, host=None, tool=None, stack=None):
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -195,6 +195,7 @@ def build_manifest(*, backup_id, project, platform, started, completed, moodle, 
         "database": dict(database),
         "moodledata": dict(moodledata),
         "config": dict(config or {}),
+        "stack": dict(stack or {}),
     }
     problems = validate_manifest(manifest)
     if problems:

@@ -243,6 +243,37 @@ def _ident(name):
     return name
 
 
+# version.php is PHP: evaluate it (as Moodle does) instead of pattern-matching it.
+VERSION_PHP_CODE = (
+    "define('MOODLE_INTERNAL', true);"
+    "foreach (['MATURITY_ALPHA' => 50, 'MATURITY_BETA' => 100, 'MATURITY_RC' => 150, 'MATURITY_STABLE' => 200]"
+    " as $c => $v) { defined($c) || define($c, $v); }"
+    "$version = null; $release = null; $branch = null; $maturity = null;"
+    "include $argv[1];"
+    "echo json_encode(['version' => sprintf('%.2f', $version), 'release' => (string) $release,"
+    " 'branch' => (string) $branch, 'maturity' => (string) $maturity]);"
+)
+
+
+def _version_from_json(text, where):
+    try:
+        info = json.loads(text)
+    except ValueError as exc:
+        raise EngineError(f"cannot evaluate version.php of {where}: {text.strip()[:200]}") from exc
+    if not info.get("branch"):
+        info["branch"] = bm.parse_version_php(f"$version = {info['version']};\n$release = '{info['release']}';")["branch"]
+    info["major"] = bm.branch_to_major(info["branch"])
+    return info
+
+
+def container_version(config, container):
+    proc = docker("exec", container, "php", "-r", VERSION_PHP_CODE, f"{config['moodle_dirroot']}/version.php",
+                  check=False)
+    if proc.returncode != 0:
+        raise EngineError(f"cannot read version.php in container {container[:12]}: {_tail(proc.stderr or proc.stdout)}")
+    return _version_from_json(proc.stdout.decode(errors="replace"), f"container {container[:12]}")
+
+
 def web_file(container, path):
     proc = docker("exec", container, "cat", path, check=False)
     if proc.returncode != 0:
@@ -372,10 +403,17 @@ def _backup(config, restic, started, args):
     web = find_container(compose_project, config["web_service"])
     db = find_container(compose_project, config["db_service"])
     mountpoint = volume_mountpoint(config["moodledata_volume"])
-    moodle = bm.parse_version_php(web_file(web, f"{config['moodle_dirroot']}/version.php"))
+    moodle = container_version(config, web)
+    moodle.pop("major", None)
     image_ref, image_id = docker("inspect", "--format", "{{.Config.Image}} {{.Image}}", web).stdout.decode().split()
     config_php = web_file(web, f"{config['moodle_dirroot']}/config.php")
     server_version = db_query(config, db, "SELECT VERSION()")[0][0]
+    stack = {"db_image": docker("inspect", "--format", "{{.Config.Image}}", db).stdout.decode().strip()}
+    try:
+        redis = find_container(compose_project, config.get("redis_service", "redis"))
+        stack["redis_image"] = docker("inspect", "--format", "{{.Config.Image}}", redis).stdout.decode().strip()
+    except EngineError:
+        pass
     log(f"backup {backup_id}: Moodle {moodle['release']} ({moodle['version']}), image {image_ref}")
 
     # 1. database: mariadb-dump -> (sha256, row counts) -> restic --stdin
@@ -438,6 +476,7 @@ def _backup(config, restic, started, args):
                     "size_bytes": int(summary.get("total_bytes_processed", 0)),
                     "added_bytes": int(summary.get("data_added", 0)), "excludes": list(config["excludes"]),
                     "sample": sample},
+        stack=stack,
         config={"wwwroot_expression": wwwroot.group(1).strip() if wwwroot else "", "dbprefix": prefix,
                 "config_php_sha256": hashlib.sha256(config_php.encode()).hexdigest()},
     )
@@ -596,13 +635,11 @@ def verify(config, restic, backup_id, target=None, force=False):
 
 def image_version(config, image):
     """version.php of a Moodle image, read in a throwaway container without network."""
-    proc = docker("run", "--rm", "--network", "none", "--entrypoint", "cat", image,
+    proc = docker("run", "--rm", "--network", "none", "--entrypoint", "php", image, "-r", VERSION_PHP_CODE,
                   f"{config['moodle_dirroot']}/version.php", check=False)
     if proc.returncode != 0:
-        raise EngineError(f"cannot read version.php from image {image}: {_tail(proc.stderr)}")
-    info = bm.parse_version_php(proc.stdout.decode(errors="replace"))
-    info["major"] = bm.branch_to_major(info["branch"])
-    return info
+        raise EngineError(f"cannot read version.php from image {image}: {_tail(proc.stderr or proc.stdout)}")
+    return _version_from_json(proc.stdout.decode(errors="replace"), f"image {image}")
 
 
 def cmd_image_version(config, args):
@@ -617,7 +654,7 @@ def cmd_verify(config, args):
     elif args.target_image:
         target = image_version(config, args.target_image)
     elif args.target_container:
-        target = bm.parse_version_php(web_file(args.target_container, f"{config['moodle_dirroot']}/version.php"))
+        target = container_version(config, args.target_container)
     manifest, problems = verify(config, restic, args.backup_id, target=target, force=args.force)
     if args.read_data and not problems:
         proc = restic.run("check", "--read-data", check=False)
