@@ -49,11 +49,20 @@ GO
 }
 
 build_helm() {
-  local dir="$K8S_CACHE_DIR/helm-$HELM_VERSION"
+  local dir="$K8S_CACHE_DIR/helm-$HELM_VERSION-r$HELM_REV"
   [[ -x $dir/helm ]] && { log "helm $HELM_VERSION cached"; return; }
   log "building helm $HELM_VERSION"
+  go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" >/dev/null
+  # Like helm's Makefile: the default Kubernetes version of `helm template` / `helm lint` comes from
+  # the client-go it was built with (without these flags it claims v1.20 and refuses our charts).
+  local helm_mod client_minor
+  helm_mod="$(go env GOMODCACHE)/cache/download/helm.sh/helm/v3/@v/v$HELM_VERSION.mod"
+  client_minor="$(sed -n 's#^\s*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$helm_mod" | head -1)"
+  [[ -n $client_minor ]] || { echo "cannot read the client-go version of helm $HELM_VERSION" >&2; exit 1; }
   local tmp; tmp="$(mktemp -d "$K8S_CACHE_DIR/.helm.XXXX")"
-  GOBIN="$tmp" go install -ldflags "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
+  GOBIN="$tmp" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$client_minor \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$client_minor" \
     "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
   mkdir -p "$dir" && mv "$tmp/helm" "$dir/helm" && rmdir "$tmp"
   log "helm ready: $dir/helm"
@@ -101,7 +110,6 @@ case "${1:-all}" in
   etcd) build_etcd ;;
   helm) build_helm ;;
   kube-apiserver) build_apiserver ;;
-  all) build_etcd; build_helm; build_apiserver ;;
+  all) build_etcd; build_helm; build_apiserver; log "all tools cached under $K8S_CACHE_DIR" ;;
   *) echo "usage: $0 [all|etcd|helm|kube-apiserver]" >&2; exit 2 ;;
 esac
-log "all tools cached under $K8S_CACHE_DIR"

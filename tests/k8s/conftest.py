@@ -17,7 +17,10 @@ import yaml
 from .harness import REAL, ROOT, Cluster, helm_bin, kube_version, start_apiserver, stop_apiserver
 
 sys.path.insert(0, str(ROOT / "operator"))
-OPERATOR_NS = "moodle-operator"
+# The in-process operator's identity uses its own release, namespace and peering name, so the deploy
+# role's test can install the operator chart for real without colliding with it.
+OPERATOR_NS = "moodle-operator-test"
+OPERATOR_RELEASE = "moodle-operator-test"
 
 
 def _free_port() -> int:
@@ -55,8 +58,9 @@ def operator_kubeconfig(cluster, helm, tmp_path_factory):
     import subprocess
 
     cluster.namespace(OPERATOR_NS)
-    out = subprocess.run([helm, "template", "moodle-operator", str(ROOT / "charts" / "moodle-operator"),
-                          "--namespace", OPERATOR_NS, "--kube-version", kube_version()],
+    out = subprocess.run([helm, "template", OPERATOR_RELEASE, str(ROOT / "charts" / "moodle-operator"),
+                          "--namespace", OPERATOR_NS, "--kube-version", kube_version(),
+                          "--set", f"peering.name={OPERATOR_RELEASE}"],
                          check=True, capture_output=True, text=True).stdout
     for doc in yaml.safe_load_all(out):
         if doc and doc["kind"] not in ("Deployment", "Service"):
@@ -76,7 +80,7 @@ def operator(cluster, helm, operator_kubeconfig):
         "MOODLE_OPERATOR_INTERVAL": "0.5",
         "MOODLE_OPERATOR_METRICS_PORT": str(port),
         "MOODLE_OPERATOR_HELM": helm,
-        "MOODLE_OPERATOR_PEERING": "moodle-operator",
+        "MOODLE_OPERATOR_PEERING": OPERATOR_RELEASE,
     })
     import moodle_operator.handlers  # noqa: F401  (registers the handlers with INTERVAL from env)
 

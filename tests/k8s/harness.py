@@ -33,7 +33,7 @@ def versions() -> dict:
 
 def helm_bin() -> str:
     v = versions()
-    path = Path(v["K8S_CACHE_DIR"]) / f"helm-{v['HELM_VERSION']}" / "helm"
+    path = Path(v["K8S_CACHE_DIR"]) / f"helm-{v['HELM_VERSION']}-r{v['HELM_REV']}" / "helm"
     if not path.exists():
         raise RuntimeError(f"{path} missing: run scripts/k8s/build-tools.sh (make k8s-tools)")
     return str(path)
