@@ -16,6 +16,7 @@ import pytest
 from .harness import REAL, ROOT, wait_for
 
 API = "platform.moodle.dev/v1alpha1"
+VAULT_ADMIN_PASSWORD = "given-by-vault-0123456789"  # noqa: S105 - a test value standing in for a Vault secret
 
 
 def playbook(name: str, extra: dict, kubeconfig: str, helm: str) -> subprocess.CompletedProcess:
@@ -41,7 +42,7 @@ SITE_VALUES = {"wwwroot": "https://k8s.example.org", "ingress": {"enabled": True
 def test_deploy_role_installs_the_chart_and_a_second_run_changes_nothing(cluster, helm):
     extra = {"helm_deploy_namespace": "deploy-role", "helm_deploy_release_name": "campus",
              "helm_deploy_values": SITE_VALUES, "helm_deploy_install_operator": True,
-             "helm_deploy_passwords": {"moodle_admin_password": "given-by-vault-0123456789"}}
+             "helm_deploy_passwords": {"moodle_admin_password": VAULT_ADMIN_PASSWORD}}
     first = playbook("kubernetes.yml", extra, cluster.kubeconfig, helm)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     assert recap(first)["changed"] >= 3
@@ -52,7 +53,7 @@ def test_deploy_role_installs_the_chart_and_a_second_run_changes_nothing(cluster
     secret = cluster.get("v1", "Secret", "campus-credentials", "deploy-role")
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert set(data) == {"db_password", "db_root_password", "redis_password", "moodle_admin_password"}
-    assert data["moodle_admin_password"] == "given-by-vault-0123456789"
+    assert data["moodle_admin_password"] == VAULT_ADMIN_PASSWORD
     assert all(len(v) >= 32 for k, v in data.items() if k != "moodle_admin_password")
     for value in data.values():  # no_log: no password in the output
         assert value not in first.stdout and value not in first.stderr
