@@ -53,5 +53,5 @@ unit: setup ## Python unit tests of the collection
 test: setup lint unit collection-test host roles-test $(TEST_TARGETS) ## Everything CI runs
 	@echo "make test: all stages passed"
 
-up: host ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080)
-	$(TIMED) site ansible-playbook site.yml -i inventories/local
+up: setup ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080); MOODLE_SRC=/path/to/moodle-4.5
+	$(TIMED) site env MOODLE_SRC="$(MOODLE_SRC)" ansible-playbook site.yml -i inventories/local
