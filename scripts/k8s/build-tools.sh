@@ -13,7 +13,9 @@ export GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0 GOTOOLCHAIN=local
 
 log() { printf '[k8s-tools %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
-command -v go >/dev/null || { echo "go is required (Go >= 1.26) to build the test API server" >&2; exit 2; }
+# Go >= 1.26 (the machine image has it in /usr/local/go; Debian's golang is too old for Kubernetes 1.37).
+command -v go >/dev/null || PATH="$PATH:/usr/local/go/bin"
+command -v go >/dev/null || { echo "go (>= 1.26) is required to build etcd, kube-apiserver and helm for the tests" >&2; exit 2; }
 mkdir -p "$K8S_CACHE_DIR"
 
 build_etcd() {
