@@ -59,8 +59,11 @@ def _env(name: str, value: str) -> dict:
     return {"name": name, "value": value}
 
 
+BACKUP_LABEL = "platform.moodle.dev/backup"
+
+
 def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destination: dict,
-                    retention: dict, backup_image: str) -> dict:
+                    retention: dict, backup_image: str, backup_name: str = "") -> dict:
     """Pod template of a backup: an init container lends the Moodle code's version.php, the backup
     engine dumps the DB, snapshots moodledata with restic and writes the manifest."""
     site_image = "{}:{}".format((site_spec.get("image") or {}).get("repository", "moodle-platform/moodle"), image_tag)
@@ -73,7 +76,7 @@ def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destinat
     return {
         "metadata": {"labels": {SITE_LABEL: site_name, "platform.moodle.dev/db-client": "true",
                                 "app.kubernetes.io/instance": site_name,
-                                "app.kubernetes.io/component": "backup"}},
+                                "app.kubernetes.io/component": "backup", BACKUP_LABEL: backup_name}},
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
@@ -132,28 +135,30 @@ def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destinat
 
 
 def backup_job(*, name: str, namespace: str, site_name: str, site_spec: dict, image_tag: str, backup_spec: dict,
-               backup_image: str = BACKUP_IMAGE_DEFAULT) -> dict:
+               backup_image: str = BACKUP_IMAGE_DEFAULT, backup_name: str = "") -> dict:
     """A one-off backup Job (a Backup without a schedule)."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": namespace,
-                     "labels": {SITE_LABEL: site_name, "app.kubernetes.io/component": "backup"}},
+                     "labels": {SITE_LABEL: site_name, "app.kubernetes.io/component": "backup",
+                                BACKUP_LABEL: backup_name}},
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": 6 * 3600,
             "template": backup_pod_spec(site_name=site_name, site_spec=site_spec, image_tag=image_tag,
                                         destination=backup_spec["destination"],
-                                        retention=backup_spec.get("retention") or {}, backup_image=backup_image),
+                                        retention=backup_spec.get("retention") or {}, backup_image=backup_image,
+                                        backup_name=backup_name),
         },
     }
 
 
 def backup_cronjob(*, name: str, namespace: str, site_name: str, site_spec: dict, image_tag: str,
-                   backup_spec: dict, backup_image: str = BACKUP_IMAGE_DEFAULT) -> dict:
+                   backup_spec: dict, backup_image: str = BACKUP_IMAGE_DEFAULT, backup_name: str = "") -> dict:
     """A recurring backup (a Backup with a schedule): one Job at a time, history kept short."""
     job = backup_job(name=name, namespace=namespace, site_name=site_name, site_spec=site_spec, image_tag=image_tag,
-                     backup_spec=backup_spec, backup_image=backup_image)
+                     backup_spec=backup_spec, backup_image=backup_image, backup_name=backup_name)
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -163,7 +168,7 @@ def backup_cronjob(*, name: str, namespace: str, site_name: str, site_spec: dict
             "concurrencyPolicy": "Forbid",
             "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 3,
-            "jobTemplate": {"spec": job["spec"]},
+            "jobTemplate": {"metadata": {"labels": job["metadata"]["labels"]}, "spec": job["spec"]},
         },
     }
 
@@ -232,3 +237,26 @@ def backup_status(job: dict | None, pods: list[dict]) -> dict:
 
 def _failed_time(status: dict) -> str | None:
     return next((c.get("lastTransitionTime") for c in status.get("conditions") or [] if c.get("type") == "Failed"), None)
+
+
+def scheduled_status(jobs: list[dict], pods: list[dict]) -> dict:
+    """Status of a scheduled Backup from the Jobs its CronJob made: the newest finished run decides
+    ``lastRun``; the newest successful one gives snapshot, size, duration and ``lastSuccessfulTime``."""
+    finished = []
+    for job in jobs:
+        name = job["metadata"]["name"]
+        own = [p for p in pods if (p["metadata"].get("labels") or {}).get("job-name") == name]
+        status = backup_status(job, own)
+        if status["phase"] in ("Succeeded", "Failed"):
+            finished.append((status.get("completedAt") or "", name, status))
+    if not finished:
+        return {"phase": "Scheduled"}
+    finished.sort()
+    _, last_name, last = finished[-1]
+    result = {"phase": "Scheduled", "jobName": last_name, "conditions": last.get("conditions", [])}
+    good = [f for f in finished if f[2]["phase"] == "Succeeded"]
+    if good:
+        _, _, best = good[-1]
+        result.update({key: best[key] for key in ("snapshotId", "sizeBytes", "durationSeconds", "manifest")})
+        result["lastSuccessfulTime"] = best.get("completedAt")
+    return result

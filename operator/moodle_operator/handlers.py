@@ -9,6 +9,7 @@ MOODLE_OPERATOR_CHART.
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 
@@ -152,6 +153,12 @@ def site_status(name, namespace, spec, meta, status, patch, **_):
 
 # ----------------------------------------------------------------------------------------------
 # Backup
+def _epoch(stamp: str | None) -> float:
+    if not stamp:
+        return time.time()
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC).timestamp()
+
+
 def _site(namespace: str, site_name: str) -> dict:
     site = _kube().get(API_VERSION, "MoodleSite", site_name, namespace)
     if site is None:
@@ -169,7 +176,8 @@ def start_backup(name, namespace, spec, status, body, patch, **_):
         site = _site(namespace, spec["site"])
         tag = desired.effective_tag(site["spec"], site["metadata"].get("annotations"))
         common = {"name": f"backup-{name}"[:52], "namespace": namespace, "site_name": spec["site"],
-                  "site_spec": site["spec"], "image_tag": tag, "backup_spec": spec, "backup_image": BACKUP_IMAGE}
+                  "site_spec": site["spec"], "image_tag": tag, "backup_spec": spec, "backup_image": BACKUP_IMAGE,
+                  "backup_name": name}
         if spec.get("schedule"):
             obj = backups.backup_cronjob(**common)
             kopf.adopt(obj, owner=body)
@@ -198,11 +206,33 @@ def backup_progress(name, namespace, spec, status, body, patch, **_):
         if status.get(key) != value:
             patch.status[key] = value
     if new.get("phase") == "Succeeded":
-        metrics.record_backup_success(namespace, spec["site"], time.time())
+        metrics.record_backup_success(namespace, spec["site"], _epoch(new.get("completedAt")))
         kopf.info(body, reason="BackupSucceeded", message=f"snapshot {new.get('snapshotId')}, {new.get('sizeBytes')} bytes")
     elif new.get("phase") == "Failed":
         metrics.FAILURES.labels("Backup", "job").inc()
         kopf.warn(body, reason="BackupFailed", message=new["conditions"][0]["message"])
+
+
+@kopf.timer(GROUP, VERSION, "backups", interval=INTERVAL, when=lambda spec, **_: bool(spec.get("schedule")))
+def scheduled_backup_progress(name, namespace, spec, status, body, patch, **_):
+    """Scheduled Backups: the result of the newest run of the CronJob, and the backup-age metric."""
+    with _api_errors("Backup"):
+        jobs = _kube().list("batch/v1", "Job", namespace, f"{backups.BACKUP_LABEL}={name}")
+        pods = _kube().list("v1", "Pod", namespace, f"{backups.BACKUP_LABEL}={name}") if jobs else []
+    new = backups.scheduled_status(jobs, pods)
+    changed = False
+    for key, value in new.items():
+        if key == "conditions":
+            value = merge_conditions(status.get("conditions"), value)
+        if status.get(key) != value:
+            patch.status[key] = value
+            changed = True
+    if new.get("lastSuccessfulTime"):
+        metrics.record_backup_success(namespace, spec["site"], _epoch(new["lastSuccessfulTime"]))
+    if changed and new.get("jobName") and new.get("jobName") != status.get("jobName"):
+        ok = any(c.get("status") == "True" for c in new.get("conditions", []))
+        (kopf.info if ok else kopf.warn)(body, reason="ScheduledBackup", message=f"run {new['jobName']}: "
+                                         + ("succeeded" if ok else "failed"))
 
 
 # ----------------------------------------------------------------------------------------------

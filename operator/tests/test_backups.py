@@ -3,7 +3,14 @@
 import json
 
 import pytest
-from moodle_operator.backups import backup_cronjob, backup_job, backup_status, parse_summary, summarize_manifest
+from moodle_operator.backups import (
+    backup_cronjob,
+    backup_job,
+    backup_status,
+    parse_summary,
+    scheduled_status,
+    summarize_manifest,
+)
 from moodle_operator.manifest import backup_manifest
 
 SITE = {"image": {"tag": "4.5.6"}, "wwwroot": "https://a.example.org", "secretRef": {"name": "a-creds"}}
@@ -84,3 +91,33 @@ def test_backup_status_from_job_and_pods():
     assert ok["phase"] == "Succeeded" and ok["snapshotId"] == "a" * 64 and ok["sizeBytes"] == 30
     no_summary = backup_status(_job("Complete"), [])
     assert no_summary["phase"] == "Failed" and no_summary["conditions"][0]["reason"] == "NoManifest"
+
+
+def _run(name, cond_type, completed, message=None):
+    job = {"metadata": {"name": name}, "status": {"startTime": "2026-11-20T02:00:00Z", "completionTime": completed,
+                                                  "conditions": [{"type": cond_type, "status": "True"}]}}
+    pods = []
+    if message:
+        pod = _pod(message)
+        pod["metadata"] = {"labels": {"job-name": name}}
+        pods.append(pod)
+    return job, pods
+
+
+def test_scheduled_status_reports_newest_run_and_newest_success():
+    summary = json.dumps(summarize_manifest(_manifest()))
+    ok_job, ok_pods = _run("backup-d-1", "Complete", "2026-11-22T02:01:00Z", summary)
+    bad_job, bad_pods = _run("backup-d-2", "Failed", "2026-11-23T02:01:00Z")
+    assert scheduled_status([], []) == {"phase": "Scheduled"}
+    status = scheduled_status([bad_job, ok_job], ok_pods + bad_pods)
+    assert status["phase"] == "Scheduled" and status["jobName"] == "backup-d-2"
+    assert status["conditions"][0]["status"] == "False"  # the last run failed ...
+    assert status["lastSuccessfulTime"] == "2026-11-22T02:01:00Z"  # ... the last good one is still reported
+    assert status["snapshotId"] == "a" * 64
+
+
+def test_cronjob_jobs_carry_the_backup_label():
+    cron = backup_cronjob(name="backup-x", namespace="ns", site_name="a", site_spec=SITE, image_tag="4.5.6",
+                          backup_spec={**BACKUP, "schedule": "@daily"}, backup_name="x")
+    assert cron["spec"]["jobTemplate"]["metadata"]["labels"]["platform.moodle.dev/backup"] == "x"
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]["platform.moodle.dev/backup"] == "x"

@@ -160,6 +160,17 @@ def test_scheduled_backup_creates_a_cronjob(cluster, operator, ns):
     cron = wait_for(lambda: cluster.get("batch/v1", "CronJob", "backup-daily", ns), what="CronJob")
     assert cron["spec"]["schedule"] == "0 2 * * *"
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    # Stand in for the CronJob controller: one run, made from the CronJob's template.
+    template = cron["spec"]["jobTemplate"]
+    cluster.res("batch/v1", "Job").create(namespace=ns, body={
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "backup-daily-29000000", "labels": template["metadata"]["labels"]},
+        "spec": template["spec"]})
+    cluster.finish_job("backup-daily-29000000", ns, succeeded=True, message=json.dumps(SUMMARY))
+    obj = wait_for(lambda: (o := cluster.get(API, "Backup", "daily", ns)) and o["status"].get("lastSuccessfulTime") and o,
+                   what="scheduled run recorded")
+    assert obj["status"]["phase"] == "Scheduled" and obj["status"]["snapshotId"] == "a" * 64
+    assert obj["status"]["jobName"] == "backup-daily-29000000"
 
 
 def _plan(name: str, site_name: str, target: str) -> dict:
