@@ -3,12 +3,10 @@
 import http.cookiejar
 import json
 import re
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
 
-import pytest
 from stack_helpers import BASE_URL, PROJECT, PROJECT_DIR, SECRET_NAMES, db_query, exec_out, redis_cli, wait_for
 
 
@@ -78,17 +76,22 @@ def test_cron_runs_repeatedly_through_the_cron_service(container):
     assert not any("docker.sock" in source for source in mounts)
 
 
-def _port_open(host, port):
-    with socket.socket() as sock:
-        sock.settimeout(2)
-        return sock.connect_ex((host, port)) == 0
+def test_db_and_redis_are_not_published_on_the_host(dockerc):
+    """Only web (and the dev tools) publish ports, and only on loopback.
 
-
-@pytest.mark.parametrize("port", [3306, 6379])
-def test_db_and_redis_are_not_published_on_the_host(port, container):
-    assert not _port_open("127.0.0.1", port)
-    for service in ("db", "redis"):
-        assert not any(container(service).attrs["NetworkSettings"]["Ports"].values())
+    (Root on the Docker host itself can still open the bridge IPs of the internal network: that is
+    how Linux bridges work and is documented in docs/compose.md; nothing is published for them.)
+    """
+    published = {}
+    for c in dockerc.containers.list(filters={"label": f"com.docker.compose.project={PROJECT}"}):
+        ports = {k: v for k, v in c.attrs["NetworkSettings"]["Ports"].items() if v}
+        if ports:
+            published[c.labels["com.docker.compose.service"]] = ports
+    assert set(published) <= {"web", "adminer", "mailpit", "proxy"}, published
+    assert "web" in published
+    for ports in published.values():
+        for bindings in ports.values():
+            assert all(b["HostIp"] == "127.0.0.1" for b in bindings)
 
 
 def _probe(dockerc, network, target, port, image):
