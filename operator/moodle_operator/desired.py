@@ -49,6 +49,9 @@ def chart_values(name: str, spec: dict, annotations: dict | None = None) -> dict
         },
         "cron": {"enabled": bool((spec.get("cron") or {}).get("enabled", True)) and not spec.get("maintenance", False)},
     }
+    blue_green = spec.get("blueGreen") or {}
+    if blue_green.get("candidateTag"):
+        values["blueGreen"] = {"candidateTag": blue_green["candidateTag"], "active": blue_green.get("active", "main")}
     database = spec.get("database") or {}
     if database.get("host"):
         values["mariadb"] = {"enabled": False}

@@ -248,7 +248,9 @@ def upgrade_tick(name, namespace, spec, status, body, patch, logger, **_):
         pods = kube.list("v1", "Pod", namespace, f"platform.moodle.dev/upgradeplan={name}") if jobs else []
         backup = kube.get(API_VERSION, "Backup", upgrade.backup_name(name), namespace)
         web = kube.get("apps/v1", "Deployment", f"{spec['site']}-web", namespace)
-    observed = upgrade.Observed(site=site, backup=backup, web=web, jobs={
+        candidate = (kube.get("apps/v1", "Deployment", f"{spec['site']}-web-candidate", namespace)
+                     if status.get("blueGreen") else None)
+    observed = upgrade.Observed(site=site, backup=backup, web=web, candidate=candidate, jobs={
         j["metadata"]["name"]: (backups.job_outcome(j), backups.termination_message(
             [p for p in pods if (p["metadata"].get("labels") or {}).get("job-name") == j["metadata"]["name"]], "step"))
         for j in jobs})

@@ -5,12 +5,20 @@
     failure in Maintenance/SwitchImage → RestoreImage → Failed   (the database was not touched)
     failure in CheckPending/PreUpgradeBackup → Failed            (nothing was touched)
 
-Code-only changes (``upgrade.php --is-pending`` says no) skip Maintenance and UpgradeJob: the web
-Deployment rolls to the new image and Verify checks it.
+Code-only changes (``upgrade.php --is-pending`` says no; the DB schema stays) skip Maintenance and
+UpgradeJob. With ReadWriteMany moodledata they go blue-green:
+
+    PreUpgradeBackup → Candidate (second web Deployment on the new image, wait until available)
+      → SwitchService (Service selector to the candidate) → Verify → Promote (main Deployment to the
+      new image, Service back to it, candidate removed) → Done
+
+otherwise the web Deployment rolls (SwitchImage → Verify). A step that waits on a Deployment fails
+after ``spec.stepTimeoutSeconds``.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from dataclasses import dataclass, field
 
@@ -20,7 +28,10 @@ from .conditions import condition, merge_conditions
 from .desired import deployment_available, deployment_image
 from .manifest import backup_manifest
 
-STEPS = ("CheckPending", "PreUpgradeBackup", "Maintenance", "SwitchImage", "UpgradeJob", "Verify", "Done")
+STEPS = ("CheckPending", "PreUpgradeBackup", "Maintenance", "SwitchImage", "UpgradeJob", "Candidate",
+         "SwitchService", "Verify", "Promote", "Done")
+BLUE_GREEN_RESET = {"candidateTag": "", "active": "main"}
+DEFAULT_STEP_TIMEOUT = 1800
 ROLLBACK_STEPS = ("Restore", "RestoreImage")
 TERMINAL_PHASES = ("Succeeded", "Failed")
 MOODLE = "/var/www/moodle"
@@ -53,6 +64,7 @@ class Observed:
     jobs: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # job name -> (outcome, message)
     backup: dict | None = None
     web: dict | None = None
+    candidate: dict | None = None  # the blue-green candidate web Deployment
 
 
 @dataclass
@@ -185,7 +197,7 @@ def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Obs
         return observed.jobs.get(job_name(plan, step_name), ("absent", None))
 
     def advance(next_step: str, **extra) -> Decision:
-        new = {**extra, "phase": "Running", "step": next_step,
+        new = {**extra, "phase": "Running", "step": next_step, "stepSince": now,
                "history": _history(status, step, "ok", now)}
         new["conditions"] = merge_conditions(status.get("conditions"), [
             condition("Progressing", True, next_step, f"{step} done, now {next_step}")], now)
@@ -195,13 +207,24 @@ def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Obs
         previous = site_spec["image"]["tag"]
         if previous == target:
             return _fail(status, "CheckPending", f"the site already runs {target}", now, rollback=False)
-        new = {"phase": "Running", "step": "CheckPending", "previousTag": previous,
+        new = {"phase": "Running", "step": "CheckPending", "previousTag": previous, "stepSince": now,
                "conditions": merge_conditions(status.get("conditions"), [
                    condition("Progressing", True, "CheckPending", f"upgrading {spec['site']} {previous} → {target}"),
                    condition("Failed", False, "InProgress", "")], now)}
         return Decision(status=new, create=[job("CheckPending", target, ["/bin/sh", "-c", CHECK_SCRIPT])])
 
     previous = status["previousTag"]
+    image_repo = site_spec["image"].get("repository", "moodle-platform/moodle")
+    wanted = f"{image_repo}:{target}"
+    timeout = int(spec.get("stepTimeoutSeconds", DEFAULT_STEP_TIMEOUT))
+
+    def waiting(what: str, patch: dict | None = None) -> Decision:
+        """Keep waiting, unless this step has waited longer than the plan allows."""
+        if _seconds_between(status.get("stepSince"), now) > timeout:
+            # Only a wait after the upgrade Job ran (Verify of a schema upgrade) may need the DB back.
+            return _fail(status, step, f"timed out after {timeout}s waiting for {what}", now,
+                         restore=step == "Verify" and not status.get("codeOnly"))
+        return Decision(status={}, site_patch=patch)
 
     if step == "CheckPending":
         result, message = outcome("CheckPending")
@@ -235,7 +258,11 @@ def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Obs
             return _fail(status, step, "the pre-upgrade backup failed; nothing was changed", now, rollback=False)
         if bphase != "Succeeded":
             return Decision(status={})
-        return advance("SwitchImage" if status.get("codeOnly") else "Maintenance", backupName=backup["metadata"]["name"])
+        if not status.get("codeOnly"):
+            return advance("Maintenance", backupName=backup["metadata"]["name"])
+        blue_green = (site_spec.get("storage") or {}).get("accessMode") == "ReadWriteMany"
+        return advance("Candidate" if blue_green else "SwitchImage", backupName=backup["metadata"]["name"],
+                       blueGreen=blue_green)
 
     if step == "Maintenance":
         result, message = outcome("Maintenance")
@@ -250,12 +277,31 @@ def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Obs
         return advance("SwitchImage")
 
     if step == "SwitchImage":
-        wanted = "{}:{}".format(site_spec["image"].get("repository", "moodle-platform/moodle"), target)
         if site_spec["image"]["tag"] != target:
             return Decision(status={}, site_patch={"image": {"tag": target}})
         if deployment_image(observed.web) != wanted:
-            return Decision(status={})
+            return waiting(f"the web Deployment to switch to {wanted}")
         return advance("Verify" if status.get("codeOnly") else "UpgradeJob")
+
+    if step == "Candidate":
+        patch = {"blueGreen": {"candidateTag": target, "active": "main"}}
+        if (site_spec.get("blueGreen") or {}).get("candidateTag") != target:
+            return Decision(status={}, site_patch=patch)
+        if deployment_image(observed.candidate) != wanted or not deployment_available(observed.candidate):
+            return waiting(f"the candidate web Deployment on {wanted} to become available")
+        return advance("SwitchService")
+
+    if step == "SwitchService":
+        if (site_spec.get("blueGreen") or {}).get("active") != "candidate":
+            return Decision(status={}, site_patch={"blueGreen": {"candidateTag": target, "active": "candidate"}})
+        return advance("Verify")
+
+    if step == "Promote":
+        if site_spec["image"]["tag"] != target:
+            return Decision(status={}, site_patch={"image": {"tag": target}})
+        if deployment_image(observed.web) != wanted or not deployment_available(observed.web):
+            return waiting(f"the main web Deployment to run {wanted}")
+        return _succeed(status, spec, step, now, site_patch={"blueGreen": dict(BLUE_GREEN_RESET)})
 
     if step == "UpgradeJob":
         result, message = outcome("UpgradeJob")
@@ -273,15 +319,16 @@ def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Obs
         if result == "absent":
             return Decision(status={}, site_patch=patch, create=[job("Verify", target, VERIFY)])
         if result == "failed":
-            return _fail(status, step, "verification failed: " + (message or "the verify Job failed"), now)
-        if result == "running" or not deployment_available(observed.web):
+            return _fail(status, step, "verification failed: " + (message or "the verify Job failed"), now,
+                         restore=not status.get("codeOnly"))
+        if result == "running":
             return Decision(status={}, site_patch=patch)
-        new = {"phase": "Succeeded", "step": "Done", "history": _history(status, step, "ok", now),
-               "conditions": merge_conditions(status.get("conditions"), [
-                   condition("Progressing", False, "Done", ""),
-                   condition("Succeeded", True, "Upgraded", f"{spec['site']} runs {target}"),
-                   condition("Failed", False, "Upgraded", "")], now)}
-        return Decision(status=new, event=f"upgrade to {target} done")
+        serving = observed.candidate if status.get("blueGreen") else observed.web
+        if not deployment_available(serving):
+            return waiting("the serving web Deployment to become available", patch)
+        if status.get("blueGreen"):
+            return advance("Promote")
+        return _succeed(status, spec, step, now)
 
     if step == "Restore":
         result, message = outcome("Restore")
@@ -298,6 +345,22 @@ def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Obs
         return _finish_rollback(status, now, restored=None, message=None)
 
     return _fail(status, step, f"unknown step {step!r}", now, rollback=False)
+
+
+def _seconds_between(start: str | None, end: str) -> float:
+    if not start:
+        return 0.0
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return (_dt.datetime.strptime(end, fmt) - _dt.datetime.strptime(start, fmt)).total_seconds()
+
+
+def _succeed(status: dict, spec: dict, step: str, now: str, site_patch: dict | None = None) -> Decision:
+    new = {"phase": "Succeeded", "step": "Done", "history": _history(status, step, "ok", now),
+           "conditions": merge_conditions(status.get("conditions"), [
+               condition("Progressing", False, "Done", ""),
+               condition("Succeeded", True, "Upgraded", f"{spec['site']} runs {spec['targetTag']}"),
+               condition("Failed", False, "Upgraded", "")], now)}
+    return Decision(status=new, site_patch=site_patch, event=f"upgrade to {spec['targetTag']} done")
 
 
 def _fail(status: dict, step: str, message: str, now: str, *, rollback: bool = True, restore: bool = True) -> Decision:
@@ -326,7 +389,7 @@ def _finish_rollback(status: dict, now: str, *, restored: bool | None, message: 
         text = f"step {failed} failed ({why}); restored backup {status.get('backupName')} and image {previous}"
     else:
         text = f"step {failed} failed ({why}); database untouched, back on image {previous}"
-    patch = {"image": {"tag": previous}}
+    patch = {"image": {"tag": previous}, "blueGreen": dict(BLUE_GREEN_RESET)}
     if restored is not False:
         patch.update({"cron": {"enabled": True}, "maintenance": False})
     new = {"phase": "Failed", "step": status.get("step"),

@@ -12,9 +12,12 @@ CHECK = {"pending": True, "target_version": "2024100707.00", "target_branch": "4
          "db_version": "2024100706.00", "db_release": "4.5.6 (Build: 20250811)"}
 
 
-def run(status, **observed):
+NOW = "2026-11-24T02:00:00Z"
+
+
+def run(status, now=NOW, spec=SPEC, **observed):
     obs = Observed(site=observed.pop("site", SITE), **observed)
-    return decide(plan="p", namespace="ns", spec=SPEC, status=status, observed=obs, now="T")
+    return decide(plan="p", namespace="ns", spec=spec, status=status, observed=obs, now=now)
 
 
 def done(step):
@@ -69,6 +72,58 @@ def test_happy_path_walks_every_step():
     assert run(d.status).status == {}  # terminal: nothing more happens
 
 
+def test_code_only_change_with_rwx_goes_blue_green():
+    rwx = {**SITE, "spec": {**SITE["spec"], "storage": {"accessMode": "ReadWriteMany"}}}
+    status = {"phase": "Running", "step": "PreUpgradeBackup", "previousTag": "4.5.6", "codeOnly": True}
+    d = run(status, site=rwx, backup={"metadata": {"name": "p-pre-upgrade"}, "status": {"phase": "Succeeded"}})
+    assert d.status["step"] == "Candidate" and d.status["blueGreen"] is True
+    status.update(d.status)
+    assert run(status, site=rwx).site_patch == {"blueGreen": {"candidateTag": "4.5.7", "active": "main"}}
+    staged = {**rwx, "spec": {**rwx["spec"], "blueGreen": {"candidateTag": "4.5.7", "active": "main"}}}
+    assert run(status, site=staged, candidate=web("m:4.5.7", available=False)).status == {}
+    d = run(status, site=staged, candidate=web("m:4.5.7"))
+    assert d.status["step"] == "SwitchService"
+    status.update(d.status)
+    assert run(status, site=staged).site_patch == {"blueGreen": {"candidateTag": "4.5.7", "active": "candidate"}}
+    switched = {**rwx, "spec": {**rwx["spec"], "blueGreen": {"candidateTag": "4.5.7", "active": "candidate"}}}
+    d = run(status, site=switched)
+    assert d.status["step"] == "Verify"
+    status.update(d.status)
+    # Verify checks the serving (candidate) Deployment, not the old main one.
+    d = run(status, site=switched, jobs=done("Verify"), candidate=web("m:4.5.7"), web=web("m:4.5.6", available=False))
+    assert d.status["step"] == "Promote"
+    status.update(d.status)
+    assert run(status, site=switched).site_patch == {"image": {"tag": "4.5.7"}}
+    promoted = {**switched, "spec": {**switched["spec"], "image": {"repository": "m", "tag": "4.5.7"}}}
+    assert run(status, site=promoted, web=web("m:4.5.7", available=False)).status == {}
+    d = run(status, site=promoted, web=web("m:4.5.7"))
+    assert d.status["phase"] == "Succeeded"
+    assert d.site_patch == {"blueGreen": {"candidateTag": "", "active": "main"}}
+    assert [h["step"] for h in d.status["history"]][-4:] == ["Candidate", "SwitchService", "Verify", "Promote"]
+
+
+def test_code_only_verify_failure_does_not_restore_the_database():
+    status = {"phase": "Running", "step": "Verify", "previousTag": "4.5.6", "codeOnly": True, "blueGreen": True}
+    d = run(status, jobs={job_name("p", "Verify"): ("failed", None)})
+    assert d.status["step"] == "RestoreImage"
+    status.update(d.status)
+    d = run(status)
+    assert d.status["phase"] == "Failed"
+    assert d.site_patch["blueGreen"] == {"candidateTag": "", "active": "main"}
+
+
+def test_waiting_steps_time_out_and_roll_back():
+    status = {"phase": "Running", "step": "Candidate", "previousTag": "4.5.6", "codeOnly": True,
+              "blueGreen": True, "stepSince": "2026-11-24T01:00:00Z"}
+    staged = {**SITE, "spec": {**SITE["spec"], "blueGreen": {"candidateTag": "4.5.7", "active": "main"}}}
+    assert run(status, site=staged, now="2026-11-24T01:10:00Z").status == {}
+    d = run(status, site=staged, now="2026-11-24T01:31:00Z")
+    assert d.status["step"] == "RestoreImage" and "timed out after 1800s" in d.status["failureMessage"]
+    schema = {"phase": "Running", "step": "Verify", "previousTag": "4.5.6", "stepSince": "2026-11-24T01:00:00Z"}
+    d = run(schema, jobs=done("Verify"), now="2026-11-24T01:31:00Z")
+    assert d.status["step"] == "Restore"  # the upgrade Job ran: the database comes back too
+
+
 def test_code_only_change_skips_maintenance_and_upgrade_job():
     status = {"phase": "Running", "step": "CheckPending", "previousTag": "4.5.6"}
     d = run(status, jobs={"p-checkpending": ("succeeded", json.dumps({**CHECK, "pending": False}))})
@@ -95,7 +150,8 @@ def test_failures_after_the_db_may_have_changed_restore_first(step, expect_next)
     failed = next(c for c in d.status["conditions"] if c["type"] == "Failed")
     assert d.status["phase"] == "Failed" and failed["reason"] == f"{step}Failed"
     assert "restored backup p-pre-upgrade" in failed["message"]
-    assert d.site_patch == {"image": {"tag": "4.5.6"}, "cron": {"enabled": True}, "maintenance": False}
+    assert d.site_patch == {"image": {"tag": "4.5.6"}, "cron": {"enabled": True}, "maintenance": False,
+                            "blueGreen": {"candidateTag": "", "active": "main"}}
 
 
 def test_failed_restore_keeps_maintenance_and_says_so():

@@ -21,6 +21,8 @@ MATRIX = {
     "file-sessions-single": ["-f", str(CHART / "ci" / "default-values.yaml"), "--set", "sessions.handler=file",
                              "--set", "redis.enabled=false"],
     "no-persistence": ["-f", str(CHART / "ci" / "default-values.yaml"), "--set", "persistence.enabled=false"],
+    "blue-green": ["-f", str(CHART / "ci" / "ha-values.yaml"), "--set", "blueGreen.candidateTag=4.5.7",
+                   "--set", "blueGreen.active=candidate"],
 }
 # Kinds from CRDs the schema bundle does not know; they are checked by shape below instead.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ClusterKopfPeering"}
@@ -100,7 +102,20 @@ def test_cron_never_upgrades_and_network_policies_only_admit_moodle_pods(helm):
     assert "platform.moodle.dev/db-client" not in db["spec"]["template"]["metadata"]["labels"]
 
 
+def test_blue_green_candidate_has_its_own_selector_and_the_service_follows_active(helm):
+    rendered = docs(template(helm, CHART, MATRIX["blue-green"]).stdout)
+    deployments = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Deployment"}
+    main, candidate = deployments["site-web"], deployments["site-web-candidate"]
+    assert main["spec"]["selector"] != candidate["spec"]["selector"]  # never claim each other's pods
+    assert candidate["spec"]["template"]["spec"]["containers"][0]["image"] == "moodle-platform/moodle:4.5.7"
+    assert main["spec"]["template"]["spec"]["containers"][0]["image"] == "moodle-platform/moodle:4.5.6"
+    service = next(d for d in rendered if d["kind"] == "Service" and d["metadata"]["name"] == "site")
+    assert service["spec"]["selector"]["platform.moodle.dev/track"] == "candidate"
+    assert candidate["spec"]["template"]["metadata"]["labels"]["platform.moodle.dev/track"] == "candidate"
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--set", "blueGreen.active=candidate"], "blueGreen.active=candidate needs blueGreen.candidateTag"),
     (["--set", "replicaCount=2"], "needs persistence.accessMode=ReadWriteMany"),
     (["--set", "replicaCount=2", "--set", "persistence.accessMode=ReadWriteMany", "--set", "sessions.handler=file"],
      "needs sessions.handler=redis"),

@@ -250,6 +250,38 @@ def test_upgradeplan_failed_upgrade_job_restores_and_fails_naming_the_step(clust
 
 
 @needs_standins
+def test_code_only_upgrade_goes_blue_green_and_switches_the_service(cluster, operator, ns):
+    cluster.apply(site("kappa", storage={"accessMode": "ReadWriteMany"}), namespace=ns)
+    wait_for(lambda: cluster.get("apps/v1", "Deployment", "kappa-web", ns), what="web Deployment")
+    cluster.mark_deployment_available("kappa-web", ns)
+    cluster.apply(_plan("up4", "kappa", "4.5.7"), namespace=ns)
+    wait_for(lambda: cluster.get("batch/v1", "Job", "up4-checkpending", ns), what="check Job")
+    cluster.finish_job("up4-checkpending", ns, succeeded=True, message=json.dumps({**json.loads(CHECK_OK), "pending": False}))
+    wait_for(lambda: cluster.get("batch/v1", "Job", "backup-up4-pre-upgrade", ns), what="pre-upgrade backup Job")
+    cluster.finish_job("backup-up4-pre-upgrade", ns, succeeded=True, message=json.dumps(SUMMARY))
+    _drive_until(cluster, ns, "up4", "Candidate")
+    wait_for(lambda: image_of(cluster, "kappa-web-candidate", ns) == "moodle-platform/moodle:4.5.7", what="candidate")
+    selector = lambda: cluster.get("v1", "Service", "kappa", ns)["spec"]["selector"]["platform.moodle.dev/track"]  # noqa: E731
+    assert selector() == "main"  # no traffic to the candidate before it is healthy
+    assert image_of(cluster, "kappa-web", ns) == "moodle-platform/moodle:4.5.6"
+    cluster.mark_deployment_available("kappa-web-candidate", ns)
+    wait_for(lambda: selector() == "candidate", what="Service switched to the candidate")
+    wait_for(lambda: cluster.get("batch/v1", "Job", "up4-verify", ns), what="verify Job")
+    cluster.finish_job("up4-verify", ns, succeeded=True)
+    _drive_until(cluster, ns, "up4", "Promote")
+    wait_for(lambda: image_of(cluster, "kappa-web", ns) == "moodle-platform/moodle:4.5.7", what="main promoted")
+    assert selector() == "candidate"  # still served by the candidate while main rolls
+    cluster.mark_deployment_available("kappa-web", ns)
+    plan = wait_for(lambda: (o := cluster.get(API, "UpgradePlan", "up4", ns)) and o["status"].get("phase") == "Succeeded" and o,
+                    what="plan Succeeded")
+    assert [h["step"] for h in plan["status"]["history"]] == [
+        "CheckPending", "PreUpgradeBackup", "Candidate", "SwitchService", "Verify", "Promote"]
+    wait_for(lambda: selector() == "main", what="Service back on main")
+    wait_for(lambda: cluster.get("apps/v1", "Deployment", "kappa-web-candidate", ns) is None, what="candidate pruned")
+    assert cluster.get("batch/v1", "Job", "up4-maintenance", ns) is None  # code-only: no maintenance window
+
+
+@needs_standins
 def test_upgradeplan_refuses_a_major_upgrade_before_touching_anything(cluster, operator, ns):
     cluster.apply(site("iota"), namespace=ns)
     wait_for(lambda: cluster.get("apps/v1", "Deployment", "iota-web", ns), what="web Deployment")

@@ -68,6 +68,12 @@ Moodle's clustering rules, checked before anything renders: several web pods nee
 {{- fail (printf "replicaCount=%d needs sessions.handler=redis (got %s): file sessions in a shared dataroot break under load" $replicas .Values.sessions.handler) -}}
 {{- end -}}
 {{- end -}}
+{{- if not (has .Values.blueGreen.active (list "main" "candidate")) -}}
+{{- fail (printf "blueGreen.active must be main or candidate, got %q" .Values.blueGreen.active) -}}
+{{- end -}}
+{{- if and (eq .Values.blueGreen.active "candidate") (not .Values.blueGreen.candidateTag) -}}
+{{- fail "blueGreen.active=candidate needs blueGreen.candidateTag (there is no candidate Deployment to send traffic to)" -}}
+{{- end -}}
 {{- if and (eq .Values.sessions.handler "redis") (not .Values.redis.enabled) (not .Values.externalRedis.host) -}}
 {{- fail "sessions.handler=redis needs redis.enabled=true or externalRedis.host" -}}
 {{- end -}}
