@@ -312,3 +312,14 @@ def test_forbidden_is_forbidden(cluster, operator_kubeconfig):
     dyn = DynamicClient(kubernetes.config.new_client_from_config(config_file=operator_kubeconfig))
     with pytest.raises(ForbiddenError):
         dyn.resources.get(api_version="v1", kind="Secret").get(namespace="kube-system")
+
+
+def test_operator_registers_in_its_peering_for_leader_election(cluster, operator):
+    """kopf peering (leader election) really runs under the operator's RBAC: it keeps itself alive
+    in the ClusterKopfPeering object, where a higher-priority peer would make it pause."""
+    from .conftest import OPERATOR_RELEASE
+
+    peering = wait_for(lambda: (cluster.get("kopf.dev/v1", "ClusterKopfPeering", OPERATOR_RELEASE) or {}).get("status"),
+                       what="a peer in the peering status")
+    assert len(peering) == 1
+    assert next(iter(peering.values()))["priority"] == 0
