@@ -5,6 +5,7 @@ bound only by the operator chart's RBAC."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -44,6 +45,8 @@ def cluster():
         yield cl
     finally:
         stop_apiserver(state)
+        if os.environ.get("MOODLE_K8S_KEEP_STATE") != "1":  # keep logs and etcd data for debugging
+            shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
