@@ -8,6 +8,7 @@ migration (dry run, Bitnami layout).
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import (
     CRON,
     DB,
@@ -41,10 +43,10 @@ from conftest import (
 )
 
 sys.path.insert(0, str(MODULE_UTILS))
-import _backup_manifest as bm  # noqa: E402
+import _backup_manifest as bm
 
 pytestmark = pytest.mark.usefixtures("seeded")
-SCRATCH = Path("/var/tmp/moodle-platform-day2-test")
+SCRATCH = Path("/var/tmp/moodle-platform-day2-test")  # noqa: S108 - fixed path, root-only test host
 STATE = {}
 
 
@@ -80,7 +82,7 @@ def tamper(config_path, backup_id, *, dump_bytes=None, moodle=None):
     """Store a manipulated copy of a backup under a new id (later time) and return that id."""
     manifest = engine("show", backup_id, config=config_path)
     started = bm.parse_time(manifest["started"])
-    when = started.replace(second=(started.second + 1) % 60) if started.second < 59 else started.replace(minute=started.minute + 1, second=0)
+    when = started + dt.timedelta(seconds=1)
     new_id = bm.new_backup_id(when, PROJECT)
     stamp = when.strftime("%Y-%m-%d %H:%M:%S")
     tags = f"moodle-platform,backup:{new_id}"
@@ -89,7 +91,7 @@ def tamper(config_path, backup_id, *, dump_bytes=None, moodle=None):
                      "database.sql", "--tag", f"{tags},kind:database", input_bytes=dump_bytes)
         summary = [json.loads(x) for x in out.decode().splitlines() if '"summary"' in x][-1]
         snaps = json.loads(restic(config_path, "snapshots", "--json", "--tag", f"backup:{new_id}"))
-        manifest["database"]["snapshot_id"] = [s["id"] for s in snaps if s["short_id"] == summary["snapshot_id"][:8]][0]
+        manifest["database"]["snapshot_id"] = next(s["id"] for s in snaps if s["short_id"] == summary["snapshot_id"][:8])
     if moodle is not None:
         manifest["moodle"].update(moodle)
     manifest["backup_id"] = new_id
@@ -139,7 +141,7 @@ def test_backup_destroy_everything_restore_is_identical():
 
 
 def test_restore_drill_passes_on_a_good_backup():
-    code, out = playbook("restore_drill.yml")
+    playbook("restore_drill.yml")
     report = json.loads(Path("/var/lib/moodle-platform/backup/day2/drills/last.json").read_text())
     assert report["success"] is True, report
     names = {c["check"] for c in report["checks"]}
@@ -248,13 +250,13 @@ def moto_s3():
     proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     endpoint = f"http://127.0.0.1:{port}"
-    iam = boto3.client("iam", endpoint_url=endpoint, aws_access_key_id="setup", aws_secret_access_key="setup",
+    iam = boto3.client("iam", endpoint_url=endpoint, aws_access_key_id="setup", aws_secret_access_key="setup",  # noqa: S106
                        region_name="us-east-1")
     for _ in range(100):
         try:
             iam.create_user(UserName="moodle-backup")
             break
-        except Exception:  # noqa: BLE001 - the emulator is still starting
+        except Exception:
             time.sleep(0.1)
     key = iam.create_access_key(UserName="moodle-backup")["AccessKey"]
     iam.put_user_policy(UserName="moodle-backup", PolicyName="s3", PolicyDocument=json.dumps(
@@ -287,7 +289,8 @@ def test_offsite_copy_with_wrong_s3_credentials_fails_clearly(moto_s3):
     before = {o["Key"] for o in moto_s3["client"].list_objects_v2(Bucket="moodle-backups").get("Contents", [])}
     code, out = playbook("backup.yml", _s3_vars(moto_s3, "wrong-secret"), check=False)
     assert code != 0
-    assert "off-site copy failed" in out and "SignatureDoesNotMatch" in out or "Access Denied" in out, out[-2000:]
+    assert "off-site copy failed" in out, out[-2000:]
+    assert "SignatureDoesNotMatch" in out or "Access Denied" in out, out[-2000:]
     assert "wrong-secret" not in out, "the S3 secret must never be printed"
     after = {o["Key"] for o in moto_s3["client"].list_objects_v2(Bucket="moodle-backups").get("Contents", [])}
     assert after == before
@@ -326,7 +329,7 @@ def test_upgrade_with_injected_failure_rolls_back_to_a(image_b):
 
 
 def test_upgrade_a_to_b_succeeds(image_b):
-    code, out = playbook("upgrade.yml", f"upgrade_image={image_b}")
+    playbook("upgrade.yml", f"upgrade_image={image_b}")
     assert container_running(WEB)["image"] == image_b
     assert sql("SELECT value FROM mdl_config WHERE name = 'version'")[0][0] == "2024100706.00"
     assert container_running(CRON)["image"] == image_b
@@ -373,8 +376,8 @@ def test_migration_dry_run_changes_nothing(tmp_path):
     bitnami, dump = _old_site(tmp_path)
     stop_cron()
     before_web, before_tables = container_running(WEB), table_dumps()
-    code, out = playbook("migrate.yml", f"migrate_project={PROJECT}", f"migrate_db_dump={dump}",
-                         f"migrate_moodledata={bitnami}")
+    _, out = playbook("migrate.yml", f"migrate_project={PROJECT}", f"migrate_db_dump={dump}",
+                      f"migrate_moodledata={bitnami}")
     assert "DRY RUN" in out and "source layout: bitnami" in out and "http://old-moodle.example.org" in out
     _unchanged(before_web)
     assert table_dumps() == before_tables
@@ -390,8 +393,8 @@ def test_migration_refuses_another_table_prefix(tmp_path):
 
 def test_migration_of_a_bitnami_site(tmp_path):
     bitnami, dump = _old_site(tmp_path)
-    code, out = playbook("migrate.yml", f"migrate_project={PROJECT}", f"migrate_db_dump={dump}",
-                         f"migrate_moodledata={bitnami}", "migrate_dry_run=false", "migrate_overwrite=true")
+    playbook("migrate.yml", f"migrate_project={PROJECT}", f"migrate_db_dump={dump}",
+             f"migrate_moodledata={bitnami}", "migrate_dry_run=false", "migrate_overwrite=true")
     assert sql("SELECT COUNT(*) FROM mdl_user WHERE username = 'migrated_user'")[0][0] == "1"
     files = moodledata_hashes()
     assert any(p.endswith("filedir/zz/zz/migrated-marker") for p in files)

@@ -14,7 +14,7 @@ from pathlib import Path
 from conftest import ENGINE, MODULE_UTILS
 
 sys.path.insert(0, str(MODULE_UTILS))
-import _backup_manifest as bm  # noqa: E402
+import _backup_manifest as bm
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 24, 2, 15, tzinfo=UTC)

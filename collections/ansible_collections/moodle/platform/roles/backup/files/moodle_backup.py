@@ -907,7 +907,9 @@ def cmd_drill_check(config, args):
                   + (f"; bad: {bad[:5]}" if bad else ""))
         except EngineError as exc:
             check("moodledata volume", False, str(exc))
-    if args.web_container:
+    if args.web_status is not None:
+        check(f"web answers 200 on {args.web_path}", args.web_status == "200", f"HTTP {args.web_status or 'none'}")
+    elif args.web_container:
         probe = docker("exec", args.web_container, "php", "-r",
                        '$c = @file_get_contents("http://127.0.0.1' + args.web_path + '"); '
                        'echo isset($http_response_header[0]) ? $http_response_header[0] : "no response";',
@@ -1023,6 +1025,7 @@ def main(argv=None):
     p.add_argument("--volume", required=True)
     p.add_argument("--web-container")
     p.add_argument("--web-path", default="/login/index.php")
+    p.add_argument("--web-status", help="HTTP status the caller measured (instead of probing --web-container)")
     p.add_argument("--key-tables", nargs="*", default=["mdl_config", "mdl_user", "mdl_course", "mdl_files",
                                                        "mdl_context", "mdl_course_modules"])
     p.add_argument("--extra-seconds", type=float, default=0.0, help="time already spent restoring (for the metric)")
