@@ -8,7 +8,7 @@ under cAdvisor's metric names so the same rules work with cAdvisor in registry m
 Labels: name, compose_project, compose_service, id (12 hex).  Container names come from the
 engine's per-container config.v2.json (read-only mount, labels only; nothing else is read).
 cgroup v1 (memory/ and cpuacct/ hierarchies) and v2 (unified) are both handled.
-Only the standard library: it runs in the Debian-built monitoring image with python3-minimal.
+Only the standard library: it runs in the Debian-built monitoring image with python3.
 """
 
 import json

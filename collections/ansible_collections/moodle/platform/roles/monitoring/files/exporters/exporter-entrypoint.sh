@@ -6,11 +6,14 @@
 set -eu
 if [ "$(id -u)" = 0 ] && [ "${MONITORING_KEEP_ROOT:-0}" != 1 ]; then
   if [ -d /run/secrets ]; then
-    install -d -o prometheus -g prometheus -m 0700 /run/monitoring-secrets
+    # Root has no DAC_OVERRIDE here: fill the directory while root owns it, hand it over last.
+    install -d -m 0700 /run/monitoring-secrets
     for secret in /run/secrets/*; do
       [ -f "$secret" ] || continue
-      install -o prometheus -g prometheus -m 0400 "$secret" "/run/monitoring-secrets/$(basename "$secret")"
+      install -m 0400 "$secret" "/run/monitoring-secrets/$(basename "$secret")"
+      chown prometheus:prometheus "/run/monitoring-secrets/$(basename "$secret")"
     done
+    chown prometheus:prometheus /run/monitoring-secrets
   fi
   exec setpriv --reuid=prometheus --regid=prometheus --init-groups --inh-caps=-all "$0" "$@"
 fi
