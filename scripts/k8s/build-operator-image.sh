@@ -25,7 +25,8 @@ echo "building moodle-platform/moodle-operator:$tag"
 docker build -t "moodle-platform/moodle-operator:$tag" "$ctx"
 # Smoke check: the image imports the operator and renders the chart with its own helm.
 docker run --rm --entrypoint /opt/moodle-operator/venv/bin/python "moodle-platform/moodle-operator:$tag" -c '
-import json, subprocess
+import getpass, json, subprocess
+assert getpass.getuser() == "moodle-operator"  # kopf peering needs a named user
 import moodle_operator.handlers  # noqa: F401  (imports kopf, kubernetes, the manifest module)
 out = subprocess.run(["helm", "template", "s", "/opt/moodle-operator/charts/moodle", "--set", "auth.existingSecret=x"],
                      check=True, capture_output=True, text=True).stdout
