@@ -11,6 +11,10 @@ AGGREGATIONS = [0, 2, 4, 6, 8, 10, 11, 12, 13]
 HAS, EXCL, OVR, HID = 1, 2, 4, 8
 
 MAXES = [1.0, 5.0, 10.0, 20.0, 33.33333, 50.0, 100.0, 7.5, 0.5, 99999.0]
+EXTREMES = [1e-6, 99999.99999]
+# Golden cases are regraded by Moodle on MariaDB: no formulas that make Moodle write NaN or throw
+# (sqrt/ln of negatives, x^0.5 of negatives, modulo by zero) or report errors (division by zero).
+GOLDEN = False
 
 
 @st.composite
@@ -23,7 +27,8 @@ def formula(draw, refs: list[str], depth: int = 0) -> str:
     kind = draw(st.integers(0, 4))
     sub = formula(refs, depth + 1)
     if kind == 0:
-        op = draw(st.sampled_from(["+", "-", "*", "/", "^", "%", ">", "<", ">=", "<=", "=="]))
+        ops = ["+", "-", "*", ">", "<", ">=", "<=", "=="] + ([] if GOLDEN else ["/", "^", "%"])
+        op = draw(st.sampled_from(ops))
         return f"{draw(sub)}{op}{draw(sub)}"
     if kind == 1:
         return f"({draw(sub)})"
@@ -33,11 +38,10 @@ def formula(draw, refs: list[str], depth: int = 0) -> str:
         fn = draw(st.sampled_from(["sum", "average", "max", "min", "and", "or"]))
         args = draw(st.lists(sub, min_size=1, max_size=4))
         return f"{fn}({', '.join(args)})"
-    fn = draw(
-        st.sampled_from(
-            ["round1", "round2", "if", "mod", "power", "sqrt", "abs", "floor", "ceil", "ln", "exp", "pi", "sin"]
-        )
-    )
+    fns = ["round1", "round2", "if", "abs", "floor", "ceil", "exp", "pi", "sin"]
+    if not GOLDEN:
+        fns += ["mod", "power", "sqrt", "ln"]
+    fn = draw(st.sampled_from(fns))
     if fn == "round1":
         return f"round({draw(sub)})"
     if fn == "round2":
@@ -155,7 +159,7 @@ def gradebook(draw, max_users: int = 6):
                 hi = it.get("rawgrademax", it["grademax"])
                 v = draw(
                     st.one_of(
-                        st.sampled_from([lo, hi, 0.0, (lo + hi) / 2, hi + 3, lo - 1, 1e-6, 99999.99999]),
+                        st.sampled_from([lo, hi, 0.0, (lo + hi) / 2, hi + 3, lo - 1, *EXTREMES]),
                         st.floats(min_value=min(lo, hi), max_value=max(lo, hi), allow_nan=False),
                     )
                 )

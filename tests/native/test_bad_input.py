@@ -69,7 +69,7 @@ def test_bad_input_is_a_clear_exception(core, php, name, spec, grades, flags, nu
     else:
         assert got["php"] == got["ext"], "pure-PHP engine and extension must fail the same way"
     if nusers >= 0 and "doubles" not in message:
-        with pytest.raises(ValueError, match="") as e:
+        with pytest.raises(ValueError) as e:
             core.Course(spec).regrade(grades, flags, nusers)
         assert message in str(e.value)
 

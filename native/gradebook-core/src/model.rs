@@ -85,20 +85,32 @@ impl Item {
     }
 }
 
+/// A category's settings as stored in `grade_categories` (what `pre_regrade_final_grades()` sees;
+/// the aggregation itself runs with the site's forced settings applied).
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    pub aggregation: i32,
+    pub droplow: i64,
+    pub keephigh: i64,
+    pub can_apply_limit_rules: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Category {
     pub id: i64,
     pub parent: Option<usize>,
+    /// Effective settings (forced site settings applied, as `depends_on()` does).
     pub aggregation: i32,
     pub aggregateonlygraded: bool,
     pub droplow: i64,
     pub keephigh: i64,
+    pub stored: Stored,
     /// Index of this category's total item.
     pub item: usize,
     pub depth: usize,
     /// Child items (grade items and child category totals) in sort order.
     pub children: Vec<usize>,
-    /// Children that take part in aggregation (value and scale items).
+    /// Children that take part in aggregation (value and scale items), in item id order.
     pub deps: Vec<usize>,
     pub can_apply_limit_rules: bool,
 }
@@ -161,6 +173,7 @@ impl Course {
         let Some(Json::Arr(items)) = root.get("items") else {
             return Err("course: 'items' must be a list".into());
         };
+        let forced = Forced::from_json(root.get("forced"))?;
         let mut categories = Vec::with_capacity(cats.len());
         let mut parents: Vec<Option<i64>> = Vec::new();
         let mut cat_index: HashMap<i64, usize> = HashMap::new();
@@ -183,13 +196,15 @@ impl Course {
                 None | Some(Json::Null) => None,
                 Some(_) => Some(int(c, "parent", None, &ctx)?),
             });
+            let aggregateonlygraded = boolean(c, "aggregateonlygraded", &ctx)?;
             categories.push(Category {
                 id,
                 parent: None,
-                aggregation,
-                aggregateonlygraded: boolean(c, "aggregateonlygraded", &ctx)?,
-                droplow,
-                keephigh,
+                aggregation: forced.aggregation.unwrap_or(aggregation),
+                aggregateonlygraded: forced.aggregateonlygraded.unwrap_or(aggregateonlygraded),
+                droplow: forced.droplow.unwrap_or(droplow),
+                keephigh: forced.keephigh.unwrap_or(keephigh),
+                stored: Stored { aggregation, droplow, keephigh, can_apply_limit_rules: true },
                 item: usize::MAX,
                 depth: 0,
                 children: Vec::new(),
@@ -305,6 +320,11 @@ impl Course {
                 }
             }
         }
+        // Moodle reads a user's grades with `ORDER BY userid` over the unique (userid, itemid)
+        // key, so within one user the rows (and so ties in sorting) come in item id order.
+        for c in &mut categories {
+            c.deps.sort_by_key(|&i| out_items[i].id);
+        }
         // Formulas.
         let idnumbers: HashMap<String, usize> = out_items
             .iter()
@@ -410,13 +430,57 @@ impl Course {
                 .cmp(&self.categories[a].depth)
                 .then(self.categories[a].id.cmp(&self.categories[b].id))
         });
-        for c in cats {
-            if self.categories[c].aggregation == aggregation::SUM {
+        for &c in &cats {
+            if self.categories[c].stored.aggregation == aggregation::SUM {
                 crate::regrade::auto_update_weights(self, c);
-                self.categories[c].can_apply_limit_rules = crate::regrade::can_apply_limit_rules(self, c);
+                let stored = self.categories[c].stored.aggregation;
+                self.categories[c].stored.can_apply_limit_rules = crate::regrade::can_apply_limit_rules(self, c, stored);
                 crate::regrade::auto_update_max(self, c);
             }
         }
+        // The aggregation runs on category objects loaded after this, with forced settings.
+        for c in cats {
+            let agg = self.categories[c].aggregation;
+            self.categories[c].can_apply_limit_rules = crate::regrade::can_apply_limit_rules(self, c, agg);
+        }
+    }
+}
+
+/// Site-forced category settings (`grade_<setting>_flag & 1`).  Moodle's defaults force
+/// "keep highest" to 0, so a spec without `forced` gets `{"keephigh": 0}`; `{}` forces nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Forced {
+    pub aggregation: Option<i32>,
+    pub aggregateonlygraded: Option<bool>,
+    pub droplow: Option<i64>,
+    pub keephigh: Option<i64>,
+}
+
+impl Forced {
+    fn from_json(v: Option<&Json>) -> Result<Forced, String> {
+        let Some(v) = v else {
+            return Ok(Forced { keephigh: Some(0), ..Forced::default() });
+        };
+        let Json::Obj(map) = v else {
+            return Err("course: 'forced' must be an object".into());
+        };
+        let mut f = Forced::default();
+        for key in map.keys() {
+            match key.as_str() {
+                "aggregation" => {
+                    let a = int(v, key, None, "forced")? as i32;
+                    if !aggregation::ALL.contains(&a) {
+                        return Err(format!("forced: unknown aggregation method {a}"));
+                    }
+                    f.aggregation = Some(a);
+                }
+                "aggregateonlygraded" => f.aggregateonlygraded = Some(boolean(v, key, "forced")?),
+                "droplow" => f.droplow = Some(int(v, key, None, "forced")?.max(0)),
+                "keephigh" => f.keephigh = Some(int(v, key, None, "forced")?.max(0)),
+                other => return Err(format!("forced: unknown setting '{other}'")),
+            }
+        }
+        Ok(f)
     }
 }
 

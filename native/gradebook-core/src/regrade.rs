@@ -156,9 +156,9 @@ pub fn auto_update_weights(course: &mut Course, c: usize) {
 }
 
 /// `grade_category::can_apply_limit_rules()`.
-pub fn can_apply_limit_rules(course: &Course, c: usize) -> bool {
+pub fn can_apply_limit_rules(course: &Course, c: usize, aggregation: i32) -> bool {
     let cat = &course.categories[c];
-    if cat.aggregation != agg::SUM {
+    if aggregation != agg::SUM {
         return true;
     }
     let mut lastweight: Option<f64> = None;
@@ -205,8 +205,9 @@ pub fn auto_update_max(course: &mut Course, c: usize) {
         }
         maxes.push((i, it.grademax));
     }
-    if cat.can_apply_limit_rules {
-        apply_limit_rules(course, c, &mut maxes);
+    let st = cat.stored;
+    if st.can_apply_limit_rules {
+        apply_limit_rules(course, st.aggregation, st.droplow, st.keephigh, &mut maxes);
     }
     let max = maxes.iter().fold(0.0, |s, (_, m)| s + m);
     let it = &mut course.items[total];
@@ -222,14 +223,13 @@ fn asort(v: &mut [(usize, f64)]) {
 }
 
 /// `grade_category::apply_limit_rules()`.
-pub fn apply_limit_rules(course: &Course, c: usize, values: &mut Vec<(usize, f64)>) {
-    let cat = &course.categories[c];
-    let extraused = is_extracredit_used(cat.aggregation);
+pub fn apply_limit_rules(course: &Course, aggregation: i32, droplow: i64, keephigh: i64, values: &mut Vec<(usize, f64)>) {
+    let extraused = is_extracredit_used(aggregation);
     let items = &course.items;
-    if cat.droplow > 0 {
+    if droplow > 0 {
         asort(values);
         let mut dropped = 0;
-        while dropped < cat.droplow {
+        while dropped < droplow {
             if values.is_empty() {
                 break;
             }
@@ -259,14 +259,14 @@ pub fn apply_limit_rules(course: &Course, c: usize, values: &mut Vec<(usize, f64
             values.remove(found);
             dropped += 1;
         }
-    } else if cat.keephigh > 0 {
+    } else if keephigh > 0 {
         // arsort: stable, descending.
         values.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
         let mut kept = 0;
         values.retain(|(i, _)| {
             if extraused && items[*i].aggregationcoef > 0.0 {
                 true
-            } else if kept < cat.keephigh {
+            } else if kept < keephigh {
                 kept += 1;
                 true
             } else {
@@ -422,7 +422,7 @@ impl Course {
         // already removed above).
         values.extend(vals.iter().map(|(d, v)| (*d, v.unwrap_or(0.0))));
         if cat.can_apply_limit_rules {
-            apply_limit_rules(self, c, values);
+            apply_limit_rules(self, cat.aggregation, cat.droplow, cat.keephigh, values);
         }
         asort(values);
         if values.is_empty() {

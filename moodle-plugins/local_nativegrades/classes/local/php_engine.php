@@ -164,6 +164,7 @@ class php_engine {
             self::fail("course: 'items' must be a list");
         }
         $e = new php_engine();
+        $forced = self::forced($root);
         $catindex = [];
         $parents = [];
         foreach ($root['categories'] as $i => $c) {
@@ -186,11 +187,13 @@ class php_engine {
                 self::fail("{$ctx}: droplow and keephigh must not be negative");
             }
             $parents[] = isset($c['parent']) ? self::int($c, 'parent', null, $ctx) : null;
+            $aog = self::boolean($c, 'aggregateonlygraded', $ctx);
             $e->categories[] = [
-                'id' => $id, 'parent' => null, 'aggregation' => $agg,
-                'aggregateonlygraded' => self::boolean($c, 'aggregateonlygraded', $ctx),
-                'droplow' => $droplow, 'keephigh' => $keephigh, 'item' => -1, 'depth' => 0,
-                'children' => [], 'deps' => [], 'canapply' => true,
+                'id' => $id, 'parent' => null, 'aggregation' => $forced['aggregation'] ?? $agg,
+                'aggregateonlygraded' => $forced['aggregateonlygraded'] ?? $aog,
+                'droplow' => $forced['droplow'] ?? $droplow, 'keephigh' => $forced['keephigh'] ?? $keephigh,
+                'stored' => ['aggregation' => $agg, 'droplow' => $droplow, 'keephigh' => $keephigh, 'canapply' => true],
+                'item' => -1, 'depth' => 0, 'children' => [], 'deps' => [], 'canapply' => true,
             ];
         }
         foreach ($parents as $i => $p) {
@@ -301,6 +304,10 @@ class php_engine {
                 }
             }
         }
+        // Rows of one user come in item id order (unique key userid, itemid).
+        foreach ($e->categories as $ci => $c) {
+            usort($e->categories[$ci]['deps'], fn($a, $b) => $e->items[$a]['id'] <=> $e->items[$b]['id']);
+        }
         $idnumbers = [];
         foreach ($e->items as $i => $it) {
             if ($it['idnumber'] !== '' && !isset($idnumbers[$it['idnumber']])) {
@@ -326,6 +333,43 @@ class php_engine {
         $e->order = $e->dependency_order();
         $e->pre_regrade();
         return $e;
+    }
+
+    /**
+     * Site-forced category settings; Moodle's defaults force keephigh to 0 (absent = defaults).
+     *
+     * @param array $root
+     * @return array setting => value
+     */
+    private static function forced(array $root): array {
+        if (!array_key_exists('forced', $root)) {
+            return ['keephigh' => 0];
+        }
+        if (!is_array($root['forced']) || (array_is_list($root['forced']) && $root['forced'])) {
+            self::fail("course: 'forced' must be an object");
+        }
+        $out = [];
+        foreach ($root['forced'] as $key => $v) {
+            switch ($key) {
+                case 'aggregation':
+                    $a = self::int($root['forced'], $key, null, 'forced');
+                    if (!in_array($a, self::AGGREGATIONS, true)) {
+                        self::fail("forced: unknown aggregation method {$a}");
+                    }
+                    $out[$key] = $a;
+                    break;
+                case 'aggregateonlygraded':
+                    $out[$key] = self::boolean($root['forced'], $key, 'forced');
+                    break;
+                case 'droplow':
+                case 'keephigh':
+                    $out[$key] = max(0, self::int($root['forced'], $key, null, 'forced'));
+                    break;
+                default:
+                    self::fail("forced: unknown setting '{$key}'");
+            }
+        }
+        return $out;
     }
 
     private static function compile_formula(string $calc, array $idnumbers, array $itembyid): array {
@@ -452,11 +496,15 @@ class php_engine {
                 <=> [$this->categories[$a]['depth'], $this->categories[$b]['id']];
         });
         foreach ($cats as $c) {
-            if ($this->categories[$c]['aggregation'] == self::SUM) {
+            if ($this->categories[$c]['stored']['aggregation'] == self::SUM) {
                 $this->auto_update_weights($c);
-                $this->categories[$c]['canapply'] = $this->can_apply_limit_rules($c);
+                $this->categories[$c]['stored']['canapply'] =
+                    $this->can_apply_limit_rules($c, $this->categories[$c]['stored']['aggregation']);
                 $this->auto_update_max($c);
             }
+        }
+        foreach ($cats as $c) {
+            $this->categories[$c]['canapply'] = $this->can_apply_limit_rules($c, $this->categories[$c]['aggregation']);
         }
     }
 
@@ -525,9 +573,9 @@ class php_engine {
         }
     }
 
-    private function can_apply_limit_rules(int $c): bool {
+    private function can_apply_limit_rules(int $c, int $aggregation): bool {
         $cat = $this->categories[$c];
-        if ($cat['aggregation'] != self::SUM) {
+        if ($aggregation != self::SUM) {
             return true;
         }
         $lastweight = null;
@@ -572,8 +620,9 @@ class php_engine {
             }
             $maxes[$i] = $it['grademax'];
         }
-        if ($cat['canapply']) {
-            $this->apply_limit_rules($c, $maxes);
+        $st = $cat['stored'];
+        if ($st['canapply']) {
+            $this->apply_limit_rules($st['aggregation'], $st['droplow'], $st['keephigh'], $maxes);
         }
         $max = 0.0;
         foreach ($maxes as $m) {
@@ -587,17 +636,17 @@ class php_engine {
     /**
      * grade_category::apply_limit_rules() on an itemindex => value array.
      *
-     * @param int $c category index
+     * @param int $agg aggregation method
+     * @param int $droplow
+     * @param int $keephigh
      * @param array $values
      */
-    private function apply_limit_rules(int $c, array &$values): void {
-        $cat = $this->categories[$c];
-        $agg = $cat['aggregation'];
+    private function apply_limit_rules(int $agg, int $droplow, int $keephigh, array &$values): void {
         $extraused = ($agg == 11 || $agg == 12 || $agg == 13);
-        if ($cat['droplow'] > 0) {
+        if ($droplow > 0) {
             asort($values, SORT_NUMERIC);
             $dropped = 0;
-            while ($dropped < $cat['droplow']) {
+            while ($dropped < $droplow) {
                 $keys = array_keys($values);
                 $count = count($keys);
                 if ($count === 0) {
@@ -633,13 +682,13 @@ class php_engine {
                 unset($values[$found]);
                 $dropped++;
             }
-        } else if ($cat['keephigh'] > 0) {
+        } else if ($keephigh > 0) {
             arsort($values, SORT_NUMERIC);
             $kept = 0;
             foreach ($values as $key => $v) {
                 if ($extraused && $this->items[$key]['aggregationcoef'] > 0) {
                     continue;
-                } else if ($kept < $cat['keephigh']) {
+                } else if ($kept < $keephigh) {
                     $kept++;
                 } else {
                     unset($values[$key]);
@@ -806,7 +855,7 @@ class php_engine {
             $values[$d] = $issum ? self::standardise($v, 0.0, $umax, 0.0, 1.0) : self::standardise($v, $umin, $umax, 0.0, 1.0);
         }
         if ($cat['canapply']) {
-            $this->apply_limit_rules($c, $values);
+            $this->apply_limit_rules($cat['aggregation'], $cat['droplow'], $cat['keephigh'], $values);
         }
         asort($values, SORT_NUMERIC);
         if (!$values) {

@@ -1,0 +1,46 @@
+# Native gradebook area (issue 5): Rust core + ext-php-rs extension + PyO3 module + WASM widget.
+# See docs/native.md.  Heavy builds are cached under $(NATIVE_CACHE) (cargo registry, target dirs,
+# builder images) and the artifacts are rebuilt only when their sources change.
+NATIVE_CACHE      ?= /var/cache/moodle-platform/native
+NATIVE_ARTIFACTS  ?= $(NATIVE_CACHE)/artifacts
+NATIVE_EXT        := $(NATIVE_ARTIFACTS)/php/moodle_gradebook.so
+NATIVE_PKGS       := php8.2-cli php8.2-dev libclang-14-dev clang-14 chromium nodejs npm
+NATIVE_PY_STAMP    = $(VENV)/.stamp-native-py-$(shell cat native/Cargo.lock native/gradebook-core/src/*.rs native/gradebook-py/src/*.rs native/gradebook-py/Cargo.toml | sha256sum | cut -c1-16)
+NATIVE_PYTEST     := pytest -q -p no:cacheprovider
+
+.PHONY: native-deps native-py native-artifacts native-lint native-test bench-native native-golden
+
+native-deps: ## Host tools for the native tests (php8.2 cli/dev, clang, chromium, node) + playwright-core
+	@missing=""; for p in $(NATIVE_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "native-deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+	@cd tests/native/widget && { [ -f node_modules/playwright-core/package.json ] || npm ci --no-audit --no-fund; }
+
+native-py: setup $(NATIVE_PY_STAMP) ## PyO3 module (maturin wheel) into the venv, rebuilt when the core changes
+$(NATIVE_PY_STAMP):
+	rm -f $(VENV)/.stamp-native-py-*
+	cd native/gradebook-py && $(VENV)/bin/maturin build --release --locked -q -o $(NATIVE_CACHE)/wheels
+	$(VENV)/bin/pip install -q --force-reinstall --no-deps $$(ls -t $(NATIVE_CACHE)/wheels/moodle_gradebook_core-*.whl | head -1)
+	touch $@
+
+native-artifacts: setup native-deps ## Role native_build: moodle_gradebook.so + plugin with WASM into $(NATIVE_ARTIFACTS)
+	$(TIMED) native-artifacts ansible-playbook tests/native/role/build.yml -i inventories/local \
+	  -e native_build_source_dir=$(ROOT) -e native_build_artifact_dir=$(NATIVE_ARTIFACTS) -e native_build_cache_dir=$(NATIVE_CACHE)
+
+native-lint: setup ## clippy (warnings are errors) on every crate the host toolchain builds
+	$(TIMED) native-clippy bash -c 'cd native && cargo clippy --locked --all-targets -p gradebook-core -p gradebook-php -p gradebook-py -p gradebook-wasm -- -D warnings'
+
+native-test: setup native-deps native-py native-artifacts native-lint ## cargo test, parity/property, golden, bad input, role, widget in Chromium
+	$(TIMED) native-cargo-test bash -c 'cd native && cargo test --locked -p gradebook-core'
+	$(TIMED) native-pytest env NATIVE_EXT=$(NATIVE_EXT) NATIVE_ARTIFACTS=$(NATIVE_ARTIFACTS) NATIVE_CACHE=$(NATIVE_CACHE) \
+	  $(NATIVE_PYTEST) tests/native
+
+TEST_TARGETS += native-test
+
+bench-native: setup native-deps native-py native-artifacts ## 1000 students x 60 items: PHP vs extension (+ Moodle's code with MOODLE_SRC), WASM size, widget time
+	$(TIMED) bench-native env NATIVE_EXT=$(NATIVE_EXT) NATIVE_ARTIFACTS=$(NATIVE_ARTIFACTS) NATIVE_CACHE=$(NATIVE_CACHE) \
+	  MOODLE_SRC=$(if $(MOODLE_SRC),$(abspath $(MOODLE_SRC)),) $(PY) tests/native/bench/bench_native.py
+
+native-golden: setup native-deps ## Regenerate golden fixtures by running Moodle's own code: make native-golden MOODLE_SRC=/path/to/moodle-4.5
+	@test -n "$(MOODLE_SRC)" || { echo "usage: make native-golden MOODLE_SRC=/path/to/moodle-4.5" >&2; exit 2; }
+	$(TIMED) native-golden bash tests/native/golden/generate.sh $(abspath $(MOODLE_SRC))

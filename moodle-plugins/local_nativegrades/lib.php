@@ -1,0 +1,38 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * Navigation hooks of local_nativegrades.
+ *
+ * @package    local_nativegrades
+ * @copyright  moodle.platform contributors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+/**
+ * Add the what-if calculator to the course navigation.
+ *
+ * @param navigation_node $navigation
+ * @param stdClass $course
+ * @param context_course $context
+ */
+function local_nativegrades_extend_navigation_course(navigation_node $navigation, stdClass $course, context_course $context) {
+    if (has_capability('moodle/grade:view', $context)) {
+        $navigation->add(get_string('whatif', 'local_nativegrades'),
+            new moodle_url('/local/nativegrades/index.php', ['id' => $course->id]),
+            navigation_node::TYPE_CUSTOM, null, 'local_nativegrades_whatif', new pix_icon('i/grades', ''));
+    }
+}

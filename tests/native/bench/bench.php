@@ -1,0 +1,50 @@
+<?php
+// Timing half of `make bench-native` (driven by bench_native.py).  Reads a course, the grade
+// matrix as PHP arrays (what code in Moodle holds after reading grade_grades), then times a whole
+// regrade through each engine *including marshalling*: packing the arrays, the call, unpacking the
+// results back into per-user arrays.
+//   php [-d extension=...] bench.php <case.json> <repeats> <out-prefix>
+require_once(getenv('NATIVEGRADES_PLUGIN') . '/classes/local/formula.php');
+require_once(getenv('NATIVEGRADES_PLUGIN') . '/classes/local/php_engine.php');
+
+use local_nativegrades\local\php_engine;
+
+[$casefile, $repeats, $outprefix] = array_slice($argv, 1, 3);
+$case = json_decode(file_get_contents($casefile), true);
+$course = json_encode($case['course'], JSON_PRESERVE_ZERO_FRACTION);
+$n = count($case['course']['items']);
+$nusers = $case['nusers'];
+$cells = $case['cells'];
+$flags = $case['flags'];
+
+function run(callable $regrade, string $course, array $cells, array $flags, int $nusers, int $n): array {
+    $r = $regrade($course, pack('e*', ...$cells), pack('C*', ...$flags), $nusers);
+    $final = array_values(unpack('e*', $r['final']));
+    $users = [];
+    for ($u = 0, $k = 0; $u < $nusers; $u++) {
+        $row = [];
+        for ($i = 0; $i < $n; $i++, $k++) {
+            $row[] = $r['hasvalue'][$k] === "\1" ? $final[$k] : null;
+        }
+        $users[] = $row;
+    }
+    return [$r, $users];
+}
+
+$engines = ['php' => [php_engine::class, 'regrade']];
+if (function_exists('moodle_gradebook_regrade')) {
+    $engines['ext'] = 'moodle_gradebook_regrade';
+}
+$report = [];
+foreach ($engines as $name => $fn) {
+    $times = [];
+    for ($k = 0; $k < (int)$repeats; $k++) {
+        $t0 = hrtime(true);
+        [$r, $users] = run($fn, $course, $cells, $flags, $nusers, $n);
+        $times[] = (hrtime(true) - $t0) / 1e9;
+    }
+    sort($times);
+    file_put_contents("{$outprefix}.{$name}.final", $r['final'] . $r['hasvalue']);
+    $report[$name] = ['median_s' => $times[intdiv(count($times), 2)], 'min_s' => $times[0], 'runs' => count($times)];
+}
+echo json_encode($report), "\n";
