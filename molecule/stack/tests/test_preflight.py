@@ -1,0 +1,81 @@
+"""Bad input is refused by the preflight before anything is created; registry/prod files render and validate."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+PLAYBOOK = os.path.join(ROOT, "molecule", "stack", "render_check.yml")
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+
+
+def play(tmp_path, *extra, tags=None):
+    cmd = [ANSIBLE_PLAYBOOK, PLAYBOOK, "-e", f"compose_stack_project_dir={tmp_path}/project",
+           "-e", "compose_stack_project_name=preflightcheck", "-e", f"compose_stack_secrets_local_dir={tmp_path}/secrets"]
+    for item in extra:
+        cmd += ["-e", item]
+    if tags:
+        cmd += ["--tags", tags]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="false")
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+BAD = [
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=http://moodle.example.org"], "must\nstart with https://"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org",
+      "compose_stack_db_password=changeme_secure_password_123"], "is a placeholder or too weak"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org",
+      "compose_stack_redis_password=short"], "is a placeholder or too weak"),
+    (["compose_stack_cron_mode=ofelia"], "cron mode 'ofelia' needs"),
+    (["compose_stack_environment=staging"], "compose_stack_environment"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD)
+def test_bad_input_fails_before_anything_is_created(tmp_path, extra, message):
+    result = play(tmp_path, *extra)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output[-2000:]
+    assert " ".join(message.split()) in output, output[-3000:]
+    assert not (tmp_path / "project").exists()
+    # Secret values given on the command line never reach the output.
+    for item in extra:
+        if "password" in item:
+            assert item.split("=", 1)[1] not in result.stdout + result.stderr
+
+
+def test_port_in_use_by_something_else_fails(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = play(tmp_path, f"compose_stack_web_port={port}")
+    assert result.returncode != 0
+    assert f"Port 127.0.0.1:{port} is already in use" in " ".join(result.stdout.split())
+    assert not (tmp_path / "project").exists()
+
+
+def test_registry_mode_and_prod_overlay_render_and_validate(tmp_path):
+    result = play(tmp_path, "render_images=true", "compose_stack_source_mode=registry", "compose_stack_environment=prod",
+                  "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_https_port=18443",
+                  f"moodle_image_cache_dir={tmp_path}/images", "moodle_image_source_type=local",
+                  f"moodle_image_source_path={ROOT}/tests/fixtures/moodle-standin",
+                  tags="moodle_image_preflight,moodle_image_install,moodle_image_configure,compose_stack_preflight,"
+                       "compose_stack_install,compose_stack_configure")
+    assert result.returncode == 0, result.stdout[-3000:]
+    dockerfile = (tmp_path / "images" / "runtime" / "Dockerfile").read_text()
+    assert "FROM php:8.2-apache-bookworm" in dockerfile and "docker-php-ext-install" in dockerfile
+    project = tmp_path / "project"
+    check = subprocess.run(["docker", "compose", "-f", "compose.yml", "-f", "compose.prod.yml", "config"],
+                           cwd=project, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    config = check.stdout
+    assert "image: traefik:v2.11" in config
+    assert 'published: "18443"' in config
+    assert 'MOODLE_SSLPROXY: "1"' in config
+    assert 'published: "3306"' not in config and "adminer" not in config
+    assert (project / "tls" / "cert.pem").exists()
