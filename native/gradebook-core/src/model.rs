@@ -66,6 +66,9 @@ pub struct Item {
     pub weightoverride: bool,
     pub rawgrademin: f64,
     pub rawgrademax: f64,
+    /// grademin/grademax as given, before natural maxima are recomputed: the range stored with an
+    /// overridden category or course total.
+    pub given_range: (f64, f64),
     pub hidden: bool,
     pub calculation: Option<String>,
     /// Compiled calculation and the item indices its variables refer to.
@@ -299,6 +302,7 @@ impl Course {
                 weightoverride: boolean(it, "weightoverride", &ctx)?,
                 rawgrademin: num(it, "rawgrademin", Some(grademin), &ctx)?,
                 rawgrademax: num(it, "rawgrademax", Some(grademax), &ctx)?,
+                given_range: (grademin, grademax),
                 hidden: boolean(it, "hidden", &ctx)?,
                 calculation: string(it, "calculation", &ctx)?.filter(|s| !s.trim().is_empty()),
                 formula: None,

@@ -312,8 +312,8 @@ impl Course {
             // and manual rows carry the item's raw range.
             if it.is_aggregate() && !it.is_calculated() {
                 if f & flag::OVERRIDDEN != 0 {
-                    out.rawmin.push(it.grademin);
-                    out.rawmax.push(it.grademax);
+                    out.rawmin.push(it.given_range.0);
+                    out.rawmax.push(it.given_range.1);
                 } else {
                     out.rawmin.push(0.0);
                     out.rawmax.push(100.0);

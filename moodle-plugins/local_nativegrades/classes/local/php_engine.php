@@ -286,6 +286,7 @@ class php_engine {
                 'weightoverride' => self::boolean($it, 'weightoverride', $ctx),
                 'rawgrademin' => self::num($it, 'rawgrademin', $grademin, $ctx),
                 'rawgrademax' => self::num($it, 'rawgrademax', $grademax, $ctx),
+                'givenmin' => $grademin, 'givenmax' => $grademax,
                 'hidden' => self::boolean($it, 'hidden', $ctx),
                 'calculation' => $calc, 'formula' => null, 'fdeps' => [],
                 'parent' => $parent, 'own' => $own,
@@ -762,8 +763,8 @@ class php_engine {
             $calculated = $it['formula'] !== null;
             if ($it['aggregate'] && !$calculated) {
                 if ($f & self::OVERRIDDEN) {
-                    $rmin[$i] = $it['grademin'];
-                    $rmax[$i] = $it['grademax'];
+                    $rmin[$i] = $it['givenmin'];
+                    $rmax[$i] = $it['givenmax'];
                 } else {
                     $rmin[$i] = 0.0;
                     $rmax[$i] = 100.0;

@@ -1,0 +1,69 @@
+"""moodle.platform.native_build: first run builds (changed), second run changes nothing; the
+artifacts verify against SHA256SUMS, the extension loads into PHP 8.2, the plugin carries its AMD
+module and WASM bundle; bad input fails before anything is written."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pathlib
+import re
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CACHE = os.environ.get("NATIVE_CACHE", "/var/cache/moodle-platform/native")
+
+
+def play(*extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ansible-playbook", "tests/native/role/build.yml", "-i", "inventories/local",
+         "-e", f"native_build_source_dir={ROOT}", "-e", f"native_build_cache_dir={CACHE}", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+    )
+
+
+def changed(out: str) -> int:
+    m = re.search(r"localhost\s+:\s+ok=\d+\s+changed=(\d+)", out)
+    assert m, out[-2000:]
+    return int(m.group(1))
+
+
+def test_build_is_idempotent_and_artifacts_verify(tmp_path):
+    dest = tmp_path / "artifacts"
+    first = play("-e", f"native_build_artifact_dir={dest}")
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert changed(first.stdout) > 0
+    second = play("-e", f"native_build_artifact_dir={dest}")
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert changed(second.stdout) == 0, "second run must not change anything"
+    assert "Up to date" in second.stdout
+
+    sums = subprocess.run(["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=dest, capture_output=True, text=True)
+    assert sums.returncode == 0, sums.stdout + sums.stderr
+    listed = {line.split("  ", 1)[1] for line in (dest / "SHA256SUMS").read_text().splitlines()}
+    assert {"php/moodle_gradebook.so", "php/moodle_gradebook.ini", "moodle/local/nativegrades/version.php",
+            "moodle/local/nativegrades/amd/build/whatif.min.js",
+            "moodle/local/nativegrades/wasm/gradebook_wasm_bg.wasm",
+            "moodle/local/nativegrades/wasm/gradebook_wasm.js"} <= listed
+
+    php = subprocess.run(["php", "-n", "-d", f"extension={dest / 'php/moodle_gradebook.so'}", "-m"],
+                         capture_output=True, text=True)
+    assert "moodle_gradebook" in php.stdout.split(), php.stdout + php.stderr
+    assert (dest / "php/moodle_gradebook.ini").read_text().strip().endswith("extension=moodle_gradebook.so")
+    wasm = (dest / "moodle/local/nativegrades/wasm/gradebook_wasm_bg.wasm").read_bytes()
+    assert wasm[:4] == b"\0asm"
+    assert len(gzip.compress(wasm, 9)) <= 30 * 1024, "WASM bundle over its 30 KB gzipped budget"
+
+
+def test_bad_source_dir_fails_before_writing(tmp_path):
+    dest = tmp_path / "never"
+    r = play("-e", f"native_build_artifact_dir={dest}", "-e", "native_build_source_dir=/nonexistent")
+    assert r.returncode != 0
+    assert "is not a moodle.platform checkout" in r.stdout
+    assert not dest.exists()
+
+
+def test_mismatched_wasm_bindgen_version_is_rejected(tmp_path):
+    r = play("-e", f"native_build_artifact_dir={tmp_path / 'x'}", "-e", "native_build_wasm_bindgen_version=0.2.99")
+    assert r.returncode != 0
+    assert "the CLI and the library must be the same version" in r.stdout

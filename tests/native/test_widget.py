@@ -1,0 +1,105 @@
+"""The what-if widget in headless Chromium (Debian's chromium, driven by playwright-core): the AMD
+module loads the WASM build of the core, a student edits a grade and the totals update to what
+the core computes; with WebAssembly removed from the page the plain-JS path (server engine)
+shows the same numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+ARTIFACTS = pathlib.Path(os.environ.get("NATIVE_ARTIFACTS", "/var/cache/moodle-platform/native/artifacts"))
+PLUGIN = ARTIFACTS / "moodle/local/nativegrades"
+
+COURSE = {
+    "categories": [
+        {"id": 1, "parent": None, "aggregation": 13, "aggregateonlygraded": True},
+        {"id": 2, "parent": 1, "aggregation": 0, "aggregateonlygraded": False, "droplow": 1},
+    ],
+    "items": [
+        {"id": 1, "itemtype": "course", "categoryid": 1},
+        {"id": 2, "itemtype": "category", "categoryid": 2, "idnumber": "quizzes"},
+        {"id": 3, "itemtype": "manual", "categoryid": 2, "idnumber": "q1", "grademax": 10},
+        {"id": 4, "itemtype": "manual", "categoryid": 2, "idnumber": "q2", "grademax": 10},
+        {"id": 5, "itemtype": "manual", "categoryid": 2, "idnumber": "q3", "grademax": 10},
+        {"id": 6, "itemtype": "manual", "categoryid": 1, "idnumber": "exam", "grademax": 60},
+        {"id": 7, "itemtype": "manual", "categoryid": 1, "idnumber": "project", "grademax": 40},
+        {"id": 8, "itemtype": "manual", "categoryid": 1, "idnumber": "bonus", "grademax": 100,
+         "calculation": "=round([[exam]]/60*10 + average([[q1]], [[q2]]), 2)"},
+    ],
+}
+CELLS = [0.0, 0.0, 7.0, 4.5, 9.0, 41.0, 0.0, 0.0]
+FLAGS = [0, 0, 1, 1, 1, 1, 0, 0]
+EDIT = (7, 33.5)  # the student tries: project = 33.5
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    for f in ("wasm/gradebook_wasm_bg.wasm", "wasm/gradebook_wasm.js", "amd/build/whatif.min.js"):
+        assert (PLUGIN / f).is_file(), f"{PLUGIN / f} missing: run make native-artifacts"
+    work = tmp_path_factory.mktemp("widget")
+    case = work / "case.json"
+    case.write_text(json.dumps({"course": COURSE, "cells": CELLS, "flags": FLAGS}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, WIDGET_PLUGIN=str(PLUGIN), WIDGET_CASE=str(case))
+    proc = subprocess.Popen(["php", "-n", "-S", f"127.0.0.1:{port}", str(HERE / "widget/router.php")], env=env,
+                            cwd=HERE / "widget", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}", work
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def drive(server, scenario: dict) -> dict:
+    base, work = server
+    f = work / "scenario.json"
+    f.write_text(json.dumps(scenario))
+    out = subprocess.run(["node", str(HERE / "widget/check.mjs"), base, str(f)], capture_output=True, text=True,
+                         cwd=HERE / "widget", timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def expected(core) -> dict:
+    cells, flags = list(CELLS), list(FLAGS)
+    k = [it["id"] for it in COURSE["items"]].index(EDIT[0])
+    cells[k], flags[k] = EDIT[1], flags[k] | 1
+    r = core.Course(json.dumps(COURSE)).regrade(struct.pack("<8d", *cells), bytes(flags), 1)
+    fin = struct.unpack("<8d", r["final"])
+    return {str(it["id"]): (fin[i] if r["hasvalue"][i] else None) for i, it in enumerate(COURSE["items"])}
+
+
+READ = [1, 2, 8]
+
+
+def test_wasm_widget_shows_the_cores_totals(server, core):
+    r = drive(server, {"edits": [list(EDIT)], "read": READ})
+    assert r["errors"] == []
+    assert r["engine"] == "wasm"
+    want = expected(core)
+    assert {k: r["values"][k] for k in map(str, READ)} == {k: want[k] for k in map(str, READ)}
+    # The edit changed the course total (it is not just the page's initial value).
+    assert want["1"] != pytest.approx(88.5)
+
+
+def test_no_wasm_fallback_gives_the_same_numbers(server, core):
+    r = drive(server, {"edits": [list(EDIT)], "read": READ, "nowasm": True})
+    assert r["errors"] == []
+    assert r["engine"] == "server"
+    want = expected(core)
+    assert {k: r["values"][k] for k in map(str, READ)} == {k: want[k] for k in map(str, READ)}
