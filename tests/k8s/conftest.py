@@ -33,7 +33,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def cluster():
     if REAL:
-        yield Cluster(os.environ["KUBECONFIG"], None)
+        cl = Cluster(os.environ["KUBECONFIG"], None)
+        cl.apply_crds()  # needs cluster-admin, like installing the operator chart
+        yield cl
         return
     state = Path(tempfile.mkdtemp(prefix="moodle-k8s-"))
     started = time.monotonic()

@@ -71,7 +71,6 @@ def test_moodlesite_creates_objects_and_becomes_ready(cluster, operator, ns):
     assert obj["status"]["availableReplicas"] == 1
 
 
-@needs_standins
 def test_rollback_annotation_swaps_web_and_cron_images(cluster, operator, ns):
     cluster.apply(site("beta", tag="4.5.7"), namespace=ns)
     wait_for(lambda: image_of(cluster, "beta-cron", ns) == "moodle-platform/moodle:4.5.7", what="cron on 4.5.7")
@@ -84,7 +83,6 @@ def test_rollback_annotation_swaps_web_and_cron_images(cluster, operator, ns):
     assert obj["status"]["image"] == "moodle-platform/moodle:4.5.6"
 
 
-@needs_standins
 def test_cron_off_prunes_the_cron_deployment_but_never_the_claim(cluster, operator, ns):
     cluster.apply(site("gamma"), namespace=ns)
     wait_for(lambda: cluster.get("apps/v1", "Deployment", "gamma-cron", ns), what="cron Deployment")
