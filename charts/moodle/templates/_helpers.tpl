@@ -81,6 +81,8 @@ Moodle's clustering rules, checked before anything renders: several web pods nee
 
 {{/* Environment shared by web, cron and Jobs: where things are, never the secrets themselves. */}}
 {{- define "moodle.env" -}}
+- name: MOODLE_HTTP_PORT
+  value: {{ .Values.web.containerPort | quote }}
 - name: MOODLE_WWWROOT
   value: {{ .Values.wwwroot | quote }}
 - name: MOODLE_DATAROOT
