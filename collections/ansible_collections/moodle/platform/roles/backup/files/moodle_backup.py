@@ -596,6 +596,15 @@ def cmd_show(config, args):
     return load_manifest(Restic(config), args.backup_id)
 
 
+def local_snapshot(restic, manifest, kind):
+    """The id, in this repository, of the manifest's ``kind`` snapshot (itself, or its restic copy)."""
+    wanted = manifest[kind]["snapshot_id"]
+    for snap in restic.snapshots(f"backup:{manifest['backup_id']}"):
+        if wanted in (snap["id"], snap.get("original")):
+            return snap["id"]
+    return wanted
+
+
 def _stream_sha(restic, snapshot, path):
     errlog = tempfile.TemporaryFile()
     proc = restic.popen("dump", snapshot, path, stdout=subprocess.PIPE, stderr=errlog)
@@ -620,12 +629,14 @@ def verify(config, restic, backup_id, target=None, force=False):
     problems = bm.validate_manifest(manifest)
     if problems:
         return manifest, [p.as_dict() for p in problems]
-    available = [s["id"] for s in restic.snapshots()]
+    snapshots = restic.snapshots()
+    # `restic copy` gives copies new ids and records the source id in `original`.
+    available = [s["id"] for s in snapshots] + [s["original"] for s in snapshots if s.get("original")]
     problems = bm.check_restorable(manifest, target=target, available_snapshots=available,
                                    allow_other_major=force)
     if not problems:
         log(f"verifying the database dump of {manifest['backup_id']} against its checksum")
-        sha, err = _stream_sha(restic, manifest["database"]["snapshot_id"], "/" + bm.DB_DUMP_FILENAME)
+        sha, err = _stream_sha(restic, local_snapshot(restic, manifest, "database"), "/" + bm.DB_DUMP_FILENAME)
         if err:
             problems.append(bm.Problem("incomplete", f"backup {manifest['backup_id']}: {err}"))
         else:
@@ -681,7 +692,7 @@ def cmd_restore_db(config, args):
     db_query(config, container, f"DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` "
              "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     src_log, sink_log = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    source = restic.popen("dump", manifest["database"]["snapshot_id"], "/" + bm.DB_DUMP_FILENAME,
+    source = restic.popen("dump", local_snapshot(restic, manifest, "database"), "/" + bm.DB_DUMP_FILENAME,
                           stdout=subprocess.PIPE, stderr=src_log)
     sink = subprocess.Popen(db_exec_argv(config, container, "mariadb", f"--user={config['db_admin_user']}",
                                          "--default-character-set=utf8mb4", name, interactive=True),
@@ -716,7 +727,7 @@ def cmd_restore_files(config, args):
         if leftover.exists():
             shutil.rmtree(leftover)
     log(f"restoring moodledata of {manifest['backup_id']} into volume {volume}")
-    restic.run("restore", manifest["moodledata"]["snapshot_id"], "--target", str(staging))
+    restic.run("restore", local_snapshot(restic, manifest, "moodledata"), "--target", str(staging))
     # Swap by renames on one filesystem: the old content is removed only after the new one is in place.
     replaced.mkdir()
     for entry in mountpoint.iterdir():
