@@ -173,6 +173,33 @@ def backup_cronjob(*, name: str, namespace: str, site_name: str, site_spec: dict
     }
 
 
+def restore_job(*, name: str, namespace: str, site_name: str, site_spec: dict, image_tag: str, destination: dict,
+                backup_id: str, backup_image: str = BACKUP_IMAGE_DEFAULT, labels: dict | None = None,
+                owner: dict | None = None) -> dict:
+    """A Job that restores one backup (DB + moodledata) with the backup engine, the same way the
+    Compose restore does: the engine refuses (check_restorable) a backup that does not fit the Moodle
+    code of ``image_tag``, whose version.php the init container lends it."""
+    pod = backup_pod_spec(site_name=site_name, site_spec=site_spec, image_tag=image_tag, destination=destination,
+                          retention={}, backup_image=backup_image)
+    main = pod["spec"]["containers"][0]
+    main["name"] = "restore"
+    main["command"] = ["moodle-backup", "restore"]
+    main["args"] = ["--platform", "kubernetes", "--project", site_name, "--backup-id", backup_id,
+                    "--repository", destination["repository"], "--dataroot", "/var/www/moodledata",
+                    "--version-php", "/work/version.php", "--maintenance-off", "--summary-file", TERMINATION_LOG]
+    # Restoring writes moodledata.
+    main["volumeMounts"][0] = {"name": "moodledata", "mountPath": "/var/www/moodledata"}
+    pod["spec"]["volumes"][0] = {"name": "moodledata", "persistentVolumeClaim": {"claimName": f"{site_name}-moodledata"}}
+    pod["metadata"]["labels"].update(labels or {})
+    pod["metadata"]["labels"]["app.kubernetes.io/component"] = "restore"
+    meta = {"name": name, "namespace": namespace,
+            "labels": {SITE_LABEL: site_name, "app.kubernetes.io/component": "restore", **(labels or {})}}
+    if owner:
+        meta["ownerReferences"] = [owner]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+            "spec": {"backoffLimit": 0, "activeDeadlineSeconds": 6 * 3600, "template": pod}}
+
+
 def job_outcome(job: dict | None) -> str:
     """``absent`` | ``running`` | ``succeeded`` | ``failed`` from a Job's status conditions."""
     if not job:

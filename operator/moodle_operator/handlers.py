@@ -252,7 +252,8 @@ def upgrade_tick(name, namespace, spec, status, body, patch, logger, **_):
                      if status.get("blueGreen") else None)
     observed = upgrade.Observed(site=site, backup=backup, web=web, candidate=candidate, jobs={
         j["metadata"]["name"]: (backups.job_outcome(j), backups.termination_message(
-            [p for p in pods if (p["metadata"].get("labels") or {}).get("job-name") == j["metadata"]["name"]], "step"))
+            [p for p in pods if (p["metadata"].get("labels") or {}).get("job-name") == j["metadata"]["name"]],
+            j["spec"]["template"]["spec"]["containers"][0]["name"]))
         for j in jobs})
     decision = upgrade.decide(plan=name, namespace=namespace, spec=spec, status=status, observed=observed,
                               now=now_iso(), owner=_owner(body), backup_image=BACKUP_IMAGE)

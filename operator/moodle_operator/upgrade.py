@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 
 from . import SITE_LABEL
-from .backups import job_outcome  # noqa: F401  (re-exported for handlers)
+from .backups import job_outcome, restore_job  # noqa: F401  (job_outcome re-exported for handlers)
 from .conditions import condition, merge_conditions
 from .desired import deployment_available, deployment_image
 from .manifest import backup_manifest
@@ -161,12 +161,6 @@ def step_job(*, plan: str, namespace: str, site_name: str, site_spec: dict, step
             },
         },
     }
-
-
-def restore_command(backup_status: dict) -> list[str]:
-    summary = backup_status.get("manifest") or {}
-    return ["moodle-backup", "restore", "--platform", "kubernetes", "--backup-id", summary.get("backup_id", ""),
-            "--dataroot", "/var/www/moodledata", "--maintenance-off"]
 
 
 def _history(status: dict, step: str, result: str, now: str) -> list[dict]:
@@ -336,7 +330,12 @@ def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Obs
             backup = observed.backup or {}
             return Decision(status={}, site_patch={"image": {"tag": previous}, "cron": {"enabled": False},
                                                    "maintenance": True},
-                            create=[job("Restore", previous, restore_command(backup.get("status") or {}))])
+                            create=[restore_job(
+                                name=job_name(plan, "Restore"), namespace=namespace, site_name=spec["site"],
+                                site_spec=site_spec, image_tag=previous, destination=spec["backup"],
+                                backup_id=((backup.get("status") or {}).get("manifest") or {}).get("backup_id", ""),
+                                backup_image=backup_image, owner=owner,
+                                labels={"platform.moodle.dev/upgradeplan": plan, "platform.moodle.dev/step": "Restore"})])
         if result == "running":
             return Decision(status={})
         return _finish_rollback(status, now, restored=result == "succeeded", message=message)

@@ -143,8 +143,12 @@ def test_failures_after_the_db_may_have_changed_restore_first(step, expect_next)
     status.update(d.status)
     backup = {"metadata": {"name": "p-pre-upgrade"}, "status": {"manifest": {"backup_id": "20261124T020000Z-a"}}}
     d = run(status, backup=backup)
-    restore = d.create[0]["spec"]["template"]["spec"]["containers"][0]
-    assert restore["image"] == "m:4.5.6" and "20261124T020000Z-a" in restore["command"]
+    pod = d.create[0]["spec"]["template"]["spec"]
+    restore = pod["containers"][0]
+    assert restore["args"][restore["args"].index("--backup-id") + 1] == "20261124T020000Z-a"
+    assert restore["envFrom"] == [{"secretRef": {"name": "s3"}}]
+    assert {"name": "moodledata", "mountPath": "/var/www/moodledata"} in restore["volumeMounts"]  # writable
+    assert pod["initContainers"][0]["image"] == "m:4.5.6"  # checked against the previous code
     assert d.site_patch["image"] == {"tag": "4.5.6"}
     d = run(status, backup=backup, jobs=done("Restore"))
     failed = next(c for c in d.status["conditions"] if c["type"] == "Failed")

@@ -234,9 +234,10 @@ def test_upgradeplan_failed_upgrade_job_restores_and_fails_naming_the_step(clust
     cluster.finish_job("up2-upgradejob", ns, succeeded=False)
     _drive_until(cluster, ns, "up2", "Restore")
     restore = wait_for(lambda: cluster.get("batch/v1", "Job", "up2-restore", ns), what="restore Job")
-    args = restore["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert SUMMARY["backup_id"] in args  # restores exactly the pre-upgrade backup
-    assert restore["spec"]["template"]["spec"]["containers"][0]["image"] == "moodle-platform/moodle:4.5.6"
+    args = restore["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--backup-id") + 1] == SUMMARY["backup_id"]  # exactly the pre-upgrade backup
+    # The engine checks the backup against the code it goes back to (the previous image's version.php).
+    assert restore["spec"]["template"]["spec"]["initContainers"][0]["image"] == "moodle-platform/moodle:4.5.6"
     cluster.finish_job("up2-restore", ns, succeeded=True)
     plan = wait_for(lambda: (o := cluster.get(API, "UpgradePlan", "up2", ns)) and o["status"].get("phase") == "Failed" and o,
                     what="plan Failed")
