@@ -100,6 +100,10 @@ def test_cron_never_upgrades_and_network_policies_only_admit_moodle_pods(helm):
         assert peer == {"app.kubernetes.io/instance": "site", "platform.moodle.dev/db-client": "true"}
     db = next(d for d in rendered if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "site-db")
     assert "platform.moodle.dev/db-client" not in db["spec"]["template"]["metadata"]["labels"]
+    # Data outlives its workload: claims are kept when a StatefulSet goes, and on uninstall.
+    assert db["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    claim = next(d for d in rendered if d["kind"] == "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
 def test_blue_green_candidate_has_its_own_selector_and_the_service_follows_active(helm):
