@@ -21,9 +21,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import requests  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import requests
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / (
     "collections/ansible_collections/moodle/platform/roles/monitoring/files/dashboards")
@@ -54,14 +54,14 @@ def render(path: Path, prometheus: str, out_dir: Path, minutes: int) -> Path:
     end = time.time()
     start = end - minutes * 60
     step = max(15, minutes * 60 // 240)
-    for ax, panel in zip(axes.flat, panels):
+    for ax, panel in zip(axes.flat, panels, strict=False):
         ax.set_title(panel["title"], fontsize=10)
         drawn = 0
         for target in panel["targets"]:
             for series in range_query(prometheus, target["expr"], start, end, step):
                 points = [(datetime.fromtimestamp(float(t)), float(v)) for t, v in series["values"]]
                 if points:
-                    xs, ys = zip(*points)
+                    xs, ys = zip(*points, strict=True)
                     ax.plot(xs, ys, label=legend(target.get("legendFormat", ""), series["metric"]))
                     drawn += 1
         if drawn:

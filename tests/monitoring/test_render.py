@@ -8,10 +8,11 @@ import sys
 
 import pytest
 import yaml
+
 from conftest import DASHBOARDS, REPO, TESTS
 
 sys.path.insert(0, str(TESTS))
-from dashboard_queries import expressions  # noqa: E402
+from dashboard_queries import expressions
 
 ANSIBLE_PLAYBOOK = str(REPO / ".venv/bin/ansible-playbook")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import RULES, TESTS
 
 RULE_FILE = RULES / "moodle.yml"

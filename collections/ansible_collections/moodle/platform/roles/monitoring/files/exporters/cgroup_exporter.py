@@ -138,7 +138,7 @@ def collect() -> str:
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server API)
+    def do_GET(self):
         if self.path.split("?")[0] != "/metrics":
             self.send_error(404)
             return
