@@ -26,7 +26,7 @@ def wrk(url, connections, duration, threads):
             f"-c{connections}",
             f"-d{duration}s",
             "--timeout",
-            "10s",
+            "30s",
             "-s",
             os.path.join(HERE, "wrk_report.lua"),
             url,
@@ -47,7 +47,7 @@ def main():
     parser.add_argument("--tuned", default="http://127.0.0.1:8088")
     parser.add_argument("--stock", default="http://127.0.0.1:8090")
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -63,16 +63,19 @@ def main():
             wrk(base + path, 4, 5, 1)
             print(f"measuring {label} {name}: {args.connections} connections, {args.duration}s ...", flush=True)
             results[(name, label)] = wrk(base + path, args.connections, args.duration, args.threads)
+    with open("/proc/loadavg") as handle:
+        load = handle.read().split()[:3]
     print()
+    print(f"load average at the end: {' '.join(load)} on {os.cpu_count()} CPUs (other work on this machine skews the figures)")
     print(f"{'page':<11} {'config':<6} {'req/s':>10} {'p50 ms':>10} {'p95 ms':>10} {'errors':>8}")
     for (name, label), r in results.items():
         print(f"{name:<11} {label:<6} {r['rps']:>10.1f} {r['p50']:>10.1f} {r['p95']:>10.1f} {r['errors']:>8d}")
     print()
     for name in PAGES:
         tuned, stock = results[(name, "tuned")], results[(name, "stock")]
-        ratio = tuned["rps"] / stock["rps"]
+        ratio = f"{tuned['rps'] / stock['rps']:.2f}x" if stock["rps"] > 0 else "inf (stock completed no request)"
         print(
-            f"{name}: tuned/stock throughput ratio {ratio:.2f}x, "
+            f"{name}: tuned/stock throughput ratio {ratio}, "
             f"p95 {tuned['p95']:.0f} ms vs {stock['p95']:.0f} ms ({args.connections} connections)"
         )
 
