@@ -76,7 +76,7 @@ def render(path: Path, prometheus: str, out_dir: Path, minutes: int) -> Path:
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"{doc['title']} (last {minutes} min, from {prometheus})")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / (path.stem + ".png")
     fig.savefig(out, dpi=80)
