@@ -11,10 +11,9 @@ import math
 import os
 import struct
 
+from gen import gradebook
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from gen import gradebook
 
 EXAMPLES = int(os.environ.get("NATIVE_PARITY_EXAMPLES", "3000"))
 
@@ -58,7 +57,7 @@ def test_core_php_and_extension_agree(core, php, book):
 def _diff(course: str, a: dict, b: dict) -> str:
     fa = struct.unpack(f"<{len(a['final']) // 8}d", a["final"])
     fb = struct.unpack(f"<{len(b['final']) // 8}d", b["final"])
-    bad = [(k, x, y) for k, (x, y) in enumerate(zip(fa, fb)) if x != y and not (math.isnan(x) and math.isnan(y))]
+    bad = [(k, x, y) for k, (x, y) in enumerate(zip(fa, fb, strict=True)) if x != y and not (math.isnan(x) and math.isnan(y))]
     return f"PHP engine differs from core at cells {bad[:5]} has={a['hasvalue']!r}/{b['hasvalue']!r} course={course}"
 
 
@@ -79,7 +78,7 @@ def _diff(course: str, a: dict, b: dict) -> str:
 )
 def test_php_round_port_matches_php(core, php, pairs):
     got = php.call({"op": "round", "values": [[v, p] for v, p in pairs]})["values"]
-    for (v, p), want in zip(pairs, got):
+    for (v, p), want in zip(pairs, got, strict=True):
         assert core.php_round(v, p) == want, (v, p)
 
 
@@ -97,7 +96,7 @@ def test_php_round_port_matches_php(core, php, pairs):
 )
 def test_decimal_rounding_port_matches_php(core, php, values):
     got = php.call({"op": "string14", "values": values})
-    for v, s14, eng, d5 in zip(values, got["values"], got["engine"], got["decimal5"]):
+    for v, s14, eng, d5 in zip(values, got["values"], got["engine"], got["decimal5"], strict=True):
         # The engine's (float)(string)$v helper is PHP's own conversion at precision=14 ...
         assert eng == s14
         # ... and both engines store the same DECIMAL(10,5) value.

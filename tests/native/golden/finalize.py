@@ -36,7 +36,7 @@ fixture = {
         ),
         "inputs": "tests/native/golden/make_cases.py (targeted cases per aggregation method + derandomized hypothesis cases)",
         "site_settings": "Moodle defaults (grade_minmaxtouse=1, unlimitedgrades off, scales included)",
-        "generated_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+        "generated_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%MZ"),
     },
     "cases": data["cases"],
     "dropped": data["dropped"],

@@ -61,6 +61,10 @@ if (str_starts_with($path, '/local/nativegrades/')) {
     readfile($file);
     return true;
 }
+if ($path === '/favicon.ico') {
+    http_response_code(204);
+    return true;
+}
 if ($path === '/' || $path === '/index.html') {
     header('Content-Type: text/html; charset=utf-8');
     readfile(__DIR__ . '/index.html');
