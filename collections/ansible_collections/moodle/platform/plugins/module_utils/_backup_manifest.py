@@ -232,7 +232,8 @@ def validate_manifest(manifest):
     if not isinstance(manifest, dict):
         return [Problem("malformed", "manifest is not a JSON object")]
     if manifest.get("format") != FORMAT:
-        problems.append(Problem("malformed", "not a moodle.platform backup manifest (format={!r})".format(manifest.get("format"))))
+        problems.append(Problem("malformed",
+                                f"not a moodle.platform backup manifest (format={manifest.get('format')!r})"))
         return problems
     if manifest.get("format_version") != FORMAT_VERSION:
         problems.append(Problem("unsupported", f"manifest format_version {manifest.get('format_version')!r} is not supported "
@@ -242,9 +243,11 @@ def validate_manifest(manifest):
     if problems:
         return problems
     if manifest["status"] != "complete":
-        problems.append(Problem("incomplete", "backup {} has status {!r}, not 'complete'".format(manifest["backup_id"], manifest["status"])))
+        problems.append(Problem("incomplete",
+                                f"backup {manifest['backup_id']} has status {manifest['status']!r}, not 'complete'"))
     if not valid_backup_id(manifest["backup_id"]):
-        problems.append(Problem("malformed", "backup_id {!r} is not of the form 20260131T020000Z-<project>".format(manifest["backup_id"])))
+        problems.append(Problem("malformed",
+                                f"backup_id {manifest['backup_id']!r} is not of the form 20260131T020000Z-<project>"))
     _check_fields(manifest["moodle"], REQUIRED_MOODLE, "moodle", problems)
     _check_fields(manifest["database"], REQUIRED_DATABASE, "database", problems)
     _check_fields(manifest["moodledata"], REQUIRED_MOODLEDATA, "moodledata", problems)
@@ -283,9 +286,11 @@ def check_restorable(manifest, *, target=None, available_snapshots=None, dump_sh
         for what, snap in (("database", manifest["database"]["snapshot_id"]),
                            ("moodledata", manifest["moodledata"]["snapshot_id"])):
             if snap not in have and snap[:8] not in have:
-                problems.append(Problem("incomplete", "backup {} is incomplete: its {} snapshot {} is not in the repository".format(manifest["backup_id"], what, snap[:8])))
+                problems.append(Problem("incomplete", f"backup {manifest['backup_id']} is incomplete: its {what} "
+                                                      f"snapshot {snap[:8]} is not in the repository"))
     if dump_sha256 is not None and dump_sha256 != manifest["database"]["sha256"]:
-        problems.append(Problem("checksum", "backup {}: database dump checksum {} does not match the manifest ({})".format(manifest["backup_id"], dump_sha256[:16], manifest["database"]["sha256"][:16])))
+        problems.append(Problem("checksum", f"backup {manifest['backup_id']}: database dump checksum {dump_sha256[:16]} "
+                                            f"does not match the manifest ({manifest['database']['sha256'][:16]})"))
     if target is not None:
         have_major = branch_to_major(manifest["moodle"]["branch"])
         want_major = branch_to_major(target["branch"])
