@@ -9,6 +9,7 @@ import os
 import pathlib
 import re
 import subprocess
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CACHE = os.environ.get("NATIVE_CACHE", "/var/cache/moodle-platform/native")
@@ -16,7 +17,7 @@ CACHE = os.environ.get("NATIVE_CACHE", "/var/cache/moodle-platform/native")
 
 def play(*extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["ansible-playbook", "tests/native/role/build.yml", "-i", "inventories/local",
+        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "tests/native/role/build.yml", "-i", "inventories/local",
          "-e", f"native_build_source_dir={ROOT}", "-e", f"native_build_cache_dir={CACHE}", *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=1800,
     )

@@ -75,7 +75,9 @@ pub fn moodle_gradebook_version() -> String {
 
 #[php_module]
 pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
+    // The name `php -m` lists (the crate is called gradebook-php).
     module
+        .name("moodle_gradebook")
         .function(wrap_function!(moodle_gradebook_regrade))
         .function(wrap_function!(moodle_gradebook_validate))
         .function(wrap_function!(moodle_gradebook_version))
