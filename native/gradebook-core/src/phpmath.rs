@@ -77,18 +77,72 @@ pub fn php_round(value: f64, places: i64) -> f64 {
     tmp
 }
 
-/// Digits of `(string)$value` under PHP's default `precision=14`: (negative, 14 digits, exponent).
-fn sig14(value: f64) -> (bool, u64, i32) {
+/// Digits of `(string)$value` under PHP's default `precision=14`: (negative, 14 digits, exponent)
+/// with `|value| = digits * 10^(exponent - 13)`.  General (slow) path through core's formatter.
+fn sig14_fmt(value: f64) -> (bool, u64, i32) {
     let s = format!("{:.13e}", value.abs());
     let (mant, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
     let digits: u64 = mant.replace('.', "").parse().unwrap_or(0);
     (value < 0.0, digits, exp.parse().unwrap_or(0))
 }
 
+const POW10: [u128; 24] = {
+    let mut t = [1u128; 24];
+    let mut i = 1;
+    while i < 24 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// 14 significant digits of `v` (1e-6 <= v < 1e15), correctly rounded (ties to even, like
+/// zend_dtoa), with exact integer arithmetic: returns (digits, k) with `v ~= digits * 10^-k`.
+/// This is the hot path of every stored value, so it avoids the float formatter.
+fn sig14_fast(v: f64) -> (u64, i32) {
+    let bits = v.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let m = u128::from((bits & ((1u64 << 52) - 1)) | (1u64 << 52));
+    let s = (1075 - exp) as u32; // v = m / 2^s, s >= 3 for v < 2^50
+    let mut k = 13 - v.log10().floor() as i32;
+    loop {
+        // digits = round(m * 10^k / 2^s)
+        let (num, den) = if k >= 0 {
+            (m * POW10[k as usize], 1u128 << s)
+        } else {
+            (m, (1u128 << s) * POW10[(-k) as usize])
+        };
+        let q = num / den;
+        let r = num - q * den;
+        let q = match (2 * r).cmp(&den) {
+            std::cmp::Ordering::Greater => q + 1,
+            std::cmp::Ordering::Equal => q + (q & 1),
+            std::cmp::Ordering::Less => q,
+        };
+        if q < POW10[13] {
+            k += 1;
+        } else if q >= POW10[14] {
+            if q == POW10[14] && r != 0 {
+                return (POW10[13] as u64, k - 1);
+            }
+            k -= 1;
+        } else {
+            return (q as u64, k);
+        }
+    }
+}
+
 /// `(float)(string)$value` with PHP's default `precision=14`.
 pub fn php_string14(value: f64) -> f64 {
     if value == 0.0 || !value.is_finite() {
         return value;
+    }
+    let a = value.abs();
+    if (1e-6..1e15).contains(&a) {
+        let (digits, k) = sig14_fast(a);
+        // digits < 2^53 and 10^k exact for |k| <= 22: one correctly rounded operation.
+        let r = if k >= 0 { digits as f64 / POW10[k as usize] as f64 } else { digits as f64 * POW10[(-k) as usize] as f64 };
+        return if value < 0.0 { -r } else { r };
     }
     format!("{:.13e}", value).parse().unwrap_or(value)
 }
@@ -98,20 +152,34 @@ pub fn db_decimal5(value: f64) -> f64 {
     if value == 0.0 || !value.is_finite() {
         return if value.is_finite() { 0.0 } else { value };
     }
-    let (neg, digits, exp) = sig14(value);
-    // value = digits * 10^(exp-13); we want round_half_up(value * 10^5) = digits * 10^(exp-8).
-    let shift = exp - 8;
+    let a = value.abs();
+    if a < 1e-6 {
+        // Below 0.000005 even after rounding to 14 digits: the column holds 0.
+        return 0.0;
+    }
+    let (neg, digits, k) = if a < 1e15 {
+        let (d, k) = sig14_fast(a);
+        (value < 0.0, d, k)
+    } else {
+        let (neg, d, e) = sig14_fmt(value);
+        (neg, d, 13 - e)
+    };
+    // value = digits * 10^-k; we want round_half_up(value * 10^5) = digits * 10^(5-k).
+    let shift = 5 - k;
     let scaled: u128 = if shift >= 0 {
         u128::from(digits) * 10u128.pow(shift.min(20) as u32)
     } else {
-        let k = (-shift) as u32;
-        if k > 30 {
+        let p = (-shift) as u32;
+        if p > 30 {
             0
         } else {
-            let p = 10u128.pow(k);
+            let p = 10u128.pow(p);
             (u128::from(digits) + p / 2) / p
         }
     };
+    if scaled == 0 {
+        return 0.0; // a DECIMAL column has no negative zero
+    }
     let v = scaled as f64 / 100_000.0;
     if neg {
         -v
@@ -168,6 +236,22 @@ mod tests {
         assert_eq!(php_round(0.499_999_999_999_999_94, 0), 1.0);
         assert_eq!(php_round(-2.5, 0), -3.0);
         assert_eq!(php_round(1234.5678, -2), 1200.0);
+    }
+
+    #[test]
+    fn fast_14_digits_equal_the_formatter() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f64::from_bits(x);
+            let a = v.abs();
+            let a = if (1e-6..1e15).contains(&a) { a } else { (x % 1_000_000_000) as f64 / 1000.0 + 1e-6 };
+            let (d, k) = sig14_fast(a);
+            let (_, d2, e) = sig14_fmt(a);
+            assert_eq!((d, k), (d2, 13 - e), "{a:e}");
+        }
     }
 
     #[test]

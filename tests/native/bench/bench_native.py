@@ -46,7 +46,7 @@ def bench_course(nusers: int = 1000, seed: int = 2026) -> dict:
     graded = []
     for k in range(47):
         c = 1 if k < 5 else 2 + (k - 5) % 7
-        same_max = cats[c - 1]["droplow"] > 0
+        same_max = cats[c - 1].get("droplow", 0) > 0
         item = {"id": len(items) + 1, "itemtype": "mod" if k % 4 else "manual", "categoryid": c,
                 "idnumber": f"g{k}", "grademax": 10.0 if same_max else rng.choice([10.0, 20.0, 50.0, 100.0]),
                 "aggregationcoef": rng.choice([1.0, 2.0, 3.0]) if cats[c - 1]["aggregation"] == 10

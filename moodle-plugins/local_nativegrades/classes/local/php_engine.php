@@ -73,6 +73,9 @@ class php_engine {
                 $scaled = intdiv($digits + intdiv($p, 2), $p);
             }
         }
+        if ($scaled == 0) {
+            return 0.0; // A DECIMAL column has no negative zero.
+        }
         $r = $scaled / 100000.0;
         return $v < 0 ? -$r : (float)$r;
     }
