@@ -148,7 +148,24 @@ pub fn php_string14(value: f64) -> f64 {
 }
 
 /// The value a `DECIMAL(10,5)` column returns after PHP stored `value` into it.
+#[inline]
 pub fn db_decimal5(value: f64) -> f64 {
+    // Fast path: below 1e5 the 14-digit string keeps at least 9 decimals, so unless value*1e5 is
+    // within 1e-3 of a .5 boundary (far more than the f64 error of the product, ~1e-6), both
+    // roundings agree with rounding value*1e5 directly.
+    let t = value * 100_000.0;
+    if value.abs() < 1e5 {
+        let frac = (t - t.trunc()).abs();
+        if (frac - 0.5).abs() > 1e-3 {
+            let n = t.round();
+            return if n == 0.0 { 0.0 } else { n / 100_000.0 };
+        }
+    }
+    db_decimal5_exact(value)
+}
+
+/// [`db_decimal5`] by exact integer arithmetic on the 14 significant digits.
+pub fn db_decimal5_exact(value: f64) -> f64 {
     if value == 0.0 || !value.is_finite() {
         return if value.is_finite() { 0.0 } else { value };
     }
@@ -251,6 +268,25 @@ mod tests {
             let (d, k) = sig14_fast(a);
             let (_, d2, e) = sig14_fmt(a);
             assert_eq!((d, k), (d2, 13 - e), "{a:e}");
+        }
+    }
+
+    #[test]
+    fn decimal5_fast_path_equals_exact() {
+        let mut x: u64 = 0x1234_5678_9ABC_DEF1;
+        for i in 0..400_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = match i % 4 {
+                0 => (x % 10_000_000_000) as f64 / 100_000.0 - 50_000.0,
+                1 => (x % 200_000_000) as f64 / 1_000_000.0 + 5e-6 * ((x >> 40) % 3) as f64,
+                2 => f64::from_bits(x) % 1e5,
+                _ => (x % 1_000_000) as f64 / 7.0,
+            };
+            if v.is_finite() {
+                assert_eq!(db_decimal5(v).to_bits(), db_decimal5_exact(v).to_bits(), "{v:e}");
+            }
         }
     }
 
