@@ -4,7 +4,7 @@
 NATIVE_CACHE      ?= /var/cache/moodle-platform/native
 NATIVE_ARTIFACTS  ?= $(NATIVE_CACHE)/artifacts
 NATIVE_EXT        := $(NATIVE_ARTIFACTS)/php/moodle_gradebook.so
-NATIVE_PKGS       := php8.2-cli php8.2-dev libclang-14-dev clang-14 chromium nodejs npm
+NATIVE_PKGS       := php8.2-cli php8.2-dev libclang-14-dev clang-14 chromium
 NATIVE_PY_STAMP    = $(VENV)/.stamp-native-py-$(shell cat native/Cargo.lock native/gradebook-core/src/*.rs native/gradebook-py/src/*.rs native/gradebook-py/Cargo.toml | sha256sum | cut -c1-16)
 NATIVE_PYTEST     := pytest -q -p no:cacheprovider
 
@@ -14,6 +14,9 @@ native-deps: ## Host tools for the native tests (php8.2 cli/dev, clang, chromium
 	@missing=""; for p in $(NATIVE_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "native-deps: installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+	@# node + npm: any install will do (Debian's nodejs/npm, or a NodeSource nodejs that bundles npm).
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; }
 	@cd tests/native/widget && { [ -f node_modules/playwright-core/package.json ] || npm ci --no-audit --no-fund; }
 
 native-py: setup $(NATIVE_PY_STAMP) ## PyO3 module (maturin wheel) into the venv, rebuilt when the core changes
