@@ -26,7 +26,7 @@ $(NATIVE_PY_STAMP):
 	$(VENV)/bin/pip install -q --force-reinstall --no-deps $$(ls -t $(NATIVE_CACHE)/wheels/moodle_gradebook_core-*.whl | head -1)
 	touch $@
 
-native-artifacts: setup native-deps ## Role native_build: moodle_gradebook.so + plugin with WASM into $(NATIVE_ARTIFACTS)
+native-artifacts: setup host native-deps ## Role native_build: moodle_gradebook.so + plugin with WASM into $(NATIVE_ARTIFACTS)
 	$(TIMED) native-artifacts ansible-playbook tests/native/role/build.yml -i inventories/local \
 	  -e native_build_source_dir=$(ROOT) -e native_build_artifact_dir=$(NATIVE_ARTIFACTS) -e native_build_cache_dir=$(NATIVE_CACHE)
 
