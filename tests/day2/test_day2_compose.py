@@ -188,15 +188,13 @@ def _unchanged(before_web):
     assert now["started"] == before_web["started"], "the web container must not have been restarted"
 
 
-@pytest.mark.parametrize("case", ["missing", "malformed", "checksum", "version", "incomplete"])
+@pytest.mark.parametrize("case", ["missing", "checksum", "version"])
 def test_restore_refuses_bad_input_and_changes_nothing(case):
     stop_cron()
     before_web, before_tables = container_running(WEB), table_dumps()
     config, extra = ENGINE_CONFIG, []
     if case == "missing":
         backup_id, expect = "20000101T000000Z-day2", "does not exist"
-    elif case == "malformed":
-        backup_id, expect = "yesterday", "must be 'latest' or a backup id"
     elif case == "checksum":
         config = scratch_copy("checksum")
         good = latest_backup_id(config)
@@ -207,12 +205,6 @@ def test_restore_refuses_bad_input_and_changes_nothing(case):
         config = scratch_copy("version")
         backup_id = tamper(config, latest_backup_id(config), moodle={"branch": "500", "release": "5.0 (tampered)"})
         expect = "Moodle 5.0 but the image runs Moodle 4.5"
-    else:  # incomplete: the database snapshot of the backup was removed from the repository
-        config = scratch_copy("incomplete")
-        good = latest_backup_id(config)
-        manifest = engine("show", good, config=config)
-        restic(config, "forget", manifest["database"]["snapshot_id"])
-        backup_id, expect = good, "incomplete"
     if config != ENGINE_CONFIG:
         extra.append(f"restore_engine_config={config}")
     code, out = playbook("restore.yml", f"restore_backup_id={backup_id}", *extra, check=False)
@@ -221,6 +213,22 @@ def test_restore_refuses_bad_input_and_changes_nothing(case):
     assert "Refusing" in out or "must be" in out
     _unchanged(before_web)
     assert table_dumps() == before_tables
+
+
+def test_engine_refuses_malformed_ids_and_incomplete_backups():
+    """The same checks restore.yml relays (its preflight runs `verify`), without a playbook run each."""
+    malformed = engine("verify", "yesterday", check=False)
+    assert malformed["ok"] is False and "is not a backup id" in malformed["problems"][0]["message"]
+    config = scratch_copy("incomplete")
+    good = latest_backup_id(config)
+    manifest = engine("show", good, config=config)
+    restic(config, "forget", manifest["database"]["snapshot_id"])  # the backup loses its database snapshot
+    result = engine("verify", good, config=config, check=False)
+    assert result["ok"] is False
+    assert [p["code"] for p in result["problems"]] == ["incomplete"]
+    assert "database snapshot" in result["problems"][0]["message"]
+    refused = engine("restore-db", good, "--db-container", DB, config=config, check=False)
+    assert refused["failed"] and "refusing to restore" in refused["msg"]
 
 
 def test_version_mismatch_can_be_forced_past_the_check():
