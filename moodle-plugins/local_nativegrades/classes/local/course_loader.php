@@ -48,7 +48,17 @@ class course_loader {
         $l = new course_loader();
         $cats = $DB->get_records('grade_categories', ['courseid' => $courseid], 'depth, id');
         $items = $DB->get_records('grade_items', ['courseid' => $courseid], 'sortorder, id');
-        $spec = ['categories' => [], 'items' => []];
+        // Site-forced category settings, as grade_category::apply_forced_settings() applies them.
+        global $CFG;
+        $forced = [];
+        foreach (['aggregation', 'aggregateonlygraded', 'droplow', 'keephigh'] as $setting) {
+            if (isset($CFG->{"grade_{$setting}"}, $CFG->{"grade_{$setting}_flag"}) &&
+                    ((int)$CFG->{"grade_{$setting}_flag"} & 1) && $CFG->{"grade_{$setting}"} != -1) {
+                $forced[$setting] = $setting === 'aggregateonlygraded' ? (bool)$CFG->{"grade_{$setting}"}
+                    : (int)$CFG->{"grade_{$setting}"};
+            }
+        }
+        $spec = ['forced' => (object)$forced, 'categories' => [], 'items' => []];
         foreach ($cats as $c) {
             $spec['categories'][] = ['id' => (int)$c->id, 'parent' => $c->parent ? (int)$c->parent : null,
                 'aggregation' => (int)$c->aggregation, 'aggregateonlygraded' => (bool)$c->aggregateonlygraded,
@@ -70,7 +80,6 @@ class course_loader {
             ];
             $l->items[] = $it;
         }
-        $l->coursejson = json_encode($spec, JSON_PRESERVE_ZERO_FRACTION);
         $index = [];
         foreach ($l->items as $i => $it) {
             $index[$it->id] = $i;
@@ -85,10 +94,12 @@ class course_loader {
         $cells = array_fill(0, $n * count($l->userids), 0.0);
         $flags = str_repeat("\0", $n * count($l->userids));
         $row = array_flip($l->userids);
+        $rawrange = [];
         if ($l->userids && $n) {
             [$isql, $iparams] = $DB->get_in_or_equal(array_keys($index));
             [$usql, $uparams] = $DB->get_in_or_equal($l->userids);
-            $rs = $DB->get_recordset_sql("SELECT itemid, userid, rawgrade, finalgrade, excluded, overridden, locked, hidden
+            $rs = $DB->get_recordset_sql("SELECT itemid, userid, rawgrade, finalgrade, excluded, overridden, locked, hidden,
+                                                    rawgrademin, rawgrademax
                                              FROM {grade_grades} WHERE itemid $isql AND userid $usql",
                 array_merge($iparams, $uparams));
             foreach ($rs as $g) {
@@ -101,9 +112,18 @@ class course_loader {
                 $f = ($v !== null ? 1 : 0) | (!empty($g->excluded) ? 2 : 0) | ($fixed ? 4 : 0) | (!empty($g->hidden) ? 8 : 0);
                 $cells[$k] = $v === null ? 0.0 : (float)$v;
                 $flags[$k] = chr($f);
+                if ($israw && $g->rawgrade !== null && !isset($rawrange[$i])) {
+                    // The model keeps one raw range per item: the range the activity graded with.
+                    $rawrange[$i] = [(float)$g->rawgrademin, (float)$g->rawgrademax];
+                }
             }
             $rs->close();
         }
+        foreach ($rawrange as $i => [$rmin, $rmax]) {
+            $spec['items'][$i]['rawgrademin'] = $rmin;
+            $spec['items'][$i]['rawgrademax'] = $rmax;
+        }
+        $l->coursejson = json_encode($spec, JSON_PRESERVE_ZERO_FRACTION);
         $l->grades = $cells ? pack('e*', ...$cells) : '';
         $l->flags = $flags;
         return $l;
