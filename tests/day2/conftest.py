@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +131,10 @@ def stack():
     web = container_running(WEB)
     if not (os.environ.get("DAY2_REUSE_STACK") == "1" and web and web["running"]):
         destroy_stack()
+        # a fresh restic repository and engine state: the tests reason about what the repository holds
+        for path in ("/var/backups/moodle-platform/day2-test", "/var/lib/moodle-platform/backup/day2",
+                     "/var/tmp/moodle-platform-day2-test"):
+            shutil.rmtree(path, ignore_errors=True)
         deploy_stack()
     assert container_running(WEB)["running"]
     yield

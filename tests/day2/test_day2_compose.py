@@ -173,7 +173,9 @@ def test_restore_drill_fails_on_a_truncated_dump():
 def test_restore_drill_fails_when_a_repository_file_is_missing():
     config = scratch_copy("missing-pack")
     packs = sorted((config.parent / "repo" / "data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
-    victim = [p for p in packs if p.is_file()][-1]  # the largest pack: moodledata content
+    # The repository is fresh for the session and holds one backup of the seeded site (plus the
+    # drill's): its largest pack holds moodledata content of that backup.
+    victim = [p for p in packs if p.is_file()][-1]
     victim.unlink()
     code, out = playbook("restore_drill.yml", f"restore_engine_config={config}", check=False)
     assert code != 0 and "FAILED" in out
