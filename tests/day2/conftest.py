@@ -133,7 +133,7 @@ def stack():
         destroy_stack()
         # a fresh restic repository and engine state: the tests reason about what the repository holds
         for path in ("/var/backups/moodle-platform/day2-test", "/var/lib/moodle-platform/backup/day2",
-                     "/var/tmp/moodle-platform-day2-test"):
+                     "/var/tmp/moodle-platform-day2-test"):  # noqa: S108 - the test-only path the scenario uses
             shutil.rmtree(path, ignore_errors=True)
         deploy_stack()
     assert container_running(WEB)["running"]
