@@ -16,7 +16,7 @@ TIMED       := $(ROOT)/scripts/timed
 TEST_TARGETS :=
 -include mk/*.mk
 
-.PHONY: help setup host test-images roles-test collection-test lint unit test up
+.PHONY: help setup standin host test-images roles-test collection-test lint unit test up
 help:
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
@@ -40,6 +40,12 @@ roles-test: test-images ## Molecule for docker_host and base_image, and their ba
 
 collection-test: setup ## Build the collection, install the tarball offline, ansible-doc the roles
 	$(TIMED) collection pytest -q tests/collection
+
+standin: ## Materialize the Moodle stand-in (test fixture, not Moodle) into build/moodle-standin
+	$(PY) tests/fixtures/moodle-standin/materialize.py build/moodle-standin
+
+# Tests that build images from the stand-in need its materialized tree.
+compose-test day2-molecule day2-stack-test monitoring-molecule k8s-test: standin
 
 lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_specs drift check
 	$(TIMED) yamllint yamllint --strict .

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STANDIN = ROOT / "tests" / "fixtures" / "moodle-standin"
+STANDIN = ROOT / "build" / "moodle-standin"  # materialized by `make standin`
 CACHE = "/var/cache/moodle-platform/k8s/moodle_image"
 # The chart's emptyDirs (charts/moodle/templates/_helpers.tpl moodle.volumeMounts), as tmpfs.
 CHART_TMPFS = ["/tmp", "/var/run/apache2", "/var/log/apache2", "/var/www/moodledata"]  # noqa: S108

@@ -63,7 +63,7 @@ def test_registry_mode_and_prod_overlay_render_and_validate(tmp_path):
     result = play(tmp_path, "render_images=true", "compose_stack_source_mode=registry", "compose_stack_environment=prod",
                   "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_https_port=18443",
                   f"moodle_image_cache_dir={tmp_path}/images", "moodle_image_source_type=local",
-                  f"moodle_image_source_path={ROOT}/tests/fixtures/moodle-standin",
+                  f"moodle_image_source_path={ROOT}/build/moodle-standin",
                   tags="moodle_image_preflight,moodle_image_install,moodle_image_configure,compose_stack_preflight,"
                        "compose_stack_install,compose_stack_configure")
     assert result.returncode == 0, result.stdout[-3000:]
