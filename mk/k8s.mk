@@ -3,19 +3,45 @@
 # /var/cache/moodle-platform/k8s). See docs/kubernetes.md.
 K8S_PYTEST := pytest -q -p no:cacheprovider -p no:logging --timeout=900
 
-.PHONY: k8s-tools k8s-unit k8s-test k8s-test-real k8s-operator-image k8s-image-test
+.PHONY: k8s-tools k8s-unit k8s-test k8s-test-real k8s-operator-image k8s-image-test k8s-chart-rules k8s-monitoring-crds
+# The chart's PrometheusRule embeds the monitoring role's alert rules. Helm reads only files inside the
+# chart, so the chart carries a byte-identical copy; tests/k8s/test_chart_rules.py fails when they differ.
+K8S_RULES_SRC   := $(COLLECTION)/roles/monitoring/files/rules/moodle.yml
+K8S_RULES_CHART := charts/moodle/files/rules/moodle.yml
+
+k8s-chart-rules: ## Copy the monitoring role's alert rules into charts/moodle/files/rules/ (run after editing them)
+	@mkdir -p $(dir $(K8S_RULES_CHART))
+	@if cmp -s $(K8S_RULES_SRC) $(K8S_RULES_CHART); then echo "k8s-chart-rules: $(K8S_RULES_CHART) is up to date"; \
+	else cp $(K8S_RULES_SRC) $(K8S_RULES_CHART) && echo "k8s-chart-rules: copied $(K8S_RULES_SRC) -> $(K8S_RULES_CHART)"; fi
+
+# Upstream monitoring.coreos.com CRDs (ServiceMonitor, PrometheusRule, Probe), taken unchanged from the
+# prometheus-operator Go module (example/prometheus-operator-crd/), so the API server validates the
+# chart's monitoring objects against the real schemas. Cached by version.
+K8S_PROMOP_VERSION  := v0.85.0
+K8S_MONITORING_CRDS := /var/cache/moodle-platform/k8s/prometheus-operator-crds-$(K8S_PROMOP_VERSION)
+k8s-monitoring-crds: ## monitoring.coreos.com CRDs from the prometheus-operator Go module (cached)
+	@if [ -s $(K8S_MONITORING_CRDS)/monitoring.coreos.com_probes.yaml ]; then echo "k8s-monitoring-crds: cached in $(K8S_MONITORING_CRDS)"; else \
+	  export PATH="$$PATH:/usr/local/go/bin" GOFLAGS=-buildvcs=false GOTOOLCHAIN=local; \
+	  dir=$$(cd / && go mod download -json github.com/prometheus-operator/prometheus-operator@$(K8S_PROMOP_VERSION) \
+	         | $(PY) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'); \
+	  mkdir -p $(K8S_MONITORING_CRDS).tmp; \
+	  for kind in servicemonitors prometheusrules probes; do \
+	    cp "$$dir/example/prometheus-operator-crd/monitoring.coreos.com_$$kind.yaml" $(K8S_MONITORING_CRDS).tmp/; done; \
+	  rm -rf $(K8S_MONITORING_CRDS); mv $(K8S_MONITORING_CRDS).tmp $(K8S_MONITORING_CRDS); \
+	  echo "k8s-monitoring-crds: prometheus-operator $(K8S_PROMOP_VERSION) CRDs in $(K8S_MONITORING_CRDS)"; fi
+
 k8s-tools: ## etcd, kube-apiserver and helm from their Go modules (first build ~10-40 min, then cached)
 	$(TIMED) k8s-tools bash scripts/k8s/build-tools.sh all
 
 k8s-unit: setup ## Operator pure-function unit tests (no API server)
 	$(TIMED) k8s-unit $(K8S_PYTEST) operator/tests
 
-k8s-test: setup k8s-tools k8s-unit k8s-image-test ## Chart matrix + strict schemas, CRD validation, deploy role idempotence, operator in-process and as an image vs a real API server
-	$(TIMED) k8s-test $(K8S_PYTEST) tests/k8s --ignore=tests/k8s/image
+k8s-test: setup k8s-tools k8s-monitoring-crds monitoring-tools k8s-unit k8s-image-test ## Chart matrix + strict schemas, CRD validation, deploy role idempotence, operator in-process and as an image vs a real API server
+	$(TIMED) k8s-test env PROMTOOL=$(PROMTOOL) MOODLE_K8S_MONITORING_CRDS=$(K8S_MONITORING_CRDS) $(K8S_PYTEST) tests/k8s --ignore=tests/k8s/image
 
-k8s-test-real: setup k8s-tools ## The same suite against the cluster in $$KUBECONFIG (status stand-ins skipped)
+k8s-test-real: setup k8s-tools k8s-monitoring-crds monitoring-tools ## The same suite against the cluster in $$KUBECONFIG (status stand-ins skipped)
 	@test -n "$${KUBECONFIG:-}" || { echo "k8s-test-real: set KUBECONFIG to a real cluster" >&2; exit 2; }
-	$(TIMED) k8s-test-real env MOODLE_K8S_REAL=1 $(K8S_PYTEST) tests/k8s --ignore=tests/k8s/image
+	$(TIMED) k8s-test-real env MOODLE_K8S_REAL=1 PROMTOOL=$(PROMTOOL) MOODLE_K8S_MONITORING_CRDS=$(K8S_MONITORING_CRDS) $(K8S_PYTEST) tests/k8s --ignore=tests/k8s/image
 
 k8s-operator-image: setup host k8s-tools ## moodle-platform/moodle-operator image FROM moodle-platform/debian:bookworm
 	$(TIMED) k8s-operator-image bash scripts/k8s/build-operator-image.sh

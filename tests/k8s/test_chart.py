@@ -25,7 +25,7 @@ MATRIX = {
                    "--set", "blueGreen.active=candidate"],
 }
 # Kinds from CRDs the schema bundle does not know; they are checked by shape below instead.
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ClusterKopfPeering"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "Probe", "ClusterKopfPeering"}
 
 
 def template(helm: str, chart, args: list[str], release: str = "site") -> subprocess.CompletedProcess:
@@ -128,6 +128,7 @@ def test_blue_green_candidate_has_its_own_selector_and_the_service_follows_activ
     (["--set", "redis.enabled=false"], "sessions.handler=redis needs redis.enabled=true or externalRedis.host"),
     (["--set", "auth.existingSecret="], "auth.existingSecret is required"),
     (["--set", "metrics.serviceMonitor.enabled=true"], "needs metrics.apacheExporter.enabled"),
+    (["--set", "metrics.probe.enabled=true"], "needs metrics.probe.proberUrl"),
 ])
 def test_guard_refuses_to_render(helm, args, message):
     proc = template(helm, CHART, ["-f", str(CHART / "ci" / "default-values.yaml"), *args])
