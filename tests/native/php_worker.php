@@ -6,7 +6,8 @@
 // Request:  {"op":"regrade","course":"<json>","grades":"<b64 e*>","flags":"<b64>","nusers":N}
 //           {"op":"round","values":[[v, places], ...]}   (PHP's own round(), for the core's port)
 //           {"op":"string14","values":[v, ...]}           ((float)(string)$v)
-// Response: {"php":{...}|{"error":"Class: message"},"ext":{...}|null}
+// Response: {"php":{...}|{"error":"Class: message"},"ext":{...}|null,"php_rows":{...},"ext_rows":{...}|null}
+//           (*_rows: the rows API's per-user arrays packed as {"final","hasvalue"})
 
 $plugin = getenv('NATIVEGRADES_PLUGIN') ?: __DIR__ . '/../../moodle-plugins/local_nativegrades';
 require_once($plugin . '/classes/local/formula.php');
@@ -26,6 +27,23 @@ function run(callable $fn): array {
     }
 }
 
+// The rows API (per-user arrays of ?float) in the packed form of the other API, to compare.
+function run_rows(callable $fn): array {
+    try {
+        $final = '';
+        $has = '';
+        foreach ($fn() as $row) {
+            foreach ($row as $v) {
+                $final .= pack('e', $v ?? 0.0);
+                $has .= $v === null ? "\0" : "\1";
+            }
+        }
+        return encode_result(['final' => $final, 'hasvalue' => $has]);
+    } catch (\Throwable $e) {
+        return ['error' => get_class($e) . ': ' . $e->getMessage()];
+    }
+}
+
 $hasext = function_exists('moodle_gradebook_regrade');
 while (($line = fgets(STDIN)) !== false) {
     $req = json_decode($line, true);
@@ -36,6 +54,9 @@ while (($line = fgets(STDIN)) !== false) {
         $out = [
             'php' => run(fn() => php_engine::regrade($req['course'], $grades, $flags, $req['nusers'])),
             'ext' => $hasext ? run(fn() => moodle_gradebook_regrade($req['course'], $grades, $flags, $req['nusers'])) : null,
+            'php_rows' => run_rows(fn() => php_engine::regrade_rows($req['course'], $grades, $flags, $req['nusers'])),
+            'ext_rows' => $hasext ?
+                run_rows(fn() => moodle_gradebook_regrade_rows($req['course'], $grades, $flags, $req['nusers'])) : null,
         ];
     } else if ($op === 'round') {
         $out = ['values' => array_map(fn($p) => round((float)$p[0], (int)$p[1]), $req['values'])];

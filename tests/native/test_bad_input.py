@@ -68,6 +68,11 @@ def test_bad_input_is_a_clear_exception(core, php, name, spec, grades, flags, nu
         assert got["php"]["error"].startswith("InvalidArgumentException: moodle_gradebook_regrade: invalid JSON")
     else:
         assert got["php"] == got["ext"], "pure-PHP engine and extension must fail the same way"
+    # The rows API validates the same way, under its own name.
+    rows = got["ext_rows"]["error"]
+    assert rows.startswith("InvalidArgumentException: moodle_gradebook_regrade_rows: ") and message in rows, got
+    if name != "bad json":
+        assert got["php_rows"] == got["ext_rows"], "pure-PHP engine and extension must fail the same way"
     if nusers >= 0 and "doubles" not in message:
         with pytest.raises(ValueError) as e:
             core.Course(spec).regrade(grades, flags, nusers)

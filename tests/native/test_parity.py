@@ -46,12 +46,18 @@ def test_core_php_and_extension_agree(core, php, book):
         # Same message from every implementation, as InvalidArgumentException in PHP.
         assert got["php"] == {"error": "InvalidArgumentException: moodle_gradebook_regrade: " + want["error"]}
         assert got["ext"] == got["php"]
+        rows_error = "InvalidArgumentException: moodle_gradebook_regrade_rows: " + want["error"]
+        assert got["php_rows"] == got["ext_rows"] == {"error": rows_error}
         return
     assert "error" not in got["php"], got["php"]
     assert "error" not in got["ext"], got["ext"]
     php_r, ext_r = decode(got["php"]), decode(got["ext"])
     assert ext_r == want, "extension differs from core"
     assert php_r == want, _diff(course, want, php_r)
+    # The rows API (per-user arrays built by the engine) carries the same final grades.
+    packed = {"final": want["final"], "hasvalue": want["hasvalue"]}
+    assert decode(got["ext_rows"]) == packed, "extension rows API differs from core"
+    assert decode(got["php_rows"]) == packed, "PHP engine rows API differs from core"
 
 
 def _diff(course: str, a: dict, b: dict) -> str:

@@ -26,17 +26,60 @@ pub struct Regraded {
     pub rawmax: Vec<f64>,
 }
 
-/// Regrade every user of a course in one call.
-///
-/// `cells` and `flags` are `users × items` row-major in the course's item order.  Errors are
-/// reported before any computation: wrong lengths, non-finite values, unknown flag bits.
-pub fn regrade_packed(course: &Course, nusers: usize, cells: &[f64], flags: &[u8]) -> Result<Regraded, String> {
+/// The grade matrix as the bindings hold it: aligned doubles, or the little-endian bytes of
+/// `pack('e*', ...)` read in place (no copy of the whole matrix).
+pub trait Cells {
+    fn count(&self) -> usize;
+    fn at(&self, k: usize) -> f64;
+}
+
+impl Cells for [f64] {
+    #[inline]
+    fn count(&self) -> usize {
+        self.len()
+    }
+    #[inline]
+    fn at(&self, k: usize) -> f64 {
+        self[k]
+    }
+}
+
+/// Little-endian doubles (`pack('e*')`); the length must be a multiple of 8.
+#[derive(Debug, Clone, Copy)]
+pub struct LeBytes<'a>(pub &'a [u8]);
+
+impl Cells for LeBytes<'_> {
+    #[inline]
+    fn count(&self) -> usize {
+        self.0.len() / 8
+    }
+    #[inline]
+    fn at(&self, k: usize) -> f64 {
+        let b = &self.0[k * 8..k * 8 + 8];
+        f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+}
+
+/// `NaN`, `inf` or `-inf` (the wording of the error messages of every engine).
+fn non_finite_name(v: f64) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else if v > 0.0 {
+        "inf"
+    } else {
+        "-inf"
+    }
+}
+
+/// Check the grade matrix: lengths, non-finite values, unknown flag bits.  Nothing is computed
+/// before this passed.
+pub fn validate_packed<C: Cells + ?Sized>(course: &Course, nusers: usize, cells: &C, flags: &[u8]) -> Result<(), String> {
     let n = course.items.len();
     let expected = nusers.checked_mul(n).ok_or("too many users")?;
-    if cells.len() != expected {
+    if cells.count() != expected {
         return Err(format!(
             "grades: expected {expected} values ({nusers} users x {n} items), got {}",
-            cells.len()
+            cells.count()
         ));
     }
     if flags.len() != expected {
@@ -45,35 +88,78 @@ pub fn regrade_packed(course: &Course, nusers: usize, cells: &[f64], flags: &[u8
             flags.len()
         ));
     }
-    for (k, (&v, &f)) in cells.iter().zip(flags).enumerate() {
+    for (k, &f) in flags.iter().enumerate() {
         if f & !flag::ALL != 0 {
             return Err(format!("flags: unknown bits {f:#04x} at user {} item {}", k / n.max(1), k % n.max(1)));
         }
-        if f & flag::HAS_VALUE != 0 && !v.is_finite() {
-            return Err(format!(
-                "grades: value at user {} item {} is not a finite number ({v})",
-                k / n.max(1),
-                k % n.max(1)
-            ));
+        if f & flag::HAS_VALUE != 0 {
+            let v = cells.at(k);
+            if !v.is_finite() {
+                return Err(format!(
+                    "grades: value at user {} item {} is not a finite number ({})",
+                    k / n.max(1),
+                    k % n.max(1),
+                    non_finite_name(v)
+                ));
+            }
         }
     }
+    Ok(())
+}
+
+/// Regrade every user, handing each user's result to `sink(user, grades)` (validated first).
+pub fn regrade_each<C: Cells + ?Sized>(
+    course: &Course,
+    nusers: usize,
+    cells: &C,
+    flags: &[u8],
+    mut sink: impl FnMut(usize, &UserGrades),
+) -> Result<(), String> {
+    validate_packed(course, nusers, cells, flags)?;
+    run_each(course, nusers, cells, flags, &mut sink);
+    Ok(())
+}
+
+fn run_each<C: Cells + ?Sized>(
+    course: &Course,
+    nusers: usize,
+    cells: &C,
+    flags: &[u8],
+    sink: &mut impl FnMut(usize, &UserGrades),
+) {
+    let n = course.items.len();
+    let mut row = vec![0.0; n];
+    let mut user = UserGrades { finalgrade: Vec::new(), rawmin: Vec::new(), rawmax: Vec::new() };
+    let mut scratch = Scratch::default();
+    for u in 0..nusers {
+        for (i, r) in row.iter_mut().enumerate() {
+            *r = cells.at(u * n + i);
+        }
+        course.regrade_user(&row, &flags[u * n..(u + 1) * n], &mut user, &mut scratch);
+        sink(u, &user);
+    }
+}
+
+/// Regrade every user of a course in one call.
+///
+/// `cells` and `flags` are `users × items` row-major in the course's item order.  Errors are
+/// reported before any computation: wrong lengths, non-finite values, unknown flag bits.
+pub fn regrade_packed(course: &Course, nusers: usize, cells: &[f64], flags: &[u8]) -> Result<Regraded, String> {
+    validate_packed(course, nusers, cells, flags)?;
+    let expected = nusers * course.items.len();
     let mut out = Regraded {
         finalgrade: Vec::with_capacity(expected),
         has_value: Vec::with_capacity(expected),
         rawmin: Vec::with_capacity(expected),
         rawmax: Vec::with_capacity(expected),
     };
-    let mut user = UserGrades { finalgrade: Vec::new(), rawmin: Vec::new(), rawmax: Vec::new() };
-    let mut scratch = Scratch::default();
-    for u in 0..nusers {
-        let range = u * n..(u + 1) * n;
-        course.regrade_user(&cells[range.clone()], &flags[range], &mut user, &mut scratch);
+    run_each(course, nusers, cells, flags, &mut |_, user: &UserGrades| {
         for g in &user.finalgrade {
             out.finalgrade.push(g.unwrap_or(0.0));
             out.has_value.push(u8::from(g.is_some()));
         }
         out.rawmin.extend_from_slice(&user.rawmin);
         out.rawmax.extend_from_slice(&user.rawmax);
-    }
+    });
     Ok(out)
 }

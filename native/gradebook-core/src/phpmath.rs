@@ -155,10 +155,19 @@ pub fn db_decimal5(value: f64) -> f64 {
     // roundings agree with rounding value*1e5 directly.
     let t = value * 100_000.0;
     if value.abs() < 1e5 {
-        let frac = (t - t.trunc()).abs();
+        // |t| < 1e10: the integer conversion truncates exactly (and, unlike f64::trunc/round,
+        // needs no libm call on baseline x86-64).
+        let ti = t as i64;
+        let frac = (t - ti as f64).abs();
         if (frac - 0.5).abs() > 1e-3 {
-            let n = t.round();
-            return if n == 0.0 { 0.0 } else { n / 100_000.0 };
+            let n = if frac < 0.5 {
+                ti
+            } else if t < 0.0 {
+                ti - 1
+            } else {
+                ti + 1
+            };
+            return if n == 0 { 0.0 } else { n as f64 / 100_000.0 };
         }
     }
     db_decimal5_exact(value)

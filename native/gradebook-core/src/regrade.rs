@@ -219,7 +219,44 @@ pub fn auto_update_max(course: &mut Course, c: usize) {
 /// PHP's stable `asort($a, SORT_NUMERIC)`.
 #[inline]
 fn asort(v: &mut [(usize, f64)]) {
-    v.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+    stable_sort(v, false);
+}
+
+/// Stable sort by value, ascending (`asort`) or descending (`arsort`).  Values are never NaN, so
+/// this is a total preorder and every stable sort gives the same order as `slice::sort_by`.
+/// Insertion sort: the lists are one category's children (small), it needs no buffer, and it is a
+/// fraction of the code size of `slice::sort_by` in the browser bundle.  Large lists (rare) go
+/// through a merge sort.
+pub(crate) fn stable_sort(v: &mut [(usize, f64)], desc: bool) {
+    let before = |a: f64, b: f64| if desc { a > b } else { a < b };
+    if v.len() > 48 {
+        let mid = v.len() / 2;
+        stable_sort(&mut v[..mid], desc);
+        stable_sort(&mut v[mid..], desc);
+        let left = v[..mid].to_vec();
+        let (mut i, mut j, mut k) = (0, mid, 0);
+        while i < left.len() {
+            // Take from the right only when strictly before: ties keep the left (earlier) element.
+            if j < v.len() && before(v[j].1, left[i].1) {
+                v[k] = v[j];
+                j += 1;
+            } else {
+                v[k] = left[i];
+                i += 1;
+            }
+            k += 1;
+        }
+        return;
+    }
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && before(x.1, v[j - 1].1) {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
 }
 
 /// `grade_category::apply_limit_rules()`.
@@ -261,7 +298,7 @@ pub fn apply_limit_rules(course: &Course, aggregation: i32, droplow: i64, keephi
         }
     } else if keephigh > 0 {
         // arsort: stable, descending.
-        values.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+        stable_sort(values, true);
         let mut kept = 0;
         values.retain(|(i, _)| {
             if extraused && items[*i].aggregationcoef > 0.0 {
@@ -289,6 +326,7 @@ pub struct UserGrades {
 /// Reusable buffers so a regrade of many users does not allocate per user.
 #[derive(Debug, Default)]
 pub struct Scratch {
+    weights: Vec<f64>,
     values: Vec<(usize, f64)>,
     params: Vec<f64>,
     stack: Vec<f64>,
@@ -395,8 +433,11 @@ impl Course {
         if cat.deps.is_empty() {
             return;
         }
-        // Normalise to 0..1 in row (sort) order; empty grades stay None until filled.
-        let mut vals: Vec<(usize, Option<f64>)> = Vec::with_capacity(cat.deps.len());
+        // Normalise to 0..1 in row (sort) order; empty grades count as 0 unless only graded items
+        // are aggregated (then they are left out).
+        let values = &mut s.values;
+        values.clear();
+        let mut allnull = true;
         for &d in &cat.deps {
             let v = out.finalgrade[d];
             if v.is_none() && cat.aggregateonlygraded {
@@ -405,22 +446,20 @@ impl Course {
             if flags[d] & flag::EXCLUDED != 0 {
                 continue;
             }
-            let (umin, umax) = self.user_min_max(d, out);
-            let v = v.map(|v| {
-                if cat.aggregation == agg::SUM {
-                    standardise_score(v, 0.0, umax, 0.0, 1.0)
-                } else {
-                    standardise_score(v, umin, umax, 0.0, 1.0)
+            let v = match v {
+                Some(v) => {
+                    allnull = false;
+                    let (umin, umax) = self.user_min_max(d, out);
+                    if cat.aggregation == agg::SUM {
+                        standardise_score(v, 0.0, umax, 0.0, 1.0)
+                    } else {
+                        standardise_score(v, umin, umax, 0.0, 1.0)
+                    }
                 }
-            });
-            vals.push((d, v));
+                None => 0.0,
+            };
+            values.push((d, v));
         }
-        let allnull = vals.iter().all(|(_, v)| v.is_none());
-        let values = &mut s.values;
-        values.clear();
-        // Fill: empty grades count as 0 unless only graded items are aggregated (then they were
-        // already removed above).
-        values.extend(vals.iter().map(|(d, v)| (*d, v.unwrap_or(0.0))));
         if cat.can_apply_limit_rules {
             apply_limit_rules(self, cat.aggregation, cat.droplow, cat.keephigh, values);
         }
@@ -428,7 +467,7 @@ impl Course {
         if values.is_empty() {
             return;
         }
-        let (grade, rmin, rmax) = self.aggregate_values_and_adjust_bounds(c, values, out, &mut s.modes);
+        let (grade, rmin, rmax) = self.aggregate_values_and_adjust_bounds(c, values, out, &mut s.modes, &mut s.weights);
         // grade_item->grademin/max are set to the result; Natural shows its range from 0.
         let (bmin, bmax) = (rmin, rmax);
         let rmin = if cat.aggregation == agg::SUM { 0.0 } else { rmin };
@@ -461,6 +500,7 @@ impl Course {
         values: &[(usize, f64)],
         out: &UserGrades,
         modes: &mut Vec<(f64, usize)>,
+        userweights: &mut Vec<f64>,
     ) -> (Option<f64>, f64, f64) {
         let cat = &self.categories[c];
         let titem = &self.items[cat.item];
@@ -563,7 +603,7 @@ impl Course {
                     sum.map(|s| s / f64::from(n))
                 }
             }
-            agg::SUM => return self.natural(values, out),
+            agg::SUM => return self.natural(values, out, userweights),
             _ => {
                 let sum = values.iter().fold(0.0, |s, (_, v)| s + v);
                 Some(sum / num as f64)
@@ -573,7 +613,7 @@ impl Course {
     }
 
     /// Natural aggregation (`GRADE_AGGREGATE_SUM`), per-user bounds.
-    fn natural(&self, values: &[(usize, f64)], out: &UserGrades) -> (Option<f64>, f64, f64) {
+    fn natural(&self, values: &[(usize, f64)], out: &UserGrades, userweights: &mut Vec<f64>) -> (Option<f64>, f64, f64) {
         let items = &self.items;
         let mut sumweights = 0.0;
         let mut grademin = 0.0;
@@ -588,7 +628,8 @@ impl Course {
             }
         }
         // userweights per position in `values` (None = unset, which PHP reads as null => 0).
-        let mut userweights: Vec<f64> = vec![0.0; values.len()];
+        userweights.clear();
+        userweights.resize(values.len(), 0.0);
         let mut totaloverriddenweight = 0.0;
         let mut totaloverriddengrademax = 0.0;
         for (k, &(i, _)) in values.iter().enumerate() {

@@ -17,6 +17,8 @@ $nusers = $case['nusers'];
 $cells = $case['cells'];
 $flags = $case['flags'];
 
+// Packed API: final grades come back as pack('e*') + flag bytes and are unpacked into per-user
+// arrays in PHP (engine::finals()).
 function run(callable $regrade, string $course, array $cells, array $flags, int $nusers, int $n): array {
     $r = $regrade($course, pack('e*', ...$cells), pack('C*', ...$flags), $nusers);
     $final = array_values(unpack('e*', $r['final']));
@@ -28,23 +30,48 @@ function run(callable $regrade, string $course, array $cells, array $flags, int 
         }
         $users[] = $row;
     }
-    return [$r, $users];
+    return [$r['final'] . $r['hasvalue'], $users];
 }
 
-$engines = ['php' => [php_engine::class, 'regrade']];
+// Rows API (engine::regrade_rows()): the engine returns the per-user arrays itself.
+function run_rows(callable $regrade, string $course, array $cells, array $flags, int $nusers, int $n): array {
+    $users = $regrade($course, pack('e*', ...$cells), pack('C*', ...$flags), $nusers);
+    return [null, $users];
+}
+
+// The packed form of per-user arrays, to compare the outputs (outside the timed part).
+function packed(array $users): string {
+    $final = '';
+    $has = '';
+    foreach ($users as $row) {
+        foreach ($row as $v) {
+            $final .= pack('e', $v ?? 0.0);
+            $has .= $v === null ? "\0" : "\1";
+        }
+    }
+    return $final . $has;
+}
+
+$engines = ['php' => ['run', [php_engine::class, 'regrade']], 'php_rows' => ['run_rows', [php_engine::class, 'regrade_rows']]];
 if (function_exists('moodle_gradebook_regrade')) {
-    $engines['ext'] = 'moodle_gradebook_regrade';
+    $engines['ext'] = ['run', 'moodle_gradebook_regrade'];
+    $engines['ext_rows'] = ['run_rows', 'moodle_gradebook_regrade_rows'];
 }
 $report = [];
-foreach ($engines as $name => $fn) {
+foreach ($engines as $name => [$runner, $fn]) {
     $times = [];
     for ($k = 0; $k < (int)$repeats; $k++) {
         $t0 = hrtime(true);
-        [$r, $users] = run($fn, $course, $cells, $flags, $nusers, $n);
+        [$bytes, $users] = $runner($fn, $course, $cells, $flags, $nusers, $n);
         $times[] = (hrtime(true) - $t0) / 1e9;
     }
     sort($times);
-    file_put_contents("{$outprefix}.{$name}.final", $r['final'] . $r['hasvalue']);
+    $out = packed($users);
+    if ($bytes !== null && $bytes !== $out) {
+        fwrite(STDERR, "{$name}: packed result and its per-user arrays differ\n");
+        exit(1);
+    }
+    file_put_contents("{$outprefix}.{$name}.final", $out);
     $report[$name] = ['median_s' => $times[intdiv(count($times), 2)], 'min_s' => $times[0], 'runs' => count($times)];
 }
 echo json_encode($report), "\n";

@@ -72,6 +72,29 @@ class engine {
     }
 
     /**
+     * Regrade every user and return the final grades as arrays (the extension builds them
+     * natively; no unpacking in PHP).  Same switch and input as regrade().
+     *
+     * @param string $coursejson course description
+     * @param string $grades pack('e*') users x items
+     * @param string $flags one byte per cell
+     * @param int $nusers
+     * @param string|null $force 'native' or 'php' to bypass the switch
+     * @return array[] user index => item index => ?float (as finals() of regrade())
+     */
+    public static function regrade_rows(string $coursejson, string $grades, string $flags, int $nusers,
+            ?string $force = null): array {
+        $which = $force ?? self::name();
+        if ($which === 'native') {
+            if (!function_exists('moodle_gradebook_regrade_rows')) {
+                throw new \coding_exception('the moodle_gradebook extension is not loaded');
+            }
+            return moodle_gradebook_regrade_rows($coursejson, $grades, $flags, $nusers);
+        }
+        return php_engine::regrade_rows($coursejson, $grades, $flags, $nusers);
+    }
+
+    /**
      * Unpack a regrade result into per-user arrays of final grades (null = empty).
      *
      * @param array $result from regrade()

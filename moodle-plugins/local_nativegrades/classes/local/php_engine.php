@@ -1063,41 +1063,7 @@ class php_engine {
      * @return array ['final' => e*, 'hasvalue' => bytes, 'rawmin' => e*, 'rawmax' => e*]
      */
     public static function regrade(string $coursejson, string $grades, string $flags, int $nusers): array {
-        if ($nusers < 0) {
-            self::fail("moodle_gradebook_regrade: nusers must not be negative, got {$nusers}");
-        }
-        try {
-            $e = self::from_json($coursejson);
-        } catch (\InvalidArgumentException $ex) {
-            throw new \InvalidArgumentException('moodle_gradebook_regrade: ' . $ex->getMessage());
-        }
-        $n = count($e->items);
-        $expected = $nusers * $n;
-        if (strlen($grades) % 8 != 0) {
-            self::fail('moodle_gradebook_regrade: grades: ' . strlen($grades) .
-                " bytes is not a whole number of pack('e*') doubles");
-        }
-        if (strlen($grades) / 8 != $expected) {
-            $got = strlen($grades) / 8;
-            self::fail("moodle_gradebook_regrade: grades: expected {$expected} values ({$nusers} users x {$n} items), got {$got}");
-        }
-        if (strlen($flags) != $expected) {
-            self::fail("moodle_gradebook_regrade: flags: expected {$expected} bytes ({$nusers} users x {$n} items), got " .
-                strlen($flags));
-        }
-        $cells = $expected ? array_values(unpack('e*', $grades)) : [];
-        $fl = $expected ? array_values(unpack('C*', $flags)) : [];
-        foreach ($fl as $k => $f) {
-            $u = intdiv($k, max($n, 1));
-            $it = $k % max($n, 1);
-            if ($f & ~15) {
-                self::fail(sprintf('moodle_gradebook_regrade: flags: unknown bits 0x%02x at user %d item %d', $f, $u, $it));
-            }
-            if (($f & self::HAS_VALUE) && !is_finite($cells[$k])) {
-                $shown = is_nan($cells[$k]) ? 'NaN' : ($cells[$k] > 0 ? 'inf' : '-inf');
-                self::fail("moodle_gradebook_regrade: grades: value at user {$u} item {$it} is not a finite number ({$shown})");
-            }
-        }
+        [$e, $cells, $fl, $n] = self::prepare('moodle_gradebook_regrade', $coursejson, $grades, $flags, $nusers);
         $final = [];
         $has = '';
         $rmin = [];
@@ -1117,5 +1083,73 @@ class php_engine {
             'rawmin' => pack('e*', ...$rmin),
             'rawmax' => pack('e*', ...$rmax),
         ];
+    }
+
+    /**
+     * Regrade every user and return the final grades as arrays; same contract as
+     * moodle_gradebook_regrade_rows().
+     *
+     * @param string $coursejson
+     * @param string $grades pack('e*', ...) users x items
+     * @param string $flags one byte per cell
+     * @param int $nusers
+     * @return array[] user index => item index => ?float
+     */
+    public static function regrade_rows(string $coursejson, string $grades, string $flags, int $nusers): array {
+        [$e, $cells, $fl, $n] = self::prepare('moodle_gradebook_regrade_rows', $coursejson, $grades, $flags, $nusers);
+        $rows = [];
+        for ($u = 0; $u < $nusers; $u++) {
+            $rows[] = $e->regrade_user(array_slice($cells, $u * $n, $n), array_slice($fl, $u * $n, $n))[0];
+        }
+        return $rows;
+    }
+
+    /**
+     * Validate the input of a regrade (nothing is computed before this passed).
+     *
+     * @param string $func name used in error messages
+     * @param string $coursejson
+     * @param string $grades
+     * @param string $flags
+     * @param int $nusers
+     * @return array [engine, cells, flags, items per user]
+     */
+    private static function prepare(string $func, string $coursejson, string $grades, string $flags, int $nusers): array {
+        if ($nusers < 0) {
+            self::fail("{$func}: nusers must not be negative, got {$nusers}");
+        }
+        try {
+            $e = self::from_json($coursejson);
+        } catch (\InvalidArgumentException $ex) {
+            throw new \InvalidArgumentException("{$func}: " . $ex->getMessage());
+        }
+        $n = count($e->items);
+        $expected = $nusers * $n;
+        if (strlen($grades) % 8 != 0) {
+            self::fail("{$func}: grades: " . strlen($grades) .
+                " bytes is not a whole number of pack('e*') doubles");
+        }
+        if (strlen($grades) / 8 != $expected) {
+            $got = strlen($grades) / 8;
+            self::fail("{$func}: grades: expected {$expected} values ({$nusers} users x {$n} items), got {$got}");
+        }
+        if (strlen($flags) != $expected) {
+            self::fail("{$func}: flags: expected {$expected} bytes ({$nusers} users x {$n} items), got " .
+                strlen($flags));
+        }
+        $cells = $expected ? array_values(unpack('e*', $grades)) : [];
+        $fl = $expected ? array_values(unpack('C*', $flags)) : [];
+        foreach ($fl as $k => $f) {
+            $u = intdiv($k, max($n, 1));
+            $it = $k % max($n, 1);
+            if ($f & ~15) {
+                self::fail(sprintf('%s: flags: unknown bits 0x%02x at user %d item %d', $func, $f, $u, $it));
+            }
+            if (($f & self::HAS_VALUE) && !is_finite($cells[$k])) {
+                $shown = is_nan($cells[$k]) ? 'NaN' : ($cells[$k] > 0 ? 'inf' : '-inf');
+                self::fail("{$func}: grades: value at user {$u} item {$it} is not a finite number ({$shown})");
+            }
+        }
+        return [$e, $cells, $fl, $n];
     }
 }
