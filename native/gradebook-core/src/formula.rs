@@ -209,9 +209,15 @@ fn op_at(s: &[u8], i: usize) -> (&'static str, usize) {
 impl Formula {
     /// Parse a formula *without* its leading `=`, variables already lowercased names; `resolve`
     /// maps a variable name to a parameter index.
-    pub fn parse(
+    pub fn parse(expr: &str, resolve: &mut dyn FnMut(&str) -> Result<usize, String>) -> Result<Formula, String> {
+        Self::parse_with(expr, resolve, &crate::json::rust_parse_num)
+    }
+
+    /// [`Formula::parse`] with the number parser of the build (see [`crate::json::ParseNum`]).
+    pub fn parse_with(
         expr: &str,
         resolve: &mut dyn FnMut(&str) -> Result<usize, String>,
+        num: crate::json::ParseNum<'_>,
     ) -> Result<Formula, String> {
         let expr = expr.trim().to_ascii_lowercase();
         let s = expr.as_bytes();
@@ -312,7 +318,7 @@ impl Formula {
                     if is_name_start(val.as_bytes()[0]) {
                         out.push(Token::Var(resolve(val)?));
                     } else {
-                        let v: f64 = val.parse().map_err(|_| format!("invalid number '{val}'"))?;
+                        let v: f64 = num(val).ok_or_else(|| format!("invalid number '{val}'"))?;
                         out.push(Token::Num(v));
                     }
                     index += len;

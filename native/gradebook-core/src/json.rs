@@ -24,13 +24,29 @@ impl Json {
     }
 }
 
+/// Turns a number token (only `-+.eE0-9` characters) into a double, `None` if it is not one.
+/// [`parse`] uses Rust's correctly rounded `str::parse`; the browser build passes JavaScript's
+/// `Number()` (also correctly rounded, and for these tokens accepting the same strings) so the
+/// bundle carries no float parser of its own.
+pub type ParseNum<'a> = &'a dyn Fn(&str) -> Option<f64>;
+
+/// `str::parse::<f64>`, the default [`ParseNum`].
+pub fn rust_parse_num(s: &str) -> Option<f64> {
+    s.parse().ok()
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    num: ParseNum<'a>,
 }
 
 pub fn parse(text: &str) -> Result<Json, String> {
-    let mut p = Parser { s: text.as_bytes(), i: 0 };
+    parse_with(text, &rust_parse_num)
+}
+
+pub fn parse_with<'a>(text: &'a str, num: ParseNum<'a>) -> Result<Json, String> {
+    let mut p = Parser { s: text.as_bytes(), i: 0, num };
     let v = p.value(0)?;
     p.ws();
     if p.i != p.s.len() {
@@ -133,7 +149,10 @@ impl Parser<'_> {
                     self.i += 1;
                 }
                 let t = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-                t.parse::<f64>().map(Json::Num).or_else(|_| self.err("bad number"))
+                match (self.num)(t) {
+                    Some(v) => Ok(Json::Num(v)),
+                    None => self.err("bad number"),
+                }
             }
             _ => self.err("unexpected character"),
         }

@@ -2,7 +2,7 @@
 
 use crate::formula::Formula;
 use crate::json::{self, Json};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// `GRADE_AGGREGATE_*` from `lib/grade/constants.php`.
 pub mod aggregation {
@@ -169,7 +169,12 @@ fn string(v: &Json, key: &str, ctx: &str) -> Result<Option<String>, String> {
 impl Course {
     /// Build a course from its JSON description (see docs/native.md for the format).
     pub fn from_json(text: &str) -> Result<Course, String> {
-        let root = json::parse(text)?;
+        Self::from_json_with(text, &json::rust_parse_num)
+    }
+
+    /// [`Course::from_json`] with the number parser of the build (see [`json::ParseNum`]).
+    pub fn from_json_with(text: &str, parse_num: json::ParseNum<'_>) -> Result<Course, String> {
+        let root = json::parse_with(text, parse_num)?;
         let Some(Json::Arr(cats)) = root.get("categories") else {
             return Err("course: 'categories' must be a list".into());
         };
@@ -179,7 +184,7 @@ impl Course {
         let forced = Forced::from_json(root.get("forced"))?;
         let mut categories = Vec::with_capacity(cats.len());
         let mut parents: Vec<Option<i64>> = Vec::new();
-        let mut cat_index: HashMap<i64, usize> = HashMap::new();
+        let mut cat_index: BTreeMap<i64, usize> = BTreeMap::new();
         for (i, c) in cats.iter().enumerate() {
             let ctx = format!("categories[{i}]");
             let id = int(c, "id", None, &ctx)?;
@@ -242,7 +247,7 @@ impl Course {
         }
 
         let mut out_items: Vec<Item> = Vec::with_capacity(items.len());
-        let mut item_by_id: HashMap<i64, usize> = HashMap::new();
+        let mut item_by_id: BTreeMap<i64, usize> = BTreeMap::new();
         for (i, it) in items.iter().enumerate() {
             let ctx = format!("items[{i}]");
             let id = int(it, "id", None, &ctx)?;
@@ -327,18 +332,19 @@ impl Course {
         // Moodle reads a user's grades with `ORDER BY userid` over the unique (userid, itemid)
         // key, so within one user the rows (and so ties in sorting) come in item id order.
         for c in &mut categories {
-            c.deps.sort_by_key(|&i| out_items[i].id);
+            insertion_sort_by(&mut c.deps, |&a, &b| out_items[a].id < out_items[b].id);
         }
         // Formulas.
-        let idnumbers: HashMap<String, usize> = out_items
-            .iter()
-            .enumerate()
-            .filter(|(_, it)| !it.idnumber.is_empty())
-            .map(|(i, it)| (it.idnumber.clone(), i))
-            .collect();
+        // Inserted one by one: collect() would bulk-build through slice::sort (code size in WASM).
+        let mut idnumbers: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, it) in out_items.iter().enumerate() {
+            if !it.idnumber.is_empty() {
+                idnumbers.insert(it.idnumber.clone(), i);
+            }
+        }
         for (i, item) in out_items.iter_mut().enumerate() {
             let Some(calc) = item.calculation.clone() else { continue };
-            let compiled = compile_formula(&calc, &idnumbers, &item_by_id)
+            let compiled = compile_formula(&calc, &idnumbers, &item_by_id, parse_num)
                 .map_err(|e| format!("items[{i}] (id {}): calculation {calc:?}: {e}", item.id))?;
             if item.itemtype == ItemType::Mod {
                 // Moodle only calculates manual items and totals; keep the model honest.
@@ -428,11 +434,9 @@ impl Course {
     fn pre_regrade(&mut self) {
         let mut cats: Vec<usize> = (0..self.categories.len()).collect();
         // krsort by depth; within one depth, the order of fetch_all (id order).
-        cats.sort_by(|&a, &b| {
-            self.categories[b]
-                .depth
-                .cmp(&self.categories[a].depth)
-                .then(self.categories[a].id.cmp(&self.categories[b].id))
+        insertion_sort_by(&mut cats, |&a, &b| {
+            let (ca, cb) = (&self.categories[a], &self.categories[b]);
+            ca.depth > cb.depth || (ca.depth == cb.depth && ca.id < cb.id)
         });
         for &c in &cats {
             if self.categories[c].stored.aggregation == aggregation::SUM {
@@ -488,10 +492,25 @@ impl Forced {
     }
 }
 
+/// Stable insertion sort (`less` is strict).  Used once per course on short lists; far smaller
+/// in the browser bundle than `slice::sort_by`.
+fn insertion_sort_by<T: Copy>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && less(&x, &v[j - 1]) {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+}
+
 fn compile_formula(
     calc: &str,
-    idnumbers: &HashMap<String, usize>,
-    item_by_id: &HashMap<i64, usize>,
+    idnumbers: &BTreeMap<String, usize>,
+    item_by_id: &BTreeMap<i64, usize>,
+    num: json::ParseNum<'_>,
 ) -> Result<(Formula, Vec<usize>), String> {
     let calc = calc.trim();
     let Some(body) = calc.strip_prefix('=') else {
@@ -535,12 +554,12 @@ fn compile_formula(
         rest = &after[end + 2..];
     }
     normal.push_str(rest);
-    let f = Formula::parse(&normal, &mut |name: &str| {
+    let f = Formula::parse_with(&normal, &mut |name: &str| {
         name.strip_prefix('v')
             .and_then(|s| s.strip_suffix('v'))
             .and_then(|s| s.parse::<usize>().ok())
             .filter(|s| *s < deps.len())
             .ok_or_else(|| format!("unknown variable '{name}' (refer to items as [[idnumber]] or ##giID##)"))
-    })?;
+    }, num)?;
     Ok((f, deps))
 }

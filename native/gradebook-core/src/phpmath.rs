@@ -68,22 +68,252 @@ pub fn php_round(value: f64, places: i64) -> f64 {
             tmp *= f1;
         }
     } else {
-        let s = format!("{tmp:.15}e{}", -places);
-        match s.parse::<f64>() {
-            Ok(v) if v.is_finite() => tmp = v,
-            _ => return value,
+        // PHP: snprintf("%15fe%d", tmp, -places) then zend_strtod.  tmp is a whole number below
+        // 2^53 here, so that is the correctly rounded tmp * 10^-places.
+        if tmp == 0.0 {
+            return tmp;
         }
+        let v = decimal_to_f64(tmp.abs() as u64, -places);
+        if !v.is_finite() {
+            return value;
+        }
+        tmp = if tmp < 0.0 { -v } else { v };
     }
     tmp
 }
 
-/// Digits of `(string)$value` under PHP's default `precision=14`: (negative, 14 digits, exponent)
-/// with `|value| = digits * 10^(exponent - 13)`.  General (slow) path through core's formatter.
-fn sig14_fmt(value: f64) -> (bool, u64, i32) {
-    let s = format!("{:.13e}", value.abs());
-    let (mant, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
-    let digits: u64 = mant.replace('.', "").parse().unwrap_or(0);
-    (value < 0.0, digits, exp.parse().unwrap_or(0))
+/// Unsigned big integer (little-endian 32-bit limbs, no leading zero limbs) for the exact
+/// conversions outside the ranges the `u128` fast paths cover (|v| >= 1e15 or < 1e-6, and PHP's
+/// `round()` with 23 or more places).  Written out rather than going through `format!`/`parse`
+/// so the browser bundle carries no float formatter or parser.
+#[derive(Debug, Clone)]
+struct Big(Vec<u32>);
+
+impl Big {
+    fn new(v: u128) -> Big {
+        let mut b = Big(vec![v as u32, (v >> 32) as u32, (v >> 64) as u32, (v >> 96) as u32]);
+        b.trim();
+        b
+    }
+
+    fn trim(&mut self) {
+        while self.0.last() == Some(&0) {
+            self.0.pop();
+        }
+    }
+
+    fn mul_small(&mut self, m: u32) {
+        let mut carry = 0u64;
+        for l in &mut self.0 {
+            let t = u64::from(*l) * u64::from(m) + carry;
+            *l = t as u32;
+            carry = t >> 32;
+        }
+        if carry != 0 {
+            self.0.push(carry as u32);
+        }
+    }
+
+    fn mul_pow10(&mut self, mut n: u32) {
+        while n > 0 {
+            let k = n.min(9);
+            self.mul_small(10u32.pow(k));
+            n -= k;
+        }
+    }
+
+    fn shl(&mut self, bits: u32) {
+        let b = bits % 32;
+        if b != 0 {
+            let mut carry = 0u32;
+            for l in &mut self.0 {
+                let t = (*l << b) | carry;
+                carry = *l >> (32 - b);
+                *l = t;
+            }
+            if carry != 0 {
+                self.0.push(carry);
+            }
+        }
+        let mut out = vec![0u32; (bits / 32) as usize];
+        out.extend_from_slice(&self.0);
+        self.0 = out;
+        self.trim();
+    }
+
+    /// Divide by `d`; true when the remainder is not zero.
+    fn div_small(&mut self, d: u32) -> bool {
+        let mut rem = 0u64;
+        for l in self.0.iter_mut().rev() {
+            let t = (rem << 32) | u64::from(*l);
+            *l = (t / u64::from(d)) as u32;
+            rem = t % u64::from(d);
+        }
+        self.trim();
+        rem != 0
+    }
+
+    /// Shift right; true when a one bit was shifted out.
+    fn shr(&mut self, bits: u32) -> bool {
+        let w = ((bits / 32) as usize).min(self.0.len());
+        let b = bits % 32;
+        let mut sticky = self.0[..w].iter().any(|&l| l != 0);
+        self.0.drain(..w);
+        if b != 0 && !self.0.is_empty() {
+            sticky |= self.0[0] & ((1u32 << b) - 1) != 0;
+            for i in 0..self.0.len() {
+                let hi = self.0.get(i + 1).map_or(0, |&n| n << (32 - b));
+                self.0[i] = (self.0[i] >> b) | hi;
+            }
+        }
+        self.trim();
+        sticky
+    }
+
+    fn to_u128(&self) -> u128 {
+        self.0.iter().take(4).rev().fold(0u128, |acc, &l| (acc << 32) | u128::from(l))
+    }
+
+    fn cmp(&self, o: &Big) -> std::cmp::Ordering {
+        self.0.len().cmp(&o.0.len()).then_with(|| self.0.iter().rev().cmp(o.0.iter().rev()))
+    }
+}
+
+/// `a = m * 2^e` exactly (a finite, positive).
+fn decompose(a: f64) -> (u64, i32) {
+    let bits = a.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let frac = bits & ((1u64 << 52) - 1);
+    if exp == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1u64 << 52), exp - 1075)
+    }
+}
+
+/// `round_half_even(m * 2^e * 10^k)`, exactly (the result must fit in 128 bits).
+fn scaled_round(m: u64, e: i32, k: i32) -> u128 {
+    // Twice the value, so the last bit is the "half" bit.
+    let mut x = Big::new(u128::from(m));
+    x.shl(1 + e.max(0) as u32);
+    if k > 0 {
+        x.mul_pow10(k as u32);
+    }
+    let mut sticky = false;
+    let mut n = (-k).max(0) as u32;
+    while n > 0 {
+        let j = n.min(9);
+        // floor(floor(x / a) / b) = floor(x / ab); the remainder is zero iff every step's is.
+        sticky |= x.div_small(10u32.pow(j));
+        n -= j;
+    }
+    if e < 0 {
+        sticky |= x.shr((-e) as u32);
+    }
+    let q2 = x.to_u128();
+    let q = q2 >> 1;
+    if q2 & 1 == 1 && (sticky || q & 1 == 1) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// 14 significant digits of any finite `a > 0`, correctly rounded (ties to even, like
+/// zend_dtoa): `(digits, k)` with `a ~= digits * 10^-k`.
+fn sig14_big(a: f64) -> (u64, i32) {
+    let (m, e) = decompose(a);
+    let mut k = 13 - a.log10().floor() as i32;
+    loop {
+        let q = scaled_round(m, e, k);
+        if q < POW10[13] {
+            k += 1;
+        } else if q >= POW10[14] {
+            if q == POW10[14] {
+                return (POW10[13] as u64, k - 1);
+            }
+            k -= 1;
+        } else {
+            return (q as u64, k);
+        }
+    }
+}
+
+/// `d * 10^p` correctly rounded to a double (ties to even), as `zend_strtod` reads a decimal.
+fn decimal_to_f64(d: u64, p: i32) -> f64 {
+    if d == 0 {
+        return 0.0;
+    }
+    if p > 330 {
+        return f64::INFINITY;
+    }
+    if p < -400 {
+        return 0.0; // below 2^-1075
+    }
+    if d < (1u64 << 53) && (-22..=22).contains(&p) {
+        // Both operands exact: one correctly rounded operation.
+        let t = POW10[p.unsigned_abs() as usize] as f64;
+        return if p >= 0 { d as f64 * t } else { d as f64 / t };
+    }
+    // Estimate within a few units in the last place, then walk to the double whose rounding
+    // interval holds the decimal, comparing exactly.
+    let h = p / 2;
+    let mut c = d as f64 * 10f64.powi(h) * 10f64.powi(p - h);
+    if !c.is_finite() {
+        c = f64::MAX;
+    }
+    // Is d*10^p above (Greater), at, or below the midpoint (m1*2^e1 + m2*2^e2) / 2?
+    let vs_mid = |(m1, e1): (u64, i32), (m2, e2): (u64, i32)| {
+        let emin = e1.min(e2);
+        let a = (u128::from(m1) << (e1 - emin)) + (u128::from(m2) << (e2 - emin));
+        let e = emin - 1; // midpoint = a * 2^e
+        let mut lhs = Big::new(u128::from(d));
+        let mut rhs = Big::new(a);
+        if p > 0 {
+            lhs.mul_pow10(p as u32);
+        } else {
+            rhs.mul_pow10((-p) as u32);
+        }
+        if e < 0 {
+            lhs.shl((-e) as u32);
+        } else {
+            rhs.shl(e as u32);
+        }
+        lhs.cmp(&rhs)
+    };
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    loop {
+        let bits = c.to_bits();
+        let odd = bits & 1 == 1;
+        let here = decompose(c);
+        let up = if c == f64::MAX {
+            (here.0 + 1, here.1) // the midpoint towards infinity
+        } else {
+            decompose(f64::from_bits(bits + 1))
+        };
+        match vs_mid(here, up) {
+            Greater => {
+                if c == f64::MAX {
+                    return f64::INFINITY;
+                }
+                c = f64::from_bits(bits + 1);
+                continue;
+            }
+            Equal if odd => {
+                return if c == f64::MAX { f64::INFINITY } else { f64::from_bits(bits + 1) };
+            }
+            _ => {}
+        }
+        if c == 0.0 {
+            return c;
+        }
+        let down = if c.to_bits() == 1 { (0, -1074) } else { decompose(f64::from_bits(bits - 1)) };
+        match vs_mid(here, down) {
+            Less => c = f64::from_bits(bits - 1),
+            Equal if odd => return f64::from_bits(bits - 1),
+            _ => return c,
+        }
+    }
 }
 
 const POW10: [u128; 24] = {
@@ -144,7 +374,13 @@ pub fn php_string14(value: f64) -> f64 {
         let r = if k >= 0 { digits as f64 / POW10[k as usize] as f64 } else { digits as f64 * POW10[(-k) as usize] as f64 };
         return if value < 0.0 { -r } else { r };
     }
-    format!("{:.13e}", value).parse().unwrap_or(value)
+    let (digits, k) = sig14_big(a);
+    let r = decimal_to_f64(digits, -k);
+    if value < 0.0 {
+        -r
+    } else {
+        r
+    }
 }
 
 /// The value a `DECIMAL(10,5)` column returns after PHP stored `value` into it.
@@ -183,13 +419,8 @@ pub fn db_decimal5_exact(value: f64) -> f64 {
         // Below 0.000005 even after rounding to 14 digits: the column holds 0.
         return 0.0;
     }
-    let (neg, digits, k) = if a < 1e15 {
-        let (d, k) = sig14_fast(a);
-        (value < 0.0, d, k)
-    } else {
-        let (neg, d, e) = sig14_fmt(value);
-        (neg, d, 13 - e)
-    };
+    let neg = value < 0.0;
+    let (digits, k) = if a < 1e15 { sig14_fast(a) } else { sig14_big(a) };
     // value = digits * 10^-k; we want round_half_up(value * 10^5) = digits * 10^(5-k).
     let shift = 5 - k;
     let scaled: u128 = if shift >= 0 {
@@ -240,6 +471,113 @@ pub fn php_int(value: f64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The formatter-based reference the exact code replaced (what PHP's precision=14 string is).
+    fn sig14_fmt(value: f64) -> (bool, u64, i32) {
+        let s = format!("{:.13e}", value.abs());
+        let (mant, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
+        let digits: u64 = mant.replace('.', "").parse().unwrap_or(0);
+        (value < 0.0, digits, exp.parse().unwrap_or(0))
+    }
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    #[test]
+    fn exact_14_digits_and_decimal_reads_equal_the_formatter_over_all_doubles() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for i in 0..60_000 {
+            let r = xorshift(&mut x);
+            let v = match i % 3 {
+                0 => f64::from_bits(r >> 1), // any positive double, subnormals included
+                1 => f64::from_bits((r >> 1) % 0x0010_0000_0000_0000 + 1), // subnormal
+                _ => (r % 100_000_000_000_000_000) as f64 * [1.0, 1e20, 1e-20, 1e300][(r >> 60) as usize % 4],
+            };
+            if !v.is_finite() || v == 0.0 {
+                continue;
+            }
+            let (_, d, e) = sig14_fmt(v);
+            assert_eq!(sig14_big(v), (d, 13 - e), "{v:e}");
+            let want: f64 = format!("{v:.13e}").parse().unwrap();
+            assert_eq!(php_string14(v).to_bits(), want.to_bits(), "{v:e}");
+            assert_eq!(php_string14(-v).to_bits(), (-want).to_bits(), "{v:e}");
+        }
+    }
+
+    #[test]
+    fn decimal_to_f64_is_correctly_rounded() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let edge = ["17976931348623157e292", "17976931348623158e292", "2e-324", "3e-324", "25e-325", "247e-326",
+            "9007199254740993e0", "9007199254740995e0", "4503599627370497e-1"];
+        for s in edge {
+            let (d, p) = s.split_once('e').unwrap();
+            let want: f64 = s.parse().unwrap();
+            assert_eq!(decimal_to_f64(d.parse().unwrap(), p.parse().unwrap()).to_bits(), want.to_bits(), "{s}");
+        }
+        for _ in 0..60_000 {
+            let r = xorshift(&mut x);
+            let d = r % [10, 100_000, 100_000_000_000_000, 10_000_000_000_000_000][(r >> 62) as usize];
+            let p = (xorshift(&mut x) % 760) as i32 - 420;
+            let want: f64 = format!("{d}e{p}").parse().unwrap();
+            assert_eq!(decimal_to_f64(d, p).to_bits(), want.to_bits(), "{d}e{p}");
+        }
+    }
+
+    #[test]
+    fn php_round_with_many_places_equals_the_string_round_trip() {
+        // The path PHP takes through snprintf("%15fe%d") + strtod for |places| >= 23.
+        let mut x: u64 = 0x1234_5678_9ABC_DEF1;
+        for i in 0..20_000 {
+            let r = xorshift(&mut x);
+            let v = f64::from_bits(r >> 2) * if i % 2 == 0 { 1.0 } else { -1.0 };
+            let places = (xorshift(&mut x) % 400) as i64 - 200;
+            if !v.is_finite() || v == 0.0 {
+                continue;
+            }
+            let got = php_round(v, places);
+            let want = reference_round(v, places);
+            assert_eq!(got.to_bits(), want.to_bits(), "round({v:e}, {places})");
+        }
+        assert_eq!(php_round(1e-20, 25), 1e-20);
+    }
+
+    /// php_round as it was written with format!/parse for |places| >= 23.
+    fn reference_round(value: f64, places: i64) -> f64 {
+        let places = places.clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX)) as i32;
+        let precision_places = 14 - value.abs().log10().floor() as i32;
+        let f1 = intpow10(places.abs());
+        let mut tmp;
+        if precision_places > places && precision_places - 15 < places {
+            let use_precision = precision_places.max(-(4 * 15));
+            tmp = round_helper(round_get_basic(value, use_precision));
+            let shift = (places - use_precision).max(-(4 * 15));
+            tmp /= intpow10(shift.abs());
+        } else {
+            tmp = if places >= 0 { value * f1 } else { value / f1 };
+            if tmp.abs() >= 1e15 {
+                return value;
+            }
+        }
+        tmp = round_helper(tmp);
+        if places.abs() < 23 {
+            if places > 0 {
+                tmp /= f1;
+            } else {
+                tmp *= f1;
+            }
+        } else {
+            let s = format!("{tmp:.15}e{}", -places);
+            match s.parse::<f64>() {
+                Ok(v) if v.is_finite() => tmp = v,
+                _ => return value,
+            }
+        }
+        tmp
+    }
 
     #[test]
     fn decimal5_rounds_the_14_digit_string_half_up() {

@@ -9,6 +9,20 @@ use gradebook_core::{regrade_packed, Course};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
+extern "C" {
+    /// JavaScript's `Number(string)`: correctly rounded like Rust's `str::parse::<f64>`, and for
+    /// the number tokens the core hands it (`-+.eE0-9` only) it accepts the same strings, with
+    /// `NaN` where Rust fails.  Using it keeps a float parser (~16 KB) out of the bundle.
+    #[wasm_bindgen(js_name = Number)]
+    fn js_number(s: &str) -> f64;
+}
+
+fn parse_num(s: &str) -> Option<f64> {
+    let v = js_number(s);
+    (!v.is_nan()).then_some(v)
+}
+
+#[wasm_bindgen]
 #[derive(Debug)]
 pub struct WhatIf {
     course: Course,
@@ -19,7 +33,7 @@ impl WhatIf {
     /// Compile a course description; throws a JS `Error` with the reason on bad input.
     #[wasm_bindgen(constructor)]
     pub fn new(spec: &str) -> Result<WhatIf, JsError> {
-        Course::from_json(spec).map(|course| WhatIf { course }).map_err(|e| JsError::new(&e))
+        Course::from_json_with(spec, &parse_num).map(|course| WhatIf { course }).map_err(|e| JsError::new(&e))
     }
 
     #[wasm_bindgen(getter)]
