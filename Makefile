@@ -51,6 +51,8 @@ lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_spec
 	$(TIMED) yamllint yamllint --strict .
 	$(TIMED) ruff ruff check .
 	$(TIMED) argspecs $(PY) scripts/check_argument_specs.py
+	@cmp $(COLLECTION)/roles/monitoring/files/rules/moodle.yml charts/moodle/files/rules/moodle.yml || \
+	  { echo 'charts/moodle/files/rules/moodle.yml differs from the monitoring rules: run make k8s-chart-rules' >&2; exit 1; }
 	$(TIMED) ansible-lint ansible-lint --profile production
 
 unit: setup ## Python unit tests of the collection
