@@ -15,28 +15,12 @@ from .manifest import backup_manifest
 
 BACKUP_IMAGE_DEFAULT = "moodle-platform/moodle-backup:1"
 TERMINATION_LOG = "/dev/termination-log"
-SUMMARY_FIELDS = ("backup_id", "database_snapshot", "moodledata_snapshot", "database_sha256",
-                  "database_size_bytes", "moodledata_size_bytes", "duration_seconds", "moodle_release",
-                  "moodle_version", "image")
+SUMMARY_FIELDS = backup_manifest.SUMMARY_FIELDS
 
 
 def summarize_manifest(manifest: dict) -> dict:
-    """The ≤4 KiB summary a backup Job reports (the full manifest stays in the repository)."""
-    problems = backup_manifest.validate_manifest(manifest)
-    if problems:
-        raise backup_manifest.ManifestError("; ".join(p.message for p in problems))
-    return {
-        "backup_id": manifest["backup_id"],
-        "database_snapshot": manifest["database"]["snapshot_id"],
-        "moodledata_snapshot": manifest["moodledata"]["snapshot_id"],
-        "database_sha256": manifest["database"]["sha256"],
-        "database_size_bytes": manifest["database"]["size_bytes"],
-        "moodledata_size_bytes": manifest["moodledata"]["size_bytes"],
-        "duration_seconds": manifest["duration_seconds"],
-        "moodle_release": manifest["moodle"]["release"],
-        "moodle_version": manifest["moodle"]["version"],
-        "image": manifest["image"].get("reference", ""),
-    }
+    """The ≤4 KiB summary a backup Job reports (the engine writes it; one definition in the shared module)."""
+    return backup_manifest.summarize_manifest(manifest)
 
 
 def parse_summary(text: str | None) -> dict:

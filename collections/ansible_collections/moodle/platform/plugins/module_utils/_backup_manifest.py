@@ -203,6 +203,31 @@ def build_manifest(*, backup_id, project, platform, started, completed, moodle, 
     return manifest
 
 
+SUMMARY_FIELDS = ("backup_id", "database_snapshot", "moodledata_snapshot", "database_sha256",
+                  "database_size_bytes", "moodledata_size_bytes", "duration_seconds", "moodle_release",
+                  "moodle_version", "image")
+
+
+def summarize_manifest(manifest):
+    """The short summary of a backup (<= 4 KiB; a Kubernetes Job's termination message). The full
+    manifest stays in the repository."""
+    problems = validate_manifest(manifest)
+    if problems:
+        raise ManifestError("; ".join(p.message for p in problems))
+    return {
+        "backup_id": manifest["backup_id"],
+        "database_snapshot": manifest["database"]["snapshot_id"],
+        "moodledata_snapshot": manifest["moodledata"]["snapshot_id"],
+        "database_sha256": manifest["database"]["sha256"],
+        "database_size_bytes": manifest["database"]["size_bytes"],
+        "moodledata_size_bytes": manifest["moodledata"]["size_bytes"],
+        "duration_seconds": manifest["duration_seconds"],
+        "moodle_release": manifest["moodle"]["release"],
+        "moodle_version": manifest["moodle"]["version"],
+        "image": manifest["image"].get("reference", ""),
+    }
+
+
 def dumps(manifest):
     """Canonical JSON (sorted keys, UTF-8, trailing newline) so checksums of manifests are stable."""
     return json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n"

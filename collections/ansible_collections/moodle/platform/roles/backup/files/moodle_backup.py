@@ -24,6 +24,7 @@ Why the docker CLI and not the Docker SDK: dumps and restores are multi-GB byte 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import datetime as dt
 import fcntl
@@ -51,6 +52,12 @@ except ImportError:  # running from the collection tree (tests)
 CHUNK = 1 << 20
 INSERT_RE = re.compile(rb"^INSERT INTO `([^`]+)` VALUES ?")
 SQL_STRING_RE = re.compile(rb"'(?:[^'\\]|\\.)*'", re.DOTALL)
+MAINTENANCE_FILE = "climaintenance.html"  # what admin/cli/maintenance.php --enable writes
+MAINTENANCE_PAGE = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Maintenance</title></head>"
+                    "<body><h1>This site is being restored from a backup</h1>"
+                    "<p>Please come back in a few minutes.</p></body></html>\n")
+DUMP_OPTIONS = ("--single-transaction", "--quick", "--routines", "--triggers", "--events", "--hex-blob",
+                "--default-character-set=utf8mb4", "--skip-dump-date")
 
 
 class EngineError(Exception):
@@ -106,6 +113,19 @@ class Restic:
         self.config = config
         self.repository = config["offsite_repository"] if offsite else config["repository"]
         self.env = dict(os.environ)
+        if config.get("inherit_env"):
+            # direct mode (a Kubernetes Job, the scheduler container): restic's own variables
+            # (RESTIC_PASSWORD[_FILE], AWS_*) come from the Secret the container was given.
+            self.env["RESTIC_REPOSITORY"] = self.repository
+            self.env.setdefault("RESTIC_CACHE_DIR", str(Path(config["state_dir"]) / "restic-cache"))
+            if config.get("password_file"):
+                self.env.pop("RESTIC_PASSWORD", None)
+                self.env["RESTIC_PASSWORD_FILE"] = config["password_file"]
+            if not (self.env.get("RESTIC_PASSWORD") or self.env.get("RESTIC_PASSWORD_FILE")):
+                raise EngineError("no restic password: set RESTIC_PASSWORD (from a Secret) or RESTIC_PASSWORD_FILE")
+            if self.env.get("RESTIC_PASSWORD_FILE") and not Path(self.env["RESTIC_PASSWORD_FILE"]).is_file():
+                raise EngineError(f"restic password file {self.env['RESTIC_PASSWORD_FILE']} does not exist")
+            return
         for key in list(self.env):
             if key.startswith(("RESTIC_", "AWS_")):
                 del self.env[key]
@@ -282,6 +302,145 @@ def web_file(container, path):
 
 
 # ---------------------------------------------------------------------------------------------
+# where the site is: a Compose project on this host (docker CLI), or "direct" (the engine runs next
+# to the site: a Kubernetes Job, or the scheduler container on the Compose network) and reaches the
+# database over TCP and moodledata at a mounted path.
+class ComposeSite:
+    """The engine on the Docker host: ``docker exec`` into the db/web containers of the project."""
+
+    def __init__(self, config):
+        self.config = config
+        self.project = config.get("compose_project", config["project"])
+        self._db = None
+
+    @property
+    def db(self):
+        if self._db is None:
+            self._db = find_container(self.project, self.config["db_service"])
+        return self._db
+
+    def dataroot(self, volume=None):
+        return volume_mountpoint(volume or self.config["moodledata_volume"])
+
+    def query(self, sql, database=None):
+        return db_query(self.config, self.db, sql, database)
+
+    def dump_argv(self):
+        return db_exec_argv(self.config, self.db, "mariadb-dump", f"--user={self.config['db_admin_user']}",
+                            *DUMP_OPTIONS, self.config["db_name"])
+
+    def load_argv(self, name):
+        return db_exec_argv(self.config, self.db, "mariadb", f"--user={self.config['db_admin_user']}",
+                            "--default-character-set=utf8mb4", name, interactive=True)
+
+    def describe(self):
+        web = find_container(self.project, self.config["web_service"])
+        moodle = container_version(self.config, web)
+        image_ref, image_id = docker("inspect", "--format", "{{.Config.Image}} {{.Image}}", web).stdout.decode().split()
+        stack = {"db_image": docker("inspect", "--format", "{{.Config.Image}}", self.db).stdout.decode().strip()}
+        try:
+            redis = find_container(self.project, self.config.get("redis_service", "redis"))
+            stack["redis_image"] = docker("inspect", "--format", "{{.Config.Image}}", redis).stdout.decode().strip()
+        except EngineError:
+            pass
+        return {"moodle": moodle, "image": {"reference": image_ref, "id": image_id},
+                "config_php": web_file(web, f"{self.config['moodle_dirroot']}/config.php"), "stack": stack}
+
+
+class DirectSite:
+    """The engine beside the site: MariaDB over TCP, moodledata mounted at ``dataroot``.
+
+    The password comes from a file and reaches the clients through a 0600 option file
+    (``--defaults-extra-file``): never on a command line or in an environment.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self._option_file = None
+        for key in ("db_host", "dataroot"):
+            if not config.get(key):
+                raise EngineError(f"direct mode needs {key} (MOODLE_DB_HOST / --dataroot)")
+        password_file = config.get("db_password_file") or ""
+        if not Path(password_file).is_file():
+            raise EngineError(f"database password file {password_file!r} does not exist (MOODLE_DB_PASSWORD_FILE)")
+
+    def option_file(self):
+        if self._option_file is None:
+            password = Path(self.config["db_password_file"]).read_text(encoding="utf-8").strip()
+            fd, path = tempfile.mkstemp(prefix="moodle-backup-db.", suffix=".cnf")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write("[client]\npassword=\"{}\"\n".format(password.replace("\\", "\\\\").replace('"', '\\"')))
+            self._option_file = path
+            atexit.register(self.close)
+        return self._option_file
+
+    def close(self):
+        if self._option_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self._option_file)
+            self._option_file = None
+
+    def _client(self, program):
+        return [program, f"--defaults-extra-file={self.option_file()}", f"--host={self.config['db_host']}",
+                f"--port={int(self.config.get('db_port') or 3306)}", f"--user={self.config['db_user']}"]
+
+    def dataroot(self, volume=None):
+        path = Path(self.config["dataroot"])
+        if not path.is_dir():
+            raise EngineError(f"moodledata directory {path} does not exist (is the volume mounted?)")
+        return str(path)
+
+    def query(self, sql, database=None):
+        argv = [*self._client("mariadb"), "--batch", "--skip-column-names", *([database] if database else []),
+                "-e", sql]
+        proc = subprocess.run(argv, capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise EngineError(f"query on {self.config['db_host']} failed: {_tail(proc.stderr)}")
+        return [line.split("\t") for line in proc.stdout.decode().splitlines()]
+
+    def dump_argv(self):
+        return [*self._client("mariadb-dump"), *DUMP_OPTIONS, self.config["db_name"]]
+
+    def load_argv(self, name):
+        return [*self._client("mariadb"), "--default-character-set=utf8mb4", name]
+
+    def moodle_version(self):
+        """version.php when the caller lends it (Kubernetes: an init container copies it from the
+        Moodle image), else what the database records (``version``/``release`` in the config table,
+        i.e. the code version the schema was last upgraded to)."""
+        version_php = self.config.get("version_php")
+        if version_php:
+            if shutil.which("php"):
+                proc = subprocess.run(["php", "-r", VERSION_PHP_CODE, version_php], capture_output=True, check=False)
+                if proc.returncode == 0:
+                    return _version_from_json(proc.stdout.decode(errors="replace"), version_php)
+            try:
+                info = bm.parse_version_php(Path(version_php).read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise EngineError(f"cannot read {version_php}: {exc}") from exc
+            info["source"] = "version.php"
+            return info
+        prefix = _ident(self.config["db_prefix"])
+        rows = dict(self.query(f"SELECT name, value FROM `{prefix}config` WHERE name IN ('version', 'release')",  # noqa: S608
+                               self.config["db_name"]))
+        if "version" not in rows:
+            raise EngineError(f"{prefix}config has no 'version' row: is Moodle installed in {self.config['db_name']}?")
+        info = bm.parse_version_php(f"$version = {rows['version']};\n$release = '{rows.get('release', '')}';")
+        info["source"] = "database"
+        return info
+
+    def describe(self):
+        moodle = self.moodle_version()
+        image = {"reference": self.config.get("image") or "unknown", "id": self.config.get("image_id") or ""}
+        return {"moodle": moodle, "image": image, "config_php": None,
+                "stack": {"db_host": self.config["db_host"]}}
+
+
+def site_for(config):
+    return DirectSite(config) if config.get("access") == "direct" else ComposeSite(config)
+
+
+# ---------------------------------------------------------------------------------------------
 # helpers
 @contextlib.contextmanager
 def run_lock(state_dir):
@@ -394,33 +553,23 @@ def cmd_backup(config, args):
 
 def _backup(config, restic, started, args):
     project = config["project"]
-    compose_project = config.get("compose_project", project)
     backup_id = bm.new_backup_id(started, project)
     when = started.strftime("%Y-%m-%d %H:%M:%S")
     base_tags = [bm.TAG_PLATFORM, f"backup:{backup_id}"]
     restic.ensure_repository()
 
-    web = find_container(compose_project, config["web_service"])
-    db = find_container(compose_project, config["db_service"])
-    mountpoint = volume_mountpoint(config["moodledata_volume"])
-    moodle = container_version(config, web)
+    site = site_for(config)
+    mountpoint = site.dataroot()
+    described = site.describe()
+    moodle, stack, config_php = described["moodle"], described["stack"], described["config_php"]
     moodle.pop("major", None)
-    image_ref, image_id = docker("inspect", "--format", "{{.Config.Image}} {{.Image}}", web).stdout.decode().split()
-    config_php = web_file(web, f"{config['moodle_dirroot']}/config.php")
-    server_version = db_query(config, db, "SELECT VERSION()")[0][0]
-    stack = {"db_image": docker("inspect", "--format", "{{.Config.Image}}", db).stdout.decode().strip()}
-    try:
-        redis = find_container(compose_project, config.get("redis_service", "redis"))
-        stack["redis_image"] = docker("inspect", "--format", "{{.Config.Image}}", redis).stdout.decode().strip()
-    except EngineError:
-        pass
-    log(f"backup {backup_id}: Moodle {moodle['release']} ({moodle['version']}), image {image_ref}")
+    image_ref, image_id = described["image"]["reference"], described["image"]["id"]
+    server_version = site.query("SELECT VERSION()")[0][0]
+    log(f"backup {backup_id} ({config['platform']}): Moodle {moodle['release']} ({moodle['version']}), image {image_ref}")
 
     # 1. database: mariadb-dump -> (sha256, row counts) -> restic --stdin
     log("dumping the database (mariadb-dump --single-transaction) into restic")
-    dump_argv = db_exec_argv(config, db, "mariadb-dump", f"--user={config['db_admin_user']}", "--single-transaction",
-                             "--quick", "--routines", "--triggers", "--events", "--hex-blob",
-                             "--default-character-set=utf8mb4", "--skip-dump-date", config["db_name"])
+    dump_argv = site.dump_argv()
     # restic's and mariadb-dump's own output go to files: a full pipe must never stall the stream.
     store_log = tempfile.TemporaryFile()
     dump_log = tempfile.TemporaryFile()
@@ -463,10 +612,10 @@ def _backup(config, restic, started, args):
     files_snap = _kind_snapshot(snaps, "moodledata")
     sample = _sample(restic, files_snap, mountpoint, config["sample_size"])
     completed = bm.utcnow()
-    wwwroot = re.search(r"""\$CFG->wwwroot\s*=\s*(.+?);""", config_php)
+    wwwroot = re.search(r"""\$CFG->wwwroot\s*=\s*(.+?);""", config_php or "")
     manifest = bm.build_manifest(
         backup_id=backup_id, project=project, platform=config["platform"], started=started, completed=completed,
-        host=os.uname().nodename, tool={"name": "moodle-backup", "restic": _restic_version(restic)},
+        host=config.get("host_name") or os.uname().nodename, tool={"name": "moodle-backup", "restic": _restic_version(restic)},
         moodle=moodle,
         image={"reference": image_ref, "id": image_id},
         database={"engine": "mariadb", "server_version": server_version, "name": config["db_name"],
@@ -478,7 +627,7 @@ def _backup(config, restic, started, args):
                     "sample": sample},
         stack=stack,
         config={"wwwroot_expression": wwwroot.group(1).strip() if wwwroot else "", "dbprefix": prefix,
-                "config_php_sha256": hashlib.sha256(config_php.encode()).hexdigest()},
+                "config_php_sha256": hashlib.sha256(config_php.encode()).hexdigest() if config_php else ""},
     )
     # 3. the manifest, last: a backup without one does not exist
     restic.run("backup", "--host", project, "--time", when, "--stdin", "--stdin-filename", bm.MANIFEST_FILENAME,
@@ -543,6 +692,8 @@ def _sample(restic, snapshot, mountpoint, count):
 
 
 def _write_status(config, success, manifest=None, added=0):
+    if not config.get("textfile_dir"):
+        return
     path = Path(config["textfile_dir"]) / f"moodle_backup_{config['project']}.prom"
     previous = bm.parse_textfile(path.read_text(encoding="utf-8")) if path.exists() else {}
     text = bm.render_backup_textfile(config["project"], last_run=int(time.time()), success=success,
@@ -683,20 +834,22 @@ def cmd_restore_db(config, args):
     manifest, problems = verify(config, restic, args.backup_id, force=True)
     if problems:
         raise EngineError("refusing to restore: " + "; ".join(p["message"] for p in problems))
-    container = args.db_container or find_container(config.get("compose_project", config["project"]),
-                                                    config["db_service"])
-    name = manifest["database"]["name"]
-    if not re.match(r"^[A-Za-z0-9_]+$", name):
-        raise EngineError(f"unexpected database name {name!r} in the manifest")
-    log(f"restoring database {name} from {manifest['backup_id']} into container {container[:12]}")
-    db_query(config, container, f"DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` "
-             "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    return _restore_db(config, restic, manifest, getattr(args, "db_container", None))
+
+
+def _restore_db(config, restic, manifest, db_container=None):
+    site = site_for(config)
+    if db_container:
+        site._db = db_container
+    # the dump is loaded into the database the site uses (Kubernetes may name it differently)
+    name = _ident(config["db_name"] if config.get("access") == "direct" else manifest["database"]["name"])
+    log(f"restoring database {name} from {manifest['backup_id']} ({config['platform']})")
+    site.query(f"DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` "
+               "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     src_log, sink_log = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     source = restic.popen("dump", local_snapshot(restic, manifest, "database"), "/" + bm.DB_DUMP_FILENAME,
                           stdout=subprocess.PIPE, stderr=src_log)
-    sink = subprocess.Popen(db_exec_argv(config, container, "mariadb", f"--user={config['db_admin_user']}",
-                                         "--default-character-set=utf8mb4", name, interactive=True),
-                            stdin=subprocess.PIPE, stdout=sink_log, stderr=sink_log)
+    sink = subprocess.Popen(site.load_argv(name), stdin=subprocess.PIPE, stdout=sink_log, stderr=sink_log)
     scanner = DumpScanner()
     try:
         pipe_through(source.stdout, sink.stdin, scanner)
@@ -719,15 +872,23 @@ def cmd_restore_files(config, args):
     manifest, problems = verify(config, restic, args.backup_id, force=True)
     if problems:
         raise EngineError("refusing to restore: " + "; ".join(p["message"] for p in problems))
-    volume = args.volume or config["moodledata_volume"]
-    mountpoint = Path(volume_mountpoint(volume))
+    return _restore_files(config, restic, manifest, getattr(args, "volume", None))
+
+
+def _restore_files(config, restic, manifest, volume=None):
+    site = site_for(config)
+    volume = volume or config.get("moodledata_volume") or config.get("dataroot")
+    mountpoint = Path(site.dataroot(volume))
     staging = mountpoint / ".moodle-platform-restore"
     replaced = mountpoint / ".moodle-platform-replaced"
     for leftover in (staging, replaced):
         if leftover.exists():
             shutil.rmtree(leftover)
-    log(f"restoring moodledata of {manifest['backup_id']} into volume {volume}")
+    log(f"restoring moodledata of {manifest['backup_id']} into {volume}")
     restic.run("restore", local_snapshot(restic, manifest, "moodledata"), "--target", str(staging))
+    # Moodle's CLI maintenance mode is this file in the dataroot: a site in maintenance stays in it.
+    if (mountpoint / MAINTENANCE_FILE).is_file() and not (staging / MAINTENANCE_FILE).exists():
+        shutil.copy2(mountpoint / MAINTENANCE_FILE, staging / MAINTENANCE_FILE)
     # Swap by renames on one filesystem: the old content is removed only after the new one is in place.
     replaced.mkdir()
     for entry in mountpoint.iterdir():
@@ -739,6 +900,35 @@ def cmd_restore_files(config, args):
     shutil.rmtree(replaced)
     return {"backup_id": manifest["backup_id"], "volume": volume,
             "file_count": manifest["moodledata"]["file_count"]}
+
+
+def cmd_restore(config, args):
+    """Direct mode's one-step restore (a Kubernetes Job, the scheduler container): verify against the
+    code's version.php, maintenance on, database, moodledata, maintenance off if asked."""
+    if config.get("access") != "direct":
+        raise EngineError("`restore` is the one-step restore of direct mode (Kubernetes Job, scheduler container); "
+                          "on a Docker host run playbooks/restore.yml")
+    started = time.time()
+    restic = Restic(config)
+    with run_lock(config["state_dir"]):
+        site = site_for(config)
+        target = site.moodle_version() if config.get("version_php") else None
+        manifest, problems = verify(config, restic, args.backup_id, target=target, force=args.force)
+        if problems:  # nothing was touched
+            raise EngineError("refusing to restore: " + "; ".join(p["message"] for p in problems))
+        dataroot = Path(site.dataroot())
+        write_atomic(dataroot / MAINTENANCE_FILE, MAINTENANCE_PAGE, 0o644)
+        database = _restore_db(config, restic, manifest)
+        files = _restore_files(config, restic, manifest)
+        if args.maintenance_off:
+            (dataroot / MAINTENANCE_FILE).unlink(missing_ok=True)
+        else:
+            write_atomic(dataroot / MAINTENANCE_FILE, MAINTENANCE_PAGE, 0o644)
+    return {"backup_id": manifest["backup_id"], "restored": True, "database": database["database"],
+            "database_bytes": database["bytes"], "file_count": files["file_count"],
+            "moodle_release": manifest["moodle"]["release"], "moodle_version": manifest["moodle"]["version"],
+            "maintenance": "off" if args.maintenance_off else "on",
+            "duration_seconds": round(time.time() - started, 3)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1006,18 +1196,96 @@ def cmd_init(config, args):
 
 
 # ---------------------------------------------------------------------------------------------
+DIRECT_ENV = {"db_host": "MOODLE_DB_HOST", "db_port": "MOODLE_DB_PORT", "db_name": "MOODLE_DB_NAME",
+              "db_user": "MOODLE_DB_USER", "db_password_file": "MOODLE_DB_PASSWORD_FILE",
+              "db_prefix": "MOODLE_DB_PREFIX"}
+
+
+def _direct_parent():
+    """Options of direct mode (no --config): what a Kubernetes Job passes; the database comes from
+    MOODLE_DB_HOST/PORT/NAME/USER/PASSWORD_FILE/PREFIX, restic's credentials from its own variables."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("direct mode (no --config: Kubernetes Jobs, the scheduler container)")
+    group.add_argument("--platform", choices=["kubernetes", "compose"], help="recorded in the manifest")
+    group.add_argument("--project", help="site name: restic host and backup id suffix")
+    group.add_argument("--repository", help="restic repository (default: RESTIC_REPOSITORY)")
+    group.add_argument("--dataroot", help="moodledata directory (mounted)")
+    group.add_argument("--version-php", dest="version_php", help="the Moodle code's version.php")
+    group.add_argument("--image", help="Moodle image reference the site runs (recorded in the manifest)")
+    group.add_argument("--state-dir", dest="state_dir", help="lock + restic cache (default: $TMPDIR/moodle-backup)")
+    group.add_argument("--textfile-dir", dest="textfile_dir", help="write the Prometheus status file here")
+    group.add_argument("--keep-daily", dest="keep_daily", type=int)
+    group.add_argument("--keep-weekly", dest="keep_weekly", type=int)
+    group.add_argument("--keep-monthly", dest="keep_monthly", type=int)
+    group.add_argument("--summary-file", dest="summary_file",
+                       help="write a JSON summary (<= 4 KiB) here, e.g. /dev/termination-log")
+    return parent
+
+
+def direct_config(args, base=None):
+    """The engine config of direct mode from the command line and the environment."""
+    config = dict(DEFAULTS) if base is None else dict(base)
+    if base is None:
+        config.update(platform="kubernetes", access="direct", inherit_env=True, password_file="", textfile_dir="",
+                      repository=os.environ.get("RESTIC_REPOSITORY", ""),
+                      state_dir=str(Path(tempfile.gettempdir()) / "moodle-backup"))
+        for key, env in DIRECT_ENV.items():
+            if os.environ.get(env):
+                config[key] = os.environ[env]
+        config.setdefault("db_user", "moodle")
+    for key in ("platform", "project", "repository", "dataroot", "version_php", "image", "state_dir", "textfile_dir"):
+        if getattr(args, key, None):
+            config[key] = getattr(args, key)
+    retention = dict(config.get("retention") or {})
+    for kind in ("daily", "weekly", "monthly"):
+        value = getattr(args, f"keep_{kind}", None)
+        if value is not None:
+            if value < 0:
+                raise EngineError(f"--keep-{kind} must be >= 0, not {value}")
+            retention[kind] = value
+            args.forget = True
+    config["retention"] = retention
+    if config.get("access") == "direct":
+        missing = [flag for flag, key in (("--project", "project"), ("--repository or RESTIC_REPOSITORY", "repository"),
+                                          ("--dataroot", "dataroot"), ("MOODLE_DB_HOST", "db_host"),
+                                          ("MOODLE_DB_PASSWORD_FILE", "db_password_file")) if not config.get(key)]
+        if missing:
+            raise EngineError("direct mode needs " + ", ".join(missing))
+        if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,62}$", config["project"]):
+            raise EngineError(f"project {config['project']!r} must be lower-case letters, digits, '.', '_' or '-'")
+    return config
+
+
+def write_summary(path, result):
+    """The result for whoever started the run (Kubernetes: the termination message, <= 4 KiB)."""
+    if isinstance(result, dict) and result.get("format") == bm.FORMAT:
+        result = bm.summarize_manifest(result)
+    text = json.dumps(result, sort_keys=True, separators=(",", ":"))
+    if len(text.encode()) > 4096:
+        text = json.dumps({"failed": result.get("failed", False), "msg": str(result.get("msg", ""))[:3000]})
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="moodle-backup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="JSON config rendered by the moodle.platform.backup role")
+    parser.add_argument("--config", help="JSON config rendered by the moodle.platform.backup role "
+                                         "(without it: direct mode from options and MOODLE_DB_* variables)")
     parser.add_argument("--offsite", action="store_true", help="work on the off-site (S3) repository instead")
+    direct = _direct_parent()
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="create the restic repository if it does not exist")
-    p = sub.add_parser("backup", help="database + moodledata + manifest, then status file")
+    sub.add_parser("init", parents=[direct], help="create the restic repository if it does not exist")
+    p = sub.add_parser("backup", parents=[direct], help="database + moodledata + manifest, then status file")
     p.add_argument("--forget", action="store_true", help="apply retention (forget --prune) afterwards")
-    sub.add_parser("list", help="complete backups in the repository")
-    p = sub.add_parser("show", help="print a manifest")
+    sub.add_parser("list", parents=[direct], help="complete backups in the repository")
+    p = sub.add_parser("show", parents=[direct], help="print a manifest")
     p.add_argument("backup_id", nargs="?", default="latest")
-    p = sub.add_parser("verify", help="refuse-or-accept checks of a backup (read-only)")
+    p = sub.add_parser("restore", parents=[direct], help="direct mode: verify, maintenance on, database + moodledata")
+    p.add_argument("--backup-id", dest="backup_id", default="latest")
+    p.add_argument("--force", action="store_true", help="accept a different Moodle major version")
+    p.add_argument("--maintenance-off", dest="maintenance_off", action="store_true",
+                   help="leave maintenance mode when done (else the site stays in maintenance for checks)")
+    p = sub.add_parser("verify", parents=[direct], help="refuse-or-accept checks of a backup (read-only)")
     p.add_argument("backup_id", nargs="?", default="latest")
     p.add_argument("--target-container", help="web container whose version.php the backup must match")
     p.add_argument("--target-version-php", help="a version.php file the backup must match")
@@ -1054,17 +1322,26 @@ def main(argv=None):
     p.add_argument("--uid", type=int, default=33)
     p = sub.add_parser("image-version", help="version.php of a Moodle image (JSON)")
     p.add_argument("image")
-    p = sub.add_parser("schedule", help="run forever: a backup (with retention) at each daily time of the config")
-    p = sub.add_parser("forget", help="apply retention (keep daily/weekly/monthly) and prune")
+    p = sub.add_parser("schedule", parents=[direct],
+                       help="run forever: a backup (with retention) at each daily time of the config")
+    p = sub.add_parser("forget", parents=[direct], help="apply retention (keep daily/weekly/monthly) and prune")
     p.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     handlers = {"init": cmd_init, "backup": cmd_backup, "list": cmd_list, "show": cmd_show, "verify": cmd_verify,
-                "restore-db": cmd_restore_db, "restore-files": cmd_restore_files, "drill-check": cmd_drill_check,
+                "restore": cmd_restore, "restore-db": cmd_restore_db, "restore-files": cmd_restore_files,
+                "drill-check": cmd_drill_check,
                 "forget": cmd_forget, "schedule": cmd_schedule,
                 "image-version": cmd_image_version, "inspect-migration": cmd_inspect_migration,
                 "import-db": cmd_import_db, "import-files": cmd_import_files}
+    summary_file = getattr(args, "summary_file", None)
     try:
-        config = load_config(args.config)
+        if args.config:
+            config = load_config(args.config)
+            if config.get("access") == "direct" or any(getattr(args, k, None) for k in ("keep_daily", "keep_weekly",
+                                                                                          "keep_monthly")):
+                config = direct_config(args, base=config)
+        else:
+            config = direct_config(args)
         if args.offsite:
             if not config.get("offsite_repository"):
                 raise EngineError("no off-site repository is configured (backup_s3_enabled)")
@@ -1074,7 +1351,12 @@ def main(argv=None):
     except (EngineError, bm.ManifestError) as exc:
         print(json.dumps({"failed": True, "msg": str(exc)}))
         log(f"ERROR: {exc}")
+        if summary_file:
+            with contextlib.suppress(OSError):
+                write_summary(summary_file, {"failed": True, "msg": str(exc)})
         return 1
+    if summary_file:
+        write_summary(summary_file, result)
     print(json.dumps(result, indent=2, sort_keys=True))
     if isinstance(result, dict) and (result.get("ok") is False or result.get("success") is False):
         return 2
