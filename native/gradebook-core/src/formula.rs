@@ -8,7 +8,7 @@
 //! (non-deterministic), unknown variables and functions are load-time errors, and modulo by zero
 //! (a PHP `DivisionByZeroError` that aborts Moodle's regrade) gives an empty grade.
 
-use crate::phpmath::{php_int, php_round};
+use crate::phpmath::php_int;
 
 /// A postfix token.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,14 +210,14 @@ impl Formula {
     /// Parse a formula *without* its leading `=`, variables already lowercased names; `resolve`
     /// maps a variable name to a parameter index.
     pub fn parse(expr: &str, resolve: &mut dyn FnMut(&str) -> Result<usize, String>) -> Result<Formula, String> {
-        Self::parse_with(expr, resolve, &crate::json::rust_parse_num)
+        Self::parse_with(expr, resolve, crate::json::rust_parse_num)
     }
 
     /// [`Formula::parse`] with the number parser of the build (see [`crate::json::ParseNum`]).
     pub fn parse_with(
         expr: &str,
         resolve: &mut dyn FnMut(&str) -> Result<usize, String>,
-        num: crate::json::ParseNum<'_>,
+        num: crate::json::ParseNum,
     ) -> Result<Formula, String> {
         let expr = expr.trim().to_ascii_lowercase();
         let s = expr.as_bytes();
@@ -394,6 +394,12 @@ impl Formula {
     /// Evaluate with the given parameter values.  `None` is EvalMath's `false` (an error such as
     /// division by zero): Moodle stores an empty grade.
     pub fn eval(&self, params: &[f64], stack: &mut Vec<f64>) -> Option<f64> {
+        self.eval_with(params, stack, &crate::Platform::RUST)
+    }
+
+    /// [`Formula::eval`] with the transcendental functions of the build (see [`crate::Platform`]).
+    pub fn eval_with(&self, params: &[f64], stack: &mut Vec<f64>, platform: &crate::Platform) -> Option<f64> {
+        let builtin = platform.builtin;
         stack.clear();
         for t in &self.tokens {
             match *t {
@@ -416,7 +422,7 @@ impl Formula {
                             }
                             a / b
                         }
-                        BinOp::Pow => a.powf(b),
+                        BinOp::Pow => (platform.pow)(a, b),
                         BinOp::Gt => f64::from(u8::from(a > b)),
                         BinOp::Lt => f64::from(u8::from(a < b)),
                         BinOp::Le => f64::from(u8::from(a <= b)),
@@ -429,10 +435,10 @@ impl Formula {
                 Token::Func(f, argc) => {
                     if builtin_func(f) {
                         let a = stack.pop()?;
-                        stack.push(apply_builtin(f, a));
+                        stack.push(builtin(f, a));
                     } else {
                         let base = stack.len().checked_sub(argc)?;
-                        let r = apply_calc(f, &stack[base..])?;
+                        let r = apply_calc(f, &stack[base..], platform.pow)?;
                         stack.truncate(base);
                         stack.push(r);
                     }
@@ -481,7 +487,11 @@ fn builtin_func(f: Func) -> bool {
     )
 }
 
-fn apply_builtin(f: Func, a: f64) -> f64 {
+/// A one-argument function of EvalMath (`sin`, `ln`, ...) applied to a value.
+pub type Builtin = fn(Func, f64) -> f64;
+
+/// The one-argument functions through Rust's `f64` methods (the platform's libm).
+pub fn apply_builtin(f: Func, a: f64) -> f64 {
     match f {
         Func::Sin => a.sin(),
         Func::Sinh => a.sinh(),
@@ -505,7 +515,7 @@ fn apply_builtin(f: Func, a: f64) -> f64 {
     }
 }
 
-fn apply_calc(f: Func, args: &[f64]) -> Option<f64> {
+fn apply_calc(f: Func, args: &[f64], pow: fn(f64, f64) -> f64) -> Option<f64> {
     Some(match f {
         Func::If => {
             if args[0] != 0.0 {
@@ -541,14 +551,14 @@ fn apply_calc(f: Func, args: &[f64]) -> Option<f64> {
         }
         Func::ModF => php_mod(args[0], args[1])?,
         Func::Pi => std::f64::consts::PI,
-        Func::Power => args[0].powf(args[1]),
+        Func::Power => pow(args[0], args[1]),
         Func::Round => {
             let places = match args.get(1) {
                 None => 0,
                 Some(p) if p.is_finite() && p.abs() < 9.2e18 => p.trunc() as i64,
                 Some(_) => return None, // PHP TypeError for a non-finite precision
             };
-            php_round(args[0], places)
+            crate::phpmath::php_round_with(args[0], places, pow)
         }
         _ => return None,
     })
@@ -587,7 +597,7 @@ fn func_token(name: &str, argc: usize) -> Result<Token, String> {
         let expected: Vec<String> = counts.iter().map(|c| if *c < 0 { "1+".into() } else { c.to_string() }).collect();
         return Err(format!(
             "wrong number of arguments for {name}(): expected {}, given {argc}",
-            expected.join("/")
+            crate::model::join(&expected, "/")
         ));
     }
     Ok(Token::Func(f, argc))

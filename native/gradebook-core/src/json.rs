@@ -27,8 +27,8 @@ impl Json {
 /// Turns a number token (only `-+.eE0-9` characters) into a double, `None` if it is not one.
 /// [`parse`] uses Rust's correctly rounded `str::parse`; the browser build passes JavaScript's
 /// `Number()` (also correctly rounded, and for these tokens accepting the same strings) so the
-/// bundle carries no float parser of its own.
-pub type ParseNum<'a> = &'a dyn Fn(&str) -> Option<f64>;
+/// bundle carries no float parser of its own.  See [`crate::Platform`].
+pub type ParseNum = fn(&str) -> Option<f64>;
 
 /// `str::parse::<f64>`, the default [`ParseNum`].
 pub fn rust_parse_num(s: &str) -> Option<f64> {
@@ -38,14 +38,14 @@ pub fn rust_parse_num(s: &str) -> Option<f64> {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
-    num: ParseNum<'a>,
+    num: ParseNum,
 }
 
 pub fn parse(text: &str) -> Result<Json, String> {
-    parse_with(text, &rust_parse_num)
+    parse_with(text, rust_parse_num)
 }
 
-pub fn parse_with<'a>(text: &'a str, num: ParseNum<'a>) -> Result<Json, String> {
+pub fn parse_with(text: &str, num: ParseNum) -> Result<Json, String> {
     let mut p = Parser { s: text.as_bytes(), i: 0, num };
     let v = p.value(0)?;
     p.ws();

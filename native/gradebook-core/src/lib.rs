@@ -11,7 +11,7 @@ pub mod model;
 pub mod phpmath;
 pub mod regrade;
 
-pub use model::{flag, Course};
+pub use model::{flag, Course, Platform};
 pub use regrade::{Scratch, UserGrades};
 
 /// Result of a whole-course regrade, row-major `users × items`.

@@ -124,6 +124,26 @@ pub struct Course {
     pub categories: Vec<Category>,
     /// Items that are computed (category/course totals, calculated items) in dependency order.
     pub order: Vec<usize>,
+    /// `sin`, `ln`, `pow` ... for formulas (see [`Platform`]).
+    pub platform: Platform,
+}
+
+/// What the core takes from the platform it runs on.  [`Platform::RUST`] everywhere but in the
+/// browser, where the bundle uses JavaScript's `Number()` and `Math` instead of carrying its own
+/// float parser and libm (they would triple its size).  `Number()` is correctly rounded like
+/// Rust's parser; `Math.sin` & co. are, like glibc's and Rust's, within an ulp of the exact value,
+/// which the `DECIMAL(10,5)` rounding of every stored grade hides.
+#[derive(Debug, Clone, Copy)]
+pub struct Platform {
+    pub parse_num: json::ParseNum,
+    pub builtin: crate::formula::Builtin,
+    /// `pow()` for the `^` operator and `power()`.
+    pub pow: fn(f64, f64) -> f64,
+}
+
+impl Platform {
+    pub const RUST: Platform =
+        Platform { parse_num: json::rust_parse_num, builtin: crate::formula::apply_builtin, pow: f64::powf };
 }
 
 fn num(v: &Json, key: &str, default: Option<f64>, ctx: &str) -> Result<f64, String> {
@@ -169,11 +189,12 @@ fn string(v: &Json, key: &str, ctx: &str) -> Result<Option<String>, String> {
 impl Course {
     /// Build a course from its JSON description (see docs/native.md for the format).
     pub fn from_json(text: &str) -> Result<Course, String> {
-        Self::from_json_with(text, &json::rust_parse_num)
+        Self::from_json_with(text, Platform::RUST)
     }
 
-    /// [`Course::from_json`] with the number parser of the build (see [`json::ParseNum`]).
-    pub fn from_json_with(text: &str, parse_num: json::ParseNum<'_>) -> Result<Course, String> {
+    /// [`Course::from_json`] with the number parser and functions of the build ([`Platform`]).
+    pub fn from_json_with(text: &str, platform: Platform) -> Result<Course, String> {
+        let parse_num = platform.parse_num;
         let root = json::parse_with(text, parse_num)?;
         let Some(Json::Arr(cats)) = root.get("categories") else {
             return Err("course: 'categories' must be a list".into());
@@ -345,14 +366,14 @@ impl Course {
         for (i, item) in out_items.iter_mut().enumerate() {
             let Some(calc) = item.calculation.clone() else { continue };
             let compiled = compile_formula(&calc, &idnumbers, &item_by_id, parse_num)
-                .map_err(|e| format!("items[{i}] (id {}): calculation {calc:?}: {e}", item.id))?;
+                .map_err(|e| format!("items[{i}] (id {}): calculation {}: {e}", item.id, quote(&calc)))?;
             if item.itemtype == ItemType::Mod {
                 // Moodle only calculates manual items and totals; keep the model honest.
                 item.itemtype = ItemType::Manual;
             }
             item.formula = Some(compiled);
         }
-        let mut course = Course { items: out_items, categories, order: Vec::new() };
+        let mut course = Course { items: out_items, categories, order: Vec::new(), platform };
         course.order = course.dependency_order()?;
         course.pre_regrade();
         Ok(course)
@@ -405,7 +426,7 @@ impl Course {
                             let mut names: Vec<String> =
                                 stack[pos..].iter().map(|(x, _)| self.describe(*x)).collect();
                             names.push(self.describe(d));
-                            return Err(format!("circular dependency between grade items: {}", names.join(" -> ")));
+                            return Err(format!("circular dependency between grade items: {}", join(&names, " -> ")));
                         }
                         _ => {}
                     }
@@ -492,6 +513,55 @@ impl Forced {
     }
 }
 
+/// `str::find` for a short needle (the byte-window loop is much smaller in the browser bundle
+/// than the two-way string searcher).
+fn find(haystack: &str, needle: &str) -> Option<usize> {
+    haystack.as_bytes().windows(needle.len()).position(|w| w == needle.as_bytes())
+}
+
+/// `[a, b].join(sep)` without `alloc::str::join` (code size in the browser bundle).
+pub(crate) fn join(parts: &[String], sep: &str) -> String {
+    let mut out = String::new();
+    for (k, p) in parts.iter().enumerate() {
+        if k > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(p);
+    }
+    out
+}
+
+/// A string quoted like `{:?}` shows it (escapes for quotes, backslashes and control
+/// characters), without the Debug formatter and its Unicode tables in the browser bundle.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str("\\u{");
+                let v = c as u32;
+                for shift in [4u32, 0] {
+                    let d = (v >> shift) & 0xf;
+                    if shift == 0 || v >= 16 {
+                        out.push(char::from(b"0123456789abcdef"[d as usize]));
+                    }
+                }
+                out.push('}');
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Stable insertion sort (`less` is strict).  Used once per course on short lists; far smaller
 /// in the browser bundle than `slice::sort_by`.
 fn insertion_sort_by<T: Copy>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
@@ -510,7 +580,7 @@ fn compile_formula(
     calc: &str,
     idnumbers: &BTreeMap<String, usize>,
     item_by_id: &BTreeMap<i64, usize>,
-    num: json::ParseNum<'_>,
+    num: json::ParseNum,
 ) -> Result<(Formula, Vec<usize>), String> {
     let calc = calc.trim();
     let Some(body) = calc.strip_prefix('=') else {
@@ -519,10 +589,10 @@ fn compile_formula(
     // normalize_formula(): [[idnumber]] -> ##giID## ; compute(): ##giID## -> giID.
     let mut text = String::with_capacity(body.len());
     let mut rest = body;
-    while let Some(start) = rest.find("[[") {
+    while let Some(start) = find(rest, "[[") {
         text.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("]]").ok_or("unterminated [[idnumber]] reference")?;
+        let end = find(after, "]]").ok_or("unterminated [[idnumber]] reference")?;
         let idn = &after[..end];
         let target = idnumbers.get(idn).ok_or_else(|| format!("unknown idnumber [[{idn}]]"))?;
         text.push_str(&format!("##gi{}##", *target as i64 + 1_000_000_000_000));
@@ -533,10 +603,10 @@ fn compile_formula(
     let mut deps: Vec<usize> = Vec::new();
     let mut normal = String::with_capacity(text.len());
     let mut rest = text.as_str();
-    while let Some(start) = rest.find("##gi") {
+    while let Some(start) = find(rest, "##gi") {
         normal.push_str(&rest[..start]);
         let after = &rest[start + 4..];
-        let end = after.find("##").ok_or("unterminated ##giID## reference")?;
+        let end = find(after, "##").ok_or("unterminated ##giID## reference")?;
         let n: i64 = after[..end].parse().map_err(|_| format!("bad reference ##gi{}##", &after[..end]))?;
         let idx = if n >= 1_000_000_000_000 {
             (n - 1_000_000_000_000) as usize
@@ -562,4 +632,24 @@ fn compile_formula(
             .ok_or_else(|| format!("unknown variable '{name}' (refer to items as [[idnumber]] or ##giID##)"))
     }, num)?;
     Ok((f, deps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_find_and_join_equal_the_std_versions() {
+        let mut all = String::from("=[[a]]+\"b\\c\"\n\r\t\0 é x");
+        all.extend((0u8..0x80).map(char::from));
+        for s in [all.as_str(), "", "=[[a]]*2", "\u{1b}\u{7f}"] {
+            assert_eq!(quote(s), format!("{s:?}"));
+        }
+        for (h, n) in [("ab[[c]]", "[["), ("ab[[c]]", "]]"), ("x", "##"), ("##gi1####", "##"), ("", "[[")] {
+            assert_eq!(find(h, n), h.find(n));
+        }
+        let parts = vec!["a".to_string(), "b".into(), "c".into()];
+        assert_eq!(join(&parts, " -> "), parts.join(" -> "));
+        assert_eq!(join(&[], "/"), "");
+    }
 }

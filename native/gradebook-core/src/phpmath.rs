@@ -10,13 +10,13 @@
 //! * [`php_string14`] is the value of `(string)$float` read back as a number (used by the mode).
 
 /// `10^power` as PHP's `php_intpow10` computes it.
-fn intpow10(power: i32) -> f64 {
+fn intpow10(power: i32, pow: Pow) -> f64 {
     const POWERS: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
         1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
     ];
     if !(0..=22).contains(&power) {
-        return 10f64.powf(f64::from(power));
+        return pow(10.0, f64::from(power));
     }
     POWERS[power as usize]
 }
@@ -30,8 +30,8 @@ fn round_helper(value: f64) -> f64 {
     }
 }
 
-fn round_get_basic(value: f64, places: i32) -> f64 {
-    let f1 = intpow10(places.abs());
+fn round_get_basic(value: f64, places: i32, pow: Pow) -> f64 {
+    let f1 = intpow10(places.abs(), pow);
     if places >= 0 {
         value * f1
     } else {
@@ -39,21 +39,29 @@ fn round_get_basic(value: f64, places: i32) -> f64 {
     }
 }
 
+/// `pow()` as the platform has it (PHP calls the C library's; see [`crate::Platform`]).
+pub type Pow = fn(f64, f64) -> f64;
+
 /// PHP 8.2 `round($value, $places)` (mode PHP_ROUND_HALF_UP).
 pub fn php_round(value: f64, places: i64) -> f64 {
+    php_round_with(value, places, f64::powf)
+}
+
+/// [`php_round`] with the platform's `pow()` (used for powers of ten beyond 10^22).
+pub fn php_round_with(value: f64, places: i64, pow: Pow) -> f64 {
     if !value.is_finite() || value == 0.0 {
         return value;
     }
     let places = places.clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX)) as i32;
     let precision_places = 14 - value.abs().log10().floor() as i32;
-    let f1 = intpow10(places.abs());
+    let f1 = intpow10(places.abs(), pow);
     let mut tmp;
     if precision_places > places && precision_places - 15 < places {
         let use_precision = precision_places.max(-(4 * 15));
         // Pre-round to the precision the double can hold, then move the decimal point.
-        tmp = round_helper(round_get_basic(value, use_precision));
+        tmp = round_helper(round_get_basic(value, use_precision, pow));
         let shift = (places - use_precision).max(-(4 * 15));
-        tmp /= intpow10(shift.abs());
+        tmp /= intpow10(shift.abs(), pow);
     } else {
         tmp = if places >= 0 { value * f1 } else { value / f1 };
         if tmp.abs() >= 1e15 {
@@ -549,13 +557,13 @@ mod tests {
     fn reference_round(value: f64, places: i64) -> f64 {
         let places = places.clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX)) as i32;
         let precision_places = 14 - value.abs().log10().floor() as i32;
-        let f1 = intpow10(places.abs());
+        let f1 = intpow10(places.abs(), f64::powf);
         let mut tmp;
         if precision_places > places && precision_places - 15 < places {
             let use_precision = precision_places.max(-(4 * 15));
-            tmp = round_helper(round_get_basic(value, use_precision));
+            tmp = round_helper(round_get_basic(value, use_precision, f64::powf));
             let shift = (places - use_precision).max(-(4 * 15));
-            tmp /= intpow10(shift.abs());
+            tmp /= intpow10(shift.abs(), f64::powf);
         } else {
             tmp = if places >= 0 { value * f1 } else { value / f1 };
             if tmp.abs() >= 1e15 {

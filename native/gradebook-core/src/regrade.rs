@@ -7,7 +7,7 @@
 //! (`grade_minmaxtouse` = 1), no gradebook calculation freeze, outcomes are not modelled.
 
 use crate::model::{aggregation as agg, flag, gradetype, Course, Item, ItemType};
-use crate::phpmath::{db_decimal5, php_int, php_round, php_string14};
+use crate::phpmath::{db_decimal5, php_int, php_round_with, php_string14, Pow};
 
 /// `grade_grade::standardise_score()`.
 #[inline]
@@ -34,16 +34,16 @@ fn bounded_number(min: f64, v: f64, max: f64) -> f64 {
 
 /// `grade_item::bounded_grade()` with the item's (possibly per-user adjusted) range.
 #[inline]
-fn bounded_grade(gradetype_: i32, grademin: f64, grademax: f64, v: f64) -> f64 {
+fn bounded_grade(gradetype_: i32, grademin: f64, grademax: f64, v: f64, pow: Pow) -> f64 {
     if gradetype_ == gradetype::SCALE {
         // "1.5 is rounded to 2": (int)bounded_number(min, round(v + 0.00001), max)
-        return php_int(bounded_number(grademin, php_round(v + 0.00001, 0), grademax)) as f64;
+        return php_int(bounded_number(grademin, php_round_with(v + 0.00001, 0, pow), grademax)) as f64;
     }
     bounded_number(grademin, v, grademax)
 }
 
 /// `grade_item::adjust_raw_grade()` for an activity item.
-pub fn adjust_raw_grade(it: &Item, raw: f64) -> Option<f64> {
+pub fn adjust_raw_grade(it: &Item, raw: f64, pow: Pow) -> Option<f64> {
     if it.gradetype == gradetype::VALUE {
         if it.grademax < it.grademin {
             return None;
@@ -57,7 +57,7 @@ pub fn adjust_raw_grade(it: &Item, raw: f64) -> Option<f64> {
         }
         g *= it.multfactor;
         g += it.plusfactor;
-        Some(bounded_grade(it.gradetype, it.grademin, it.grademax, g))
+        Some(bounded_grade(it.gradetype, it.grademin, it.grademax, g, pow))
     } else if it.gradetype == gradetype::SCALE {
         if it.grademax < 0.0 {
             return None;
@@ -69,7 +69,7 @@ pub fn adjust_raw_grade(it: &Item, raw: f64) -> Option<f64> {
         if it.rawgrademin != it.grademin || it.rawgrademax != it.grademax {
             g = standardise_score(g, it.rawgrademin, it.rawgrademax, it.grademin, it.grademax);
         }
-        Some(bounded_grade(it.gradetype, it.grademin, it.grademax, g))
+        Some(bounded_grade(it.gradetype, it.grademin, it.grademax, g, pow))
     } else {
         None
     }
@@ -149,7 +149,7 @@ pub fn auto_update_weights(course: &mut Course, c: usize) {
         } else {
             prev
         };
-        if php_round(prev, 5) != php_round(new, 5) {
+        if php_round_with(prev, 5, course.platform.pow) != php_round_with(new, 5, course.platform.pow) {
             course.items[i].aggregationcoef2 = db_decimal5(new);
         }
     }
@@ -372,7 +372,7 @@ impl Course {
             }
             match it.itemtype {
                 ItemType::Mod if !it.is_calculated() => {
-                    out.finalgrade[i] = adjust_raw_grade(it, v).map(db_decimal5);
+                    out.finalgrade[i] = adjust_raw_grade(it, v, self.platform.pow).map(db_decimal5);
                 }
                 ItemType::Manual if !it.is_calculated() => out.finalgrade[i] = Some(v),
                 _ => {}
@@ -415,9 +415,9 @@ impl Course {
         out.finalgrade[i] = if allinputsnull {
             None
         } else {
-            match formula.eval(&s.params, &mut s.stack) {
+            match formula.eval_with(&s.params, &mut s.stack, &self.platform) {
                 Some(r) if !r.is_nan() => {
-                    Some(db_decimal5(bounded_grade(it.gradetype, it.grademin, it.grademax, r)))
+                    Some(db_decimal5(bounded_grade(it.gradetype, it.grademin, it.grademax, r, self.platform.pow)))
                 }
                 _ => None,
             }
@@ -474,7 +474,7 @@ impl Course {
         if !allnull {
             out.finalgrade[total] = grade.map(|g| {
                 let g = standardise_score(g, 0.0, 1.0, rmin, rmax);
-                db_decimal5(bounded_grade(titem.gradetype, bmin, bmax, g))
+                db_decimal5(bounded_grade(titem.gradetype, bmin, bmax, g, self.platform.pow))
             });
         }
         out.rawmin[total] = db_decimal5(rmin);

@@ -5,7 +5,8 @@
 //! student's (edited) cells for one user and reads back final grades for every item.
 #![allow(unsafe_code)] // wasm-bindgen generated glue
 
-use gradebook_core::{regrade_packed, Course};
+use gradebook_core::formula::Func;
+use gradebook_core::{regrade_packed, Course, Platform};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -17,10 +18,79 @@ extern "C" {
     fn js_number(s: &str) -> f64;
 }
 
+/// `Math.*` for EvalMath's transcendental functions and `pow()`, instead of a copy of libm in
+/// the bundle.
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = Math)]
+    fn sin(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn sinh(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn asin(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn asinh(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn cos(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn cosh(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn acos(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn acosh(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn tan(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn tanh(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn atan(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn atanh(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn log(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn exp(x: f64) -> f64;
+    #[wasm_bindgen(js_namespace = Math)]
+    fn pow(x: f64, y: f64) -> f64;
+}
+
 fn parse_num(s: &str) -> Option<f64> {
     let v = js_number(s);
     (!v.is_nan()).then_some(v)
 }
+
+fn js_builtin(f: Func, a: f64) -> f64 {
+    match f {
+        Func::Sin => sin(a),
+        Func::Sinh => sinh(a),
+        Func::Asin => asin(a),
+        Func::Asinh => asinh(a),
+        Func::Cos => cos(a),
+        Func::Cosh => cosh(a),
+        Func::Acos => acos(a),
+        Func::Acosh => acosh(a),
+        Func::Tan => tan(a),
+        Func::Tanh => tanh(a),
+        Func::Atan => atan(a),
+        Func::Atanh => atanh(a),
+        Func::Ln => log(a),
+        Func::Exp => exp(a),
+        // sqrt, abs, floor, ceil are single WebAssembly instructions.
+        _ => apply_exact(f, a),
+    }
+}
+
+fn apply_exact(f: Func, a: f64) -> f64 {
+    match f {
+        Func::Sqrt => a.sqrt(),
+        Func::Abs => a.abs(),
+        Func::Floor => a.floor(),
+        Func::Ceil => a.ceil(),
+        _ => f64::NAN,
+    }
+}
+
+const BROWSER: Platform = Platform { parse_num, builtin: js_builtin, pow };
 
 #[wasm_bindgen]
 #[derive(Debug)]
@@ -33,7 +103,7 @@ impl WhatIf {
     /// Compile a course description; throws a JS `Error` with the reason on bad input.
     #[wasm_bindgen(constructor)]
     pub fn new(spec: &str) -> Result<WhatIf, JsError> {
-        Course::from_json_with(spec, &parse_num).map(|course| WhatIf { course }).map_err(|e| JsError::new(&e))
+        Course::from_json_with(spec, BROWSER).map(|course| WhatIf { course }).map_err(|e| JsError::new(&e))
     }
 
     #[wasm_bindgen(getter)]
