@@ -249,7 +249,7 @@ impl Formula {
                 return Err("illegal character '_'".into());
             } else if (!op.is_empty() || ex.is_some()) && expecting_op && (!op.is_empty() || cur != b')' && cur != b',') {
                 if ex.is_some() && op.is_empty() {
-                    return Err(format!("implicit multiplication is not allowed (at '{}')", &expr[index..]));
+                    return Err(format!("implicit multiplication is not allowed (at '{}')", expr.get(index..).unwrap_or("")));
                 }
                 while let Some(Stack::Op(o2)) = stack.last() {
                     let pop = if op == "^" { prec(op) < prec(o2) } else { prec(op) <= prec(o2) };
@@ -300,7 +300,7 @@ impl Formula {
                 index += 1;
             } else if let (Some(len), false) = (ex, expecting_op) {
                 expecting_op = true;
-                let val = &expr[index..index + len];
+                let val = expr.get(index..index + len).unwrap_or("");
                 if let Some(name) = val.strip_suffix('(') {
                     if name == "rand_int" || name == "rand_float" {
                         return Err(format!("{name}() is not supported (its result is random)"));
@@ -339,7 +339,7 @@ impl Formula {
             } else if !op.is_empty() && !expecting_op {
                 return Err(format!("unexpected operator '{op}'"));
             } else {
-                return Err(format!("unexpected input at '{}'", &expr[index.min(expr.len())..]));
+                return Err(format!("unexpected input at '{}'", expr.get(index..).unwrap_or("")));
             }
             if index == s.len() {
                 if !op.is_empty() && OPS.contains(&op) && ex.is_none() && cur != b')' {

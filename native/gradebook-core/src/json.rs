@@ -3,8 +3,6 @@
 //! Written here rather than pulled from serde_json to keep the browser bundle small (the widget
 //! budget is 30 KB gzipped); course specs are a few kilobytes of plain objects.
 
-use std::collections::BTreeMap;
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json {
     Null,
@@ -12,13 +10,14 @@ pub enum Json {
     Num(f64),
     Str(String),
     Arr(Vec<Json>),
-    Obj(BTreeMap<String, Json>),
+    /// Members in document order; with a repeated key the last one counts (as in PHP).
+    Obj(Vec<(String, Json)>),
 }
 
 impl Json {
     pub fn get(&self, key: &str) -> Option<&Json> {
         match self {
-            Json::Obj(m) => m.get(key),
+            Json::Obj(m) => m.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -111,7 +110,7 @@ impl Parser<'_> {
             }
             b'{' => {
                 self.i += 1;
-                let mut out = BTreeMap::new();
+                let mut out = Vec::new();
                 self.ws();
                 if self.s.get(self.i) == Some(&b'}') {
                     self.i += 1;
@@ -129,7 +128,7 @@ impl Parser<'_> {
                     }
                     self.i += 1;
                     let v = self.value(depth + 1)?;
-                    out.insert(k, v);
+                    out.push((k, v));
                     self.ws();
                     match self.s.get(self.i) {
                         Some(b',') => self.i += 1,

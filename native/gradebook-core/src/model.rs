@@ -2,7 +2,6 @@
 
 use crate::formula::Formula;
 use crate::json::{self, Json};
-use std::collections::BTreeMap;
 
 /// `GRADE_AGGREGATE_*` from `lib/grade/constants.php`.
 pub mod aggregation {
@@ -205,7 +204,7 @@ impl Course {
         let forced = Forced::from_json(root.get("forced"))?;
         let mut categories = Vec::with_capacity(cats.len());
         let mut parents: Vec<Option<i64>> = Vec::new();
-        let mut cat_index: BTreeMap<i64, usize> = BTreeMap::new();
+        let mut cat_index = IdIndex::default();
         for (i, c) in cats.iter().enumerate() {
             let ctx = format!("categories[{i}]");
             let id = int(c, "id", None, &ctx)?;
@@ -268,7 +267,7 @@ impl Course {
         }
 
         let mut out_items: Vec<Item> = Vec::with_capacity(items.len());
-        let mut item_by_id: BTreeMap<i64, usize> = BTreeMap::new();
+        let mut item_by_id = IdIndex::default();
         for (i, it) in items.iter().enumerate() {
             let ctx = format!("items[{i}]");
             let id = int(it, "id", None, &ctx)?;
@@ -356,13 +355,14 @@ impl Course {
             insertion_sort_by(&mut c.deps, |&a, &b| out_items[a].id < out_items[b].id);
         }
         // Formulas.
-        // Inserted one by one: collect() would bulk-build through slice::sort (code size in WASM).
-        let mut idnumbers: BTreeMap<String, usize> = BTreeMap::new();
-        for (i, it) in out_items.iter().enumerate() {
-            if !it.idnumber.is_empty() {
-                idnumbers.insert(it.idnumber.clone(), i);
-            }
-        }
+        // (idnumber, index) pairs, searched from the end so a repeated idnumber means the last
+        // item that has it; a list rather than a map keeps the browser bundle small.
+        let idnumbers: Vec<(String, usize)> = out_items
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| !it.idnumber.is_empty())
+            .map(|(i, it)| (it.idnumber.clone(), i))
+            .collect();
         for (i, item) in out_items.iter_mut().enumerate() {
             let Some(calc) = item.calculation.clone() else { continue };
             let compiled = compile_formula(&calc, &idnumbers, &item_by_id, parse_num)
@@ -493,8 +493,16 @@ impl Forced {
         let Json::Obj(map) = v else {
             return Err("course: 'forced' must be an object".into());
         };
+        // Each key once, in sorted order (what iterating a sorted map gives).
+        let mut keys: Vec<&String> = Vec::new();
+        for (k, _) in map {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        insertion_sort_by(&mut keys, |a, b| a < b);
         let mut f = Forced::default();
-        for key in map.keys() {
+        for key in keys {
             match key.as_str() {
                 "aggregation" => {
                     let a = int(v, key, None, "forced")? as i32;
@@ -510,6 +518,28 @@ impl Forced {
             }
         }
         Ok(f)
+    }
+}
+
+/// id -> index, a sorted list (ids mostly arrive in order, so inserting appends); smaller in the
+/// browser bundle than a map.
+#[derive(Debug, Default)]
+struct IdIndex(Vec<(i64, usize)>);
+
+impl IdIndex {
+    /// Like `BTreeMap::insert`: `Some(previous)` when the id was there already.
+    fn insert(&mut self, id: i64, index: usize) -> Option<usize> {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&id)) {
+            Ok(pos) => Some(std::mem::replace(&mut self.0[pos].1, index)),
+            Err(pos) => {
+                self.0.insert(pos, (id, index));
+                None
+            }
+        }
+    }
+
+    fn get(&self, id: &i64) -> Option<&usize> {
+        self.0.binary_search_by(|(k, _)| k.cmp(id)).ok().map(|pos| &self.0[pos].1)
     }
 }
 
@@ -578,8 +608,8 @@ fn insertion_sort_by<T: Copy>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
 
 fn compile_formula(
     calc: &str,
-    idnumbers: &BTreeMap<String, usize>,
-    item_by_id: &BTreeMap<i64, usize>,
+    idnumbers: &[(String, usize)],
+    item_by_id: &IdIndex,
     num: json::ParseNum,
 ) -> Result<(Formula, Vec<usize>), String> {
     let calc = calc.trim();
@@ -590,13 +620,18 @@ fn compile_formula(
     let mut text = String::with_capacity(body.len());
     let mut rest = body;
     while let Some(start) = find(rest, "[[") {
-        text.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
+        text.push_str(rest.get(..start).unwrap_or(""));
+        let after = rest.get(start + 2..).unwrap_or("");
         let end = find(after, "]]").ok_or("unterminated [[idnumber]] reference")?;
-        let idn = &after[..end];
-        let target = idnumbers.get(idn).ok_or_else(|| format!("unknown idnumber [[{idn}]]"))?;
+        let idn = after.get(..end).unwrap_or("");
+        let target = idnumbers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == idn)
+            .map(|(_, i)| i)
+            .ok_or_else(|| format!("unknown idnumber [[{idn}]]"))?;
         text.push_str(&format!("##gi{}##", *target as i64 + 1_000_000_000_000));
-        rest = &after[end + 2..];
+        rest = after.get(end + 2..).unwrap_or("");
     }
     text.push_str(rest);
     // Index-based placeholders (offset so they can never collide with an item id) -> item index.
@@ -604,10 +639,11 @@ fn compile_formula(
     let mut normal = String::with_capacity(text.len());
     let mut rest = text.as_str();
     while let Some(start) = find(rest, "##gi") {
-        normal.push_str(&rest[..start]);
-        let after = &rest[start + 4..];
+        normal.push_str(rest.get(..start).unwrap_or(""));
+        let after = rest.get(start + 4..).unwrap_or("");
         let end = find(after, "##").ok_or("unterminated ##giID## reference")?;
-        let n: i64 = after[..end].parse().map_err(|_| format!("bad reference ##gi{}##", &after[..end]))?;
+        let digits = after.get(..end).unwrap_or("");
+        let n: i64 = digits.parse().map_err(|_| format!("bad reference ##gi{digits}##"))?;
         let idx = if n >= 1_000_000_000_000 {
             (n - 1_000_000_000_000) as usize
         } else {
@@ -621,7 +657,7 @@ fn compile_formula(
             }
         };
         normal.push_str(&format!("v{slot}v"));
-        rest = &after[end + 2..];
+        rest = after.get(end + 2..).unwrap_or("");
     }
     normal.push_str(rest);
     let f = Formula::parse_with(&normal, &mut |name: &str| {
