@@ -48,7 +48,7 @@ BACKUP_LABEL = "platform.moodle.dev/backup"
 
 def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destination: dict,
                     retention: dict, backup_image: str, backup_name: str = "") -> dict:
-    """Pod template of a backup: an init container lends the Moodle code's version.php, the backup
+    """Pod template of a backup: an init container evaluates the Moodle code's version.php, the backup
     engine dumps the DB, snapshots moodledata with restic and writes the manifest."""
     site_image = "{}:{}".format((site_spec.get("image") or {}).get("repository", "moodle-platform/moodle"), image_tag)
     db_host = (site_spec.get("database") or {}).get("host") or f"{site_name}-db"
@@ -70,7 +70,9 @@ def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destinat
             "initContainers": [{
                 "name": "moodle-version",
                 "image": site_image,
-                "command": ["cp", "/var/www/moodle/version.php", "/work/version.php"],
+                # The Moodle image's PHP evaluates its version.php (as Moodle does) for the engine.
+                "command": ["/bin/sh", "-c", 'exec php -r "$1" /var/www/moodle/version.php > /work/moodle-version.json',
+                            "sh", backup_manifest.VERSION_PHP_CODE],
                 "volumeMounts": [{"name": "work", "mountPath": "/work"}],
                 "securityContext": restricted,
             }],
@@ -82,7 +84,7 @@ def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destinat
                     "--platform", "kubernetes",
                     "--project", site_name,
                     "--dataroot", "/var/www/moodledata",
-                    "--version-php", "/work/version.php",
+                    "--version-json", "/work/moodle-version.json",
                     "--image", site_image,
                     "--repository", destination["repository"],
                     "--keep-daily", str(retention.get("keepDaily", 7)),
@@ -95,6 +97,8 @@ def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destinat
                     _env("MOODLE_DB_NAME", "moodle"), _env("MOODLE_DB_USER", "moodle"),
                     _env("MOODLE_DB_PASSWORD_FILE", "/run/secrets/db_password"),
                     _env("RESTIC_CACHE_DIR", "/work/restic-cache"),
+                    # read-only root file system: temporary files (option file, dump buffers) go to /work
+                    _env("TMPDIR", "/work"), _env("HOME", "/work"),
                 ],
                 # S3 keys and the restic password reach only this process, from the Secret.
                 "envFrom": [{"secretRef": {"name": s3_secret}}],
@@ -170,7 +174,7 @@ def restore_job(*, name: str, namespace: str, site_name: str, site_spec: dict, i
     main["command"] = ["moodle-backup", "restore"]
     main["args"] = ["--platform", "kubernetes", "--project", site_name, "--backup-id", backup_id,
                     "--repository", destination["repository"], "--dataroot", "/var/www/moodledata",
-                    "--version-php", "/work/version.php", "--maintenance-off", "--summary-file", TERMINATION_LOG]
+                    "--version-json", "/work/moodle-version.json", "--maintenance-off", "--summary-file", TERMINATION_LOG]
     # Restoring writes moodledata.
     main["volumeMounts"][0] = {"name": "moodledata", "mountPath": "/var/www/moodledata"}
     pod["spec"]["volumes"][0] = {"name": "moodledata", "persistentVolumeClaim": {"claimName": f"{site_name}-moodledata"}}

@@ -203,6 +203,18 @@ def build_manifest(*, backup_id, project, platform, started, completed, moodle, 
     return manifest
 
 
+# version.php is PHP: evaluate it (as Moodle does) instead of pattern-matching it.
+VERSION_PHP_CODE = (
+    "define('MOODLE_INTERNAL', true);"
+    "foreach (['MATURITY_ALPHA' => 50, 'MATURITY_BETA' => 100, 'MATURITY_RC' => 150, 'MATURITY_STABLE' => 200]"
+    " as $c => $v) { defined($c) || define($c, $v); }"
+    "$version = null; $release = null; $branch = null; $maturity = null;"
+    "include $argv[1];"
+    "echo json_encode(['version' => sprintf('%.2f', $version), 'release' => (string) $release,"
+    " 'branch' => (string) $branch, 'maturity' => (string) $maturity]);"
+)
+
+
 SUMMARY_FIELDS = ("backup_id", "database_snapshot", "moodledata_snapshot", "database_sha256",
                   "database_size_bytes", "moodledata_size_bytes", "duration_seconds", "moodle_release",
                   "moodle_version", "image")

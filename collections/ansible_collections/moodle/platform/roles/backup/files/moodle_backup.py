@@ -263,16 +263,7 @@ def _ident(name):
     return name
 
 
-# version.php is PHP: evaluate it (as Moodle does) instead of pattern-matching it.
-VERSION_PHP_CODE = (
-    "define('MOODLE_INTERNAL', true);"
-    "foreach (['MATURITY_ALPHA' => 50, 'MATURITY_BETA' => 100, 'MATURITY_RC' => 150, 'MATURITY_STABLE' => 200]"
-    " as $c => $v) { defined($c) || define($c, $v); }"
-    "$version = null; $release = null; $branch = null; $maturity = null;"
-    "include $argv[1];"
-    "echo json_encode(['version' => sprintf('%.2f', $version), 'release' => (string) $release,"
-    " 'branch' => (string) $branch, 'maturity' => (string) $maturity]);"
-)
+VERSION_PHP_CODE = bm.VERSION_PHP_CODE
 
 
 def _version_from_json(text, where):
@@ -408,6 +399,12 @@ class DirectSite:
         """version.php when the caller lends it (Kubernetes: an init container copies it from the
         Moodle image), else what the database records (``version``/``release`` in the config table,
         i.e. the code version the schema was last upgraded to)."""
+        version_json = self.config.get("version_json")
+        if version_json:
+            try:
+                return _version_from_json(Path(version_json).read_text(encoding="utf-8"), version_json)
+            except OSError as exc:
+                raise EngineError(f"cannot read {version_json}: {exc}") from exc
         version_php = self.config.get("version_php")
         if version_php:
             if shutil.which("php"):
@@ -912,7 +909,7 @@ def cmd_restore(config, args):
     restic = Restic(config)
     with run_lock(config["state_dir"]):
         site = site_for(config)
-        target = site.moodle_version() if config.get("version_php") else None
+        target = site.moodle_version() if config.get("version_php") or config.get("version_json") else None
         manifest, problems = verify(config, restic, args.backup_id, target=target, force=args.force)
         if problems:  # nothing was touched
             raise EngineError("refusing to restore: " + "; ".join(p["message"] for p in problems))
@@ -1211,6 +1208,8 @@ def _direct_parent():
     group.add_argument("--repository", help="restic repository (default: RESTIC_REPOSITORY)")
     group.add_argument("--dataroot", help="moodledata directory (mounted)")
     group.add_argument("--version-php", dest="version_php", help="the Moodle code's version.php")
+    group.add_argument("--version-json", dest="version_json",
+                       help="version.php as evaluated by the Moodle image's PHP (JSON: version, release, branch)")
     group.add_argument("--image", help="Moodle image reference the site runs (recorded in the manifest)")
     group.add_argument("--state-dir", dest="state_dir", help="lock + restic cache (default: $TMPDIR/moodle-backup)")
     group.add_argument("--textfile-dir", dest="textfile_dir", help="write the Prometheus status file here")
@@ -1228,12 +1227,13 @@ def direct_config(args, base=None):
     if base is None:
         config.update(platform="kubernetes", access="direct", inherit_env=True, password_file="", textfile_dir="",
                       repository=os.environ.get("RESTIC_REPOSITORY", ""),
-                      state_dir=str(Path(tempfile.gettempdir()) / "moodle-backup"))
+                      state_dir=str(Path(os.environ.get("TMPDIR") or "/tmp") / "moodle-backup"))  # noqa: S108
         for key, env in DIRECT_ENV.items():
             if os.environ.get(env):
                 config[key] = os.environ[env]
         config.setdefault("db_user", "moodle")
-    for key in ("platform", "project", "repository", "dataroot", "version_php", "image", "state_dir", "textfile_dir"):
+    for key in ("platform", "project", "repository", "dataroot", "version_php", "version_json", "image", "state_dir",
+                "textfile_dir"):
         if getattr(args, key, None):
             config[key] = getattr(args, key)
     retention = dict(config.get("retention") or {})
@@ -1348,7 +1348,9 @@ def main(argv=None):
             config["repository"], config["env_file"] = config["offsite_repository"], config.get("offsite_env_file", "")
             config["offsite_repository"] = ""
         result = handlers[args.command](config, args)
-    except (EngineError, bm.ManifestError) as exc:
+    except (EngineError, bm.ManifestError, OSError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError):
+            exc = EngineError(f"{exc} (is the state directory, TMPDIR or the repository writable?)")
         print(json.dumps({"failed": True, "msg": str(exc)}))
         log(f"ERROR: {exc}")
         if summary_file:

@@ -1,0 +1,211 @@
+"""The backup engine in direct mode, as moodle-operator's Kubernetes Jobs run it, against the Compose
+stand-in site (project day2): one manifest format, so a backup taken on Kubernetes restores on
+Compose and the reverse.
+
+No Kubernetes here: a KUBELET STAND-IN (kubelet_standin.py) starts the Job's Pod spec, rendered by the
+operator's own functions, with the Docker engine: the real moodle-backup image, its command and
+arguments, non-root, read-only root file system, the Secret files and the termination message.
+The database answers as ``db`` on the stack's backend network (the spec's database host). A local
+restic repository mounted at /repo stands in for the S3 bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kubelet_standin import run_pod
+
+from conftest import (
+    CRON,
+    ENGINE_CONFIG,
+    PROJECT,
+    PROJECT_DIR,
+    ROOT,
+    WEB,
+    engine,
+    http_status,
+    moodledata_hashes,
+    playbook,
+    run,
+    sql,
+    stop_cron,
+    table_dumps,
+)
+
+sys.path.insert(0, str(ROOT / "operator"))
+from moodle_operator import backups
+
+pytestmark = pytest.mark.usefixtures("seeded")
+SCRATCH = Path("/var/tmp/moodle-platform-day2-test/direct")  # noqa: S108 - fixed path, root-only test host
+NETWORK = f"{PROJECT}_backend"
+VOLUME = f"{PROJECT}_moodledata"
+STATE = {}
+
+
+@pytest.fixture(scope="module")
+def backup_image():
+    _, out = playbook("backup_image.yml", env_extra={})
+    ref = next(line.split("built ", 1)[1].split(" ", 1)[0] for line in out.splitlines() if "built moodle-platform/" in line)
+    return ref
+
+
+@pytest.fixture(scope="module")
+def site():
+    """What the operator knows of the site: its spec, the web image, and the Secrets."""
+    if not ENGINE_CONFIG.exists():  # the module runs alone: configure the site's Compose backup first
+        playbook("backup.yml")
+    stop_cron()
+    image = run(["docker", "inspect", "--format", "{{.Config.Image}}", WEB]).stdout.decode().strip()
+    repository, tag = image.rsplit(":", 1)
+    if SCRATCH.exists():
+        shutil.rmtree(SCRATCH)
+    SCRATCH.mkdir(parents=True)
+    password = SCRATCH / "restic-password"
+    password.write_text(secrets.token_hex(16))
+    password.chmod(0o600)
+    spec = {"image": {"repository": repository}, "database": {"host": "db", "port": 3306},
+            "secretRef": {"name": "day2-secrets"}}
+    yield {"spec": spec, "tag": tag, "password": password,
+           "secrets": {"day2-secrets": {"db_password": str(PROJECT_DIR / "secrets" / "db_password")}},
+           "env_from": {"day2-backup": {"RESTIC_PASSWORD": password.read_text()}}}
+    run(["docker", "start", CRON], check=False)
+
+
+def repo_dir(name):
+    path = SCRATCH / name
+    path.mkdir(exist_ok=True)
+    os.chown(path, 33, 33)
+    return path
+
+
+def chown_tree(path, uid):
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, uid)
+    os.chown(path, uid, uid)
+
+
+def damage_site():
+    """Changes a restore must undo: new rows, a changed row, a deleted and an added file."""
+    sql("CREATE TABLE IF NOT EXISTS mdl_direct_damage (id INT PRIMARY KEY); INSERT IGNORE INTO mdl_direct_damage VALUES (1)")
+    sql("UPDATE mdl_user SET username = CONCAT(username, '-damaged') ORDER BY id LIMIT 1")
+    run(["docker", "exec", WEB, "sh", "-c", "set -e; cd /var/www/moodledata/filedir; "
+         "f=$(find . -type f | sort | head -1); rm -f \"$f\"; echo new > ./added-after-backup"])
+
+
+def compose_config_for(repo, name):
+    """The host engine's config of the day2 site, pointed at ``repo`` (a Kubernetes-made repository)."""
+    config = json.loads(ENGINE_CONFIG.read_text())
+    config.update(repository=str(repo), password_file=str(SCRATCH / "restic-password"),
+                  state_dir=str(SCRATCH / f"state-{name}"), offsite_repository="")
+    path = SCRATCH / f"{name}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_kubernetes_backup_job_output_restores_on_compose(backup_image, site):
+    before_tables, before_files = table_dumps(), moodledata_hashes()
+    repo = repo_dir("k8s-repo")
+    job = backups.backup_job(name="day2-nightly", namespace="day2", site_name=PROJECT, site_spec=site["spec"],
+                             image_tag=site["tag"], backup_image=backup_image, backup_name="day2-nightly",
+                             backup_spec={"destination": {"repository": "/repo", "secretRef": {"name": "day2-backup"}},
+                                          "retention": {"keepDaily": 7, "keepWeekly": 4, "keepMonthly": 12}})
+    result = run_pod(job["spec"]["template"], network=NETWORK, pvcs={f"{PROJECT}-moodledata": VOLUME},
+                     secrets=site["secrets"], env_from=site["env_from"], extra_mounts=[(str(repo), "/repo")])
+    assert result.exit_code == 0, result.logs[-3000:]
+    assert site["password"].read_text() not in result.logs
+
+    # the operator reads the result the way it does from a cluster
+    finished = {"metadata": {"name": "day2-nightly"}, "status": {
+        "startTime": "2026-11-24T02:00:00Z", "completionTime": "2026-11-24T02:01:00Z",
+        "conditions": [{"type": "Complete", "status": "True"}]}}
+    status = backups.backup_status(finished, [result.as_pod("backup")])
+    assert status["phase"] == "Succeeded", status
+    summary = status["manifest"]
+    assert len(result.message.encode()) <= 4096
+
+    config = compose_config_for(repo, "k8s-made")
+    manifest = engine("show", summary["backup_id"], config=config)
+    assert manifest["platform"] == "kubernetes"
+    assert status["snapshotId"] == manifest["moodledata"]["snapshot_id"]
+    assert manifest["database"]["tables"]["mdl_user"] == int(sql("SELECT COUNT(*) FROM mdl_user")[0][0])
+    web_version = run(["docker", "exec", WEB, "php", "-r", "define('MOODLE_INTERNAL', 1); "
+                       "include '/var/www/moodle/version.php'; echo $version;"]).stdout.decode().strip()
+    assert float(manifest["moodle"]["version"]) == float(web_version), "version.php lent by the init container"
+    assert manifest["image"]["reference"] == f"{site['spec']['image']['repository']}:{site['tag']}"
+    assert not any(s["path"].startswith(("cache/", "sessions/")) for s in manifest["moodledata"]["sample"])
+
+    damage_site()
+    assert table_dumps() != before_tables
+    # the Compose side restores it (the engine the restore playbook drives)
+    engine("restore-db", summary["backup_id"], config=config)
+    engine("restore-files", summary["backup_id"], config=config)
+    assert table_dumps() == before_tables
+    assert moodledata_hashes() == before_files
+    STATE["k8s_backup"] = summary["backup_id"]
+
+
+def test_compose_backup_restores_with_the_kubernetes_restore_job(backup_image, site):
+    playbook("backup.yml")
+    before_tables, before_files = table_dumps(), moodledata_hashes()
+    backup_id = engine("list")["backups"][-1]["backup_id"]
+    # the Compose repository, as a bucket the Job can read (uid 33); same password file contents
+    repo = SCRATCH / "compose-repo"
+    if repo.exists():
+        shutil.rmtree(repo)
+    shutil.copytree(json.loads(ENGINE_CONFIG.read_text())["repository"], repo)
+    chown_tree(repo, 33)
+    password = Path(json.loads(ENGINE_CONFIG.read_text())["password_file"]).read_text().strip()
+
+    damage_site()
+    run(["docker", "exec", "--user", "www-data", WEB, "php", "/var/www/moodle/admin/cli/maintenance.php", "--enable"])
+    job = backups.restore_job(name="day2-restore", namespace="day2", site_name=PROJECT, site_spec=site["spec"],
+                              image_tag=site["tag"], destination={"repository": "/repo",
+                                                                  "secretRef": {"name": "day2-backup"}},
+                              backup_id=backup_id, backup_image=backup_image)
+    result = run_pod(job["spec"]["template"], network=NETWORK, pvcs={f"{PROJECT}-moodledata": VOLUME},
+                     secrets=site["secrets"], env_from={"day2-backup": {"RESTIC_PASSWORD": password}},
+                     extra_mounts=[(str(repo), "/repo")])
+    assert result.exit_code == 0, result.logs[-3000:]
+    summary = json.loads(result.message)
+    assert summary["restored"] is True and summary["backup_id"] == backup_id
+    assert summary["maintenance"] == "off"
+    assert table_dumps() == before_tables
+    assert moodledata_hashes() == before_files
+    leftover = run(["docker", "exec", WEB, "test", "-e", "/var/www/moodledata/climaintenance.html"], check=False)
+    assert leftover.returncode != 0, "--maintenance-off must end CLI maintenance"
+    assert http_status("http://127.0.0.1:8180/login/index.php") == "200"
+
+
+def test_kubernetes_restore_job_refuses_a_missing_backup_and_changes_nothing(backup_image, site):
+    repo = SCRATCH / "compose-repo"
+    password = Path(json.loads(ENGINE_CONFIG.read_text())["password_file"]).read_text().strip()
+    before_tables, before_files = table_dumps(), moodledata_hashes()
+    job = backups.restore_job(name="day2-restore-bad", namespace="day2", site_name=PROJECT, site_spec=site["spec"],
+                              image_tag=site["tag"], destination={"repository": "/repo",
+                                                                  "secretRef": {"name": "day2-backup"}},
+                              backup_id="20200101T000000Z-day2", backup_image=backup_image)
+    result = run_pod(job["spec"]["template"], network=NETWORK, pvcs={f"{PROJECT}-moodledata": VOLUME},
+                     secrets=site["secrets"], env_from={"day2-backup": {"RESTIC_PASSWORD": password}},
+                     extra_mounts=[(str(repo), "/repo")])
+    assert result.exit_code == 1
+    message = json.loads(result.message)
+    assert message["failed"] is True and "20200101T000000Z-day2 does not exist" in message["msg"]
+    assert table_dumps() == before_tables
+    assert moodledata_hashes() == before_files
+
+
+def test_direct_mode_refuses_incomplete_settings_before_touching_anything(backup_image):
+    proc = subprocess.run(["docker", "run", "--rm", "--read-only", backup_image, "moodle-backup", "backup",
+                           "--platform", "kubernetes", "--project", "day2", "--repository", "/nowhere"],
+                          capture_output=True, check=False)
+    assert proc.returncode == 1
+    msg = json.loads(proc.stdout.decode().splitlines()[0])["msg"]
+    assert "--dataroot" in msg and "MOODLE_DB_HOST" in msg and "MOODLE_DB_PASSWORD_FILE" in msg
