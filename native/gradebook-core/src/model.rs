@@ -125,6 +125,10 @@ pub struct Course {
     pub order: Vec<usize>,
     /// `sin`, `ln`, `pow` ... for formulas (see [`Platform`]).
     pub platform: Platform,
+    /// `rawgrademin`/`rawgrademax` of each item's row before the regrade: a fresh category row
+    /// has Moodle's defaults 0..100, calculated items their item's range, activity and manual
+    /// rows the item's raw range.
+    pub raw_defaults: (Vec<f64>, Vec<f64>),
 }
 
 /// What the core takes from the platform it runs on.  [`Platform::RUST`] everywhere but in the
@@ -373,9 +377,22 @@ impl Course {
             }
             item.formula = Some(compiled);
         }
-        let mut course = Course { items: out_items, categories, order: Vec::new(), platform };
+        let mut course = Course { items: out_items, categories, order: Vec::new(), platform, raw_defaults: (Vec::new(), Vec::new()) };
         course.order = course.dependency_order()?;
         course.pre_regrade();
+        course.raw_defaults = course
+            .items
+            .iter()
+            .map(|it| {
+                if it.is_calculated() {
+                    (it.grademin, it.grademax)
+                } else if it.is_aggregate() {
+                    (0.0, 100.0)
+                } else {
+                    (it.rawgrademin, it.rawgrademax)
+                }
+            })
+            .unzip();
         Ok(course)
     }
 

@@ -340,32 +340,21 @@ impl Course {
         let n = self.items.len();
         out.finalgrade.clear();
         out.finalgrade.resize(n, None);
+        // Ranges of a fresh row (see Course::raw_defaults); an overridden total keeps its item's.
         out.rawmin.clear();
+        out.rawmin.extend_from_slice(&self.raw_defaults.0);
         out.rawmax.clear();
+        out.rawmax.extend_from_slice(&self.raw_defaults.1);
         for (i, it) in self.items.iter().enumerate() {
             let f = flags[i];
-            let has = f & flag::HAS_VALUE != 0;
-            let v = db_decimal5(cells[i]);
-            // Defaults of a fresh grade_grades row are rawgrademin 0, rawgrademax 100; activity
-            // and manual rows carry the item's raw range.
-            if it.is_aggregate() && !it.is_calculated() {
-                if f & flag::OVERRIDDEN != 0 {
-                    out.rawmin.push(it.given_range.0);
-                    out.rawmax.push(it.given_range.1);
-                } else {
-                    out.rawmin.push(0.0);
-                    out.rawmax.push(100.0);
-                }
-            } else if it.is_calculated() {
-                out.rawmin.push(it.grademin);
-                out.rawmax.push(it.grademax);
-            } else {
-                out.rawmin.push(it.rawgrademin);
-                out.rawmax.push(it.rawgrademax);
+            if f & flag::OVERRIDDEN != 0 && it.is_aggregate() && !it.is_calculated() {
+                out.rawmin[i] = it.given_range.0;
+                out.rawmax[i] = it.given_range.1;
             }
-            if !has {
+            if f & flag::HAS_VALUE == 0 {
                 continue;
             }
+            let v = db_decimal5(cells[i]);
             if f & flag::OVERRIDDEN != 0 {
                 out.finalgrade[i] = Some(v);
                 continue;
