@@ -45,7 +45,8 @@ def test_build_is_idempotent_and_artifacts_verify(tmp_path):
     assert {"php/moodle_gradebook.so", "php/moodle_gradebook.ini", "moodle/local/nativegrades/version.php",
             "moodle/local/nativegrades/amd/build/whatif.min.js",
             "moodle/local/nativegrades/wasm/gradebook_wasm_bg.wasm",
-            "moodle/local/nativegrades/wasm/gradebook_wasm.js"} <= listed
+            "moodle/local/nativegrades/wasm/gradebook_wasm.js",
+            "moodle/local/nativegrades/wasm/gradebook_wasm_asm.js"} <= listed
 
     php = subprocess.run(["php", "-n", "-d", f"extension={dest / 'php/moodle_gradebook.so'}", "-m"],
                          capture_output=True, text=True)

@@ -1,13 +1,15 @@
 """The what-if widget in headless Chromium (Debian's chromium, driven by playwright-core): the AMD
 module loads the WASM build of the core, a student edits a grade and the totals update to what
-the core computes; with WebAssembly removed from the page the plain-JS path (server engine)
-shows the same numbers."""
+the core computes; with WebAssembly removed from the page the plain-JS path (the same module
+compiled to JavaScript by wasm2js) shows the same numbers.  Both browser builds are also compared
+with the core on a large course that makes the wasm2js memory grow."""
 
 from __future__ import annotations
 
 import json
 import os
 import pathlib
+import random
 import socket
 import struct
 import subprocess
@@ -98,8 +100,55 @@ def test_wasm_widget_shows_the_cores_totals(server, core):
 
 
 def test_no_wasm_fallback_gives_the_same_numbers(server, core):
+    # Without WebAssembly the widget runs the same module compiled to JavaScript (wasm2js).
     r = drive(server, {"edits": [list(EDIT)], "read": READ, "nowasm": True})
     assert r["errors"] == []
-    assert r["engine"] == "server"
+    assert r["engine"] == "js"
     want = expected(core)
     assert {k: r["values"][k] for k in map(str, READ)} == {k: want[k] for k in map(str, READ)}
+
+
+def big_course(nitems: int = 1200, nusers: int = 6) -> tuple[dict, list[dict]]:
+    """A course large enough that building it grows the module's memory (several MB of JSON)."""
+    rng = random.Random(5)  # noqa: S311 - deterministic test data
+    cats = [{"id": 1, "parent": None, "aggregation": 13, "aggregateonlygraded": True}]
+    cats += [{"id": c, "parent": 1, "aggregation": [0, 2, 6, 8, 10, 11, 12, 13][c % 8], "droplow": int(c % 3 == 0),
+              "aggregateonlygraded": c % 2 == 0} for c in range(2, 12)]
+    items = [{"id": 1, "itemtype": "course", "categoryid": 1}]
+    items += [{"id": c, "itemtype": "category", "categoryid": c, "aggregationcoef": 1.0} for c in range(2, 12)]
+    while len(items) < nitems:
+        k = len(items)
+        item = {"id": k + 1, "itemtype": "mod" if k % 3 else "manual", "categoryid": 2 + k % 10,
+                "idnumber": f"i{k}", "grademax": rng.choice([10.0, 20.0, 100.0]), "aggregationcoef": rng.choice([1.0, 2.0])}
+        if k % 97 == 0:
+            item["calculation"] = f"=round([[i{k - 5}]] * 0.3 + sqrt([[i{k - 7}]]) + sin([[i{k - 3}]]) ^ 2, 3)"
+            item["itemtype"] = "manual"
+        items.append(item)
+    rows = []
+    for _ in range(nusers):
+        flags = [0 if it["itemtype"] in ("course", "category") or "calculation" in it else
+                 (1 if rng.random() < 0.8 else 0) | (2 if rng.random() < 0.02 else 0) for it in items]
+        cells = [round(rng.uniform(0, it.get("grademax", 100.0)), 2) if f & 1 else 0.0
+                 for it, f in zip(items, flags, strict=True)]
+        rows.append({"cells": cells, "flags": flags})
+    return {"categories": cats, "items": items}, rows
+
+
+def test_wasm2js_fallback_equals_wasm_and_core_on_a_large_course(core, tmp_path):
+    course, rows = big_course()
+    case = tmp_path / "big.json"
+    case.write_text(json.dumps({"course": course, "rows": rows}))
+    out = subprocess.run(["node", str(HERE / "widget/engines.mjs"), str(PLUGIN / "wasm"), str(case)],
+                         capture_output=True, text=True, cwd=HERE / "widget", timeout=300)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    before, after = r["jsMemory"]
+    assert after > before, "the case should make the wasm2js memory grow (that path must be covered)"
+    c = core.Course(json.dumps(course))
+    n = len(course["items"])
+    for k, row in enumerate(rows):
+        g = c.regrade(struct.pack(f"<{n}d", *row["cells"]), bytes(row["flags"]), 1)
+        fin = struct.unpack(f"<{n}d", g["final"])
+        want = [fin[i] if g["hasvalue"][i] else None for i in range(n)]
+        assert r["wasm"][k] == want, f"WebAssembly build differs from the core for user {k}"
+        assert r["js"][k] == want, f"wasm2js build differs from the core for user {k}"

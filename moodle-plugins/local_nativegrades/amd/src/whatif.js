@@ -17,8 +17,9 @@
  * What-if grade calculator: a student types hypothetical grades and sees category and course
  * totals update at once.  Totals come from the gradebook core compiled to WebAssembly - the same
  * Rust code the server's moodle_gradebook extension runs - so they agree with the server.
- * Progressive: the current grades render first; without WebAssembly the plain-JS path asks the
- * server (local_nativegrades_whatif, same engine) instead.
+ * Progressive: the current grades render first; without WebAssembly the same module runs as plain
+ * JavaScript (compiled by binaryen's wasm2js), and only if neither loads does the page ask the
+ * server (local_nativegrades_whatif, same engine).
  *
  * @module     local_nativegrades/whatif
  * @copyright  moodle.platform contributors
@@ -26,6 +27,27 @@
  */
 define(['core/ajax'], function(Ajax) {
     var HAS_VALUE = 1;
+
+    /**
+     * Wrap the core's bindings (gradebook_wasm.js, however instantiated) as an engine.
+     *
+     * @param {string} name engine name shown on the page
+     * @param {Object} glue the wasm-bindgen module
+     * @param {string} course course description JSON
+     * @return {Object} engine
+     */
+    function coreEngine(name, glue, course) {
+        var calc = new glue.WhatIf(course);
+        return {
+            name: name,
+            recompute: function(cells, flags) {
+                var out = calc.recompute(Float64Array.from(cells), Uint8Array.from(flags));
+                return Promise.resolve(Array.prototype.map.call(out, function(v) {
+                    return isNaN(v) ? null : v;
+                }));
+            }
+        };
+    }
 
     /**
      * Load the WebAssembly build of the core.
@@ -38,24 +60,33 @@ define(['core/ajax'], function(Ajax) {
         if (typeof WebAssembly !== 'object' || typeof WebAssembly.instantiate !== 'function') {
             return Promise.reject(new Error('WebAssembly is not available'));
         }
-        return import(base + '/gradebook_wasm.js').then(function(mod) {
-            return mod.default({module_or_path: base + '/gradebook_wasm_bg.wasm'}).then(function() {
-                var calc = new mod.WhatIf(course);
-                return {
-                    name: 'wasm',
-                    recompute: function(cells, flags) {
-                        var out = calc.recompute(Float64Array.from(cells), Uint8Array.from(flags));
-                        return Promise.resolve(Array.prototype.map.call(out, function(v) {
-                            return isNaN(v) ? null : v;
-                        }));
-                    }
-                };
+        return import(base + '/gradebook_wasm.js').then(function(glue) {
+            return glue.default({module_or_path: base + '/gradebook_wasm_bg.wasm'}).then(function() {
+                return coreEngine('wasm', glue, course);
             });
         });
     }
 
     /**
-     * The plain-JS path: the server computes with the same engine.
+     * The plain-JS path for browsers without WebAssembly: the same module compiled to JavaScript
+     * by binaryen's wasm2js (gradebook_wasm_asm.js), behind the same bindings - one core, the same
+     * numbers.
+     *
+     * @param {string} base URL of the plugin's wasm directory
+     * @param {string} course course description JSON
+     * @return {Promise<Object>} engine
+     */
+    function jsEngine(base, course) {
+        return Promise.all([import(base + '/gradebook_wasm.js'), import(base + '/gradebook_wasm_asm.js')])
+            .then(function(mods) {
+                var glue = mods[0];
+                glue.__wbg_finalize_init({exports: mods[1].instantiate(glue.__wbg_get_imports())}, null);
+                return coreEngine('js', glue, course);
+            });
+    }
+
+    /**
+     * Last resort (neither build loads): the server computes with the same engine.
      *
      * @param {number} courseid
      * @param {number} userid
@@ -179,7 +210,9 @@ define(['core/ajax'], function(Ajax) {
             });
             root.dataset.ready = '1';
         };
-        return wasmEngine(wasmbase, data.course).then(start, function() {
+        return wasmEngine(wasmbase, data.course).catch(function() {
+            return jsEngine(wasmbase, data.course);
+        }).then(start, function() {
             start(serverEngine(courseid, data.userid));
         });
     }
