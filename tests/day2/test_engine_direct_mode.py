@@ -11,12 +11,14 @@ restic repository mounted at /repo stands in for the S3 bucket.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,7 @@ pytestmark = pytest.mark.usefixtures("seeded")
 SCRATCH = Path("/var/tmp/moodle-platform-day2-test/direct")  # noqa: S108 - fixed path, root-only test host
 NETWORK = f"{PROJECT}_backend"
 VOLUME = f"{PROJECT}_moodledata"
+SCHEDULER = f"{PROJECT}-backup-scheduler"
 STATE = {}
 
 
@@ -209,3 +212,46 @@ def test_direct_mode_refuses_incomplete_settings_before_touching_anything(backup
     assert proc.returncode == 1
     msg = json.loads(proc.stdout.decode().splitlines()[0])["msg"]
     assert "--dataroot" in msg and "MOODLE_DB_HOST" in msg and "MOODLE_DB_PASSWORD_FILE" in msg
+
+
+def test_scheduler_container_takes_the_scheduled_backup(site):
+    """No systemd on this host: backup_scheduler=container runs the engine image on the backend network.
+    A daily time one to two minutes ahead; the test waits for that scheduled run."""
+    status_file = Path("/var/lib/moodle-platform/backup/day2-textfile") / f"moodle_backup_{PROJECT}.prom"
+    before = {b["backup_id"] for b in engine("list")["backups"]}
+    at = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)).replace(second=0, microsecond=0)
+    settings = ["backup_scheduler=container", {"backup_times": [at.strftime("%H:%M")]},
+                "backup_randomized_delay_seconds=0", "backup_run_now=false"]
+    playbook("backup.yml", *settings)
+    _, again = playbook("backup.yml", *settings)
+    assert "changed=0" in again.split("PLAY RECAP", 1)[1], "a second run of the role changes nothing"
+
+    info = json.loads(run(["docker", "inspect", SCHEDULER]).stdout)[0]
+    assert info["State"]["Running"] and info["HostConfig"]["ReadonlyRootfs"] and not info["HostConfig"]["Privileged"]
+    assert not info["HostConfig"]["PortBindings"] and "ALL" in info["HostConfig"]["CapDrop"]
+    assert not any("docker.sock" in m["Source"] for m in info["Mounts"]), "no Docker socket"
+    assert set(info["NetworkSettings"]["Networks"]) == {NETWORK}
+    secret_values = [(PROJECT_DIR / "secrets" / "db_password").read_text().strip(),
+                     Path(json.loads(ENGINE_CONFIG.read_text())["password_file"]).read_text().strip()]
+    assert not any(value in " ".join(info["Config"]["Env"]) for value in secret_values), "no secret in the environment"
+
+    deadline = at + dt.timedelta(seconds=150)
+    new = set()
+    while dt.datetime.now(dt.UTC) < deadline and not new:
+        time.sleep(5)
+        new = {b["backup_id"] for b in engine("list")["backups"]} - before
+    logs = run(["docker", "logs", SCHEDULER]).stderr.decode()
+    assert new, f"no scheduled backup by {deadline}: {logs[-2000:]}"
+    assert not any(value in logs for value in secret_values)
+    manifest = engine("show", new.pop())
+    assert manifest["backup_id"].startswith(at.strftime("%Y%m%dT%H%M"))
+    assert manifest["platform"] == "compose" and manifest["moodle"]["source"] == "database"
+    web_image = run(["docker", "inspect", "--format", "{{.Config.Image}}", WEB]).stdout.decode().strip()
+    assert manifest["image"]["reference"] == web_image
+    assert manifest["database"]["tables"]["mdl_user"] == int(sql("SELECT COUNT(*) FROM mdl_user")[0][0])
+    assert engine("verify", manifest["backup_id"])["ok"] is True
+    status = status_file.read_text()
+    assert f'backup_id="{manifest["backup_id"]}"' in status
+
+    playbook("backup.yml", "backup_scheduler=none", "backup_run_now=false")
+    assert run(["docker", "inspect", SCHEDULER], check=False).returncode != 0, "scheduler removed with scheduler=none"

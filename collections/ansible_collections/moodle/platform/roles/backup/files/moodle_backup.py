@@ -426,9 +426,28 @@ class DirectSite:
         info["source"] = "database"
         return info
 
+    def image_reference(self):
+        """--image, else the web service's image in the Compose file the scheduler container mounts
+        (re-rendered by every deploy and upgrade, so it names the image that runs now)."""
+        if self.config.get("image"):
+            return self.config["image"]
+        compose_file = self.config.get("compose_file")
+        if not compose_file:
+            return "unknown"
+        try:
+            import yaml  # python3-yaml in the image
+
+            services = (yaml.safe_load(Path(compose_file).read_text(encoding="utf-8")) or {}).get("services") or {}
+        except (OSError, ImportError, ValueError) as exc:
+            raise EngineError(f"cannot read the web image from {compose_file}: {exc}") from exc
+        image = (services.get(self.config["web_service"]) or {}).get("image")
+        if not image:
+            raise EngineError(f"{compose_file} has no image for service {self.config['web_service']!r}")
+        return image
+
     def describe(self):
         moodle = self.moodle_version()
-        image = {"reference": self.config.get("image") or "unknown", "id": self.config.get("image_id") or ""}
+        image = {"reference": self.image_reference(), "id": self.config.get("image_id") or ""}
         return {"moodle": moodle, "image": image, "config_php": None,
                 "stack": {"db_host": self.config["db_host"]}}
 
