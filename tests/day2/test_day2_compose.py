@@ -345,6 +345,8 @@ def test_upgrade_a_to_b_succeeds(image_b):
     assert container_running(CRON)["image"] == image_b
     assert http_status("http://127.0.0.1:8180/login/index.php") == "200"
     assert int(sql("SELECT COUNT(*) FROM mdl_day2_course")[0][0]) == 300
+    # cron.php --disable-wait ran before the switch and --enable after it (both required steps now)
+    assert sql("SELECT value FROM mdl_config WHERE name = 'cron_enabled'")[0][0] == "1"
 
 
 def test_upgrade_refuses_a_downgrade_and_changes_nothing(image_b):
