@@ -8,7 +8,10 @@
 //! (non-deterministic), unknown variables and functions are load-time errors, and modulo by zero
 //! (a PHP `DivisionByZeroError` that aborts Moodle's regrade) gives an empty grade.
 
+use crate::fm;
 use crate::phpmath::php_int;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 /// A postfix token.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,14 +212,15 @@ fn op_at(s: &[u8], i: usize) -> (&'static str, usize) {
 impl Formula {
     /// Parse a formula *without* its leading `=`, variables already lowercased names; `resolve`
     /// maps a variable name to a parameter index.
-    pub fn parse(expr: &str, resolve: &mut dyn FnMut(&str) -> Result<usize, String>) -> Result<Formula, String> {
+    #[cfg(feature = "std")]
+    pub fn parse(expr: &str, resolve: &mut impl FnMut(&str) -> Result<usize, String>) -> Result<Formula, String> {
         Self::parse_with(expr, resolve, crate::json::rust_parse_num)
     }
 
     /// [`Formula::parse`] with the number parser of the build (see [`crate::json::ParseNum`]).
     pub fn parse_with(
         expr: &str,
-        resolve: &mut dyn FnMut(&str) -> Result<usize, String>,
+        resolve: &mut impl FnMut(&str) -> Result<usize, String>,
         num: crate::json::ParseNum,
     ) -> Result<Formula, String> {
         let expr = expr.trim().to_ascii_lowercase();
@@ -229,7 +233,7 @@ impl Formula {
                 || "%+*^/().<>=".contains(c)
                 || (','..='<').contains(&c))
         }) {
-            return Err(format!("illegal character '{c}'"));
+            return Err(cat!("illegal character '", c, "'"));
         }
         let mut out: Vec<Token> = Vec::new();
         let mut stack: Vec<Stack> = Vec::new();
@@ -249,7 +253,7 @@ impl Formula {
                 return Err("illegal character '_'".into());
             } else if (!op.is_empty() || ex.is_some()) && expecting_op && (!op.is_empty() || cur != b')' && cur != b',') {
                 if ex.is_some() && op.is_empty() {
-                    return Err(format!("implicit multiplication is not allowed (at '{}')", expr.get(index..).unwrap_or("")));
+                    return Err(cat!("implicit multiplication is not allowed (at '", expr.get(index..).unwrap_or(""), "')"));
                 }
                 while let Some(Stack::Op(o2)) = stack.last() {
                     let pop = if op == "^" { prec(op) < prec(o2) } else { prec(op) <= prec(o2) };
@@ -303,7 +307,7 @@ impl Formula {
                 let val = expr.get(index..index + len).unwrap_or("");
                 if let Some(name) = val.strip_suffix('(') {
                     if name == "rand_int" || name == "rand_float" {
-                        return Err(format!("{name}() is not supported (its result is random)"));
+                        return Err(cat!(name, "() is not supported (its result is random)"));
                     }
                     if builtin(name).is_some() || calcfunc(name).is_some() {
                         stack.push(Stack::FnOpen(name.to_string()));
@@ -312,13 +316,13 @@ impl Formula {
                         expecting_op = false;
                         index += len;
                     } else {
-                        return Err(format!("unknown function '{name}'"));
+                        return Err(cat!("unknown function '", name, "'"));
                     }
                 } else {
                     if is_name_start(val.as_bytes()[0]) {
                         out.push(Token::Var(resolve(val)?));
                     } else {
-                        let v: f64 = num(val).ok_or_else(|| format!("invalid number '{val}'"))?;
+                        let v: f64 = crate::json::call_parse_num(num, val).ok_or_else(|| cat!("invalid number '", val, "'"))?;
                         out.push(Token::Num(v));
                     }
                     index += len;
@@ -337,13 +341,13 @@ impl Formula {
                     _ => return Err("unexpected ')'".into()),
                 }
             } else if !op.is_empty() && !expecting_op {
-                return Err(format!("unexpected operator '{op}'"));
+                return Err(cat!("unexpected operator '", op, "'"));
             } else {
-                return Err(format!("unexpected input at '{}'", expr.get(index..).unwrap_or("")));
+                return Err(cat!("unexpected input at '", expr.get(index..).unwrap_or(""), "'"));
             }
             if index == s.len() {
                 if !op.is_empty() && OPS.contains(&op) && ex.is_none() && cur != b')' {
-                    return Err(format!("operator '{op}' lacks an operand"));
+                    return Err(cat!("operator '", op, "' lacks an operand"));
                 }
                 break;
             }
@@ -393,13 +397,14 @@ impl Formula {
 
     /// Evaluate with the given parameter values.  `None` is EvalMath's `false` (an error such as
     /// division by zero): Moodle stores an empty grade.
+    #[cfg(feature = "std")]
     pub fn eval(&self, params: &[f64], stack: &mut Vec<f64>) -> Option<f64> {
         self.eval_with(params, stack, &crate::Platform::RUST)
     }
 
     /// [`Formula::eval`] with the transcendental functions of the build (see [`crate::Platform`]).
     pub fn eval_with(&self, params: &[f64], stack: &mut Vec<f64>, platform: &crate::Platform) -> Option<f64> {
-        let builtin = platform.builtin;
+        let builtin = platform.builtin_fn();
         stack.clear();
         for t in &self.tokens {
             match *t {
@@ -422,7 +427,7 @@ impl Formula {
                             }
                             a / b
                         }
-                        BinOp::Pow => (platform.pow)(a, b),
+                        BinOp::Pow => crate::phpmath::call_pow(platform.pow_fn(), a, b),
                         BinOp::Gt => f64::from(u8::from(a > b)),
                         BinOp::Lt => f64::from(u8::from(a < b)),
                         BinOp::Le => f64::from(u8::from(a <= b)),
@@ -435,10 +440,10 @@ impl Formula {
                 Token::Func(f, argc) => {
                     if builtin_func(f) {
                         let a = stack.pop()?;
-                        stack.push(builtin(f, a));
+                        stack.push(call_builtin(builtin, f, a));
                     } else {
                         let base = stack.len().checked_sub(argc)?;
-                        let r = apply_calc(f, &stack[base..], platform.pow)?;
+                        let r = apply_calc(f, &stack[base..], platform.pow_fn())?;
                         stack.truncate(base);
                         stack.push(r);
                     }
@@ -490,7 +495,20 @@ fn builtin_func(f: Func) -> bool {
 /// A one-argument function of EvalMath (`sin`, `ln`, ...) applied to a value.
 pub type Builtin = fn(Func, f64) -> f64;
 
+/// `builtin(f, a)`; without `std`, the binding's functions called directly (see [`crate::Platform`]).
+#[inline]
+fn call_builtin(builtin: Builtin, f: Func, a: f64) -> f64 {
+    #[cfg(feature = "std")]
+    return builtin(f, a);
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = builtin;
+        crate::fm::platform_builtin(f, a)
+    }
+}
+
 /// The one-argument functions through Rust's `f64` methods (the platform's libm).
+#[cfg(feature = "std")]
 pub fn apply_builtin(f: Func, a: f64) -> f64 {
     match f {
         Func::Sin => a.sin(),
@@ -550,12 +568,12 @@ fn apply_calc(f: Func, args: &[f64], pow: fn(f64, f64) -> f64) -> Option<f64> {
             res
         }
         Func::ModF => php_mod(args[0], args[1])?,
-        Func::Pi => std::f64::consts::PI,
-        Func::Power => pow(args[0], args[1]),
+        Func::Pi => core::f64::consts::PI,
+        Func::Power => crate::phpmath::call_pow(pow, args[0], args[1]),
         Func::Round => {
             let places = match args.get(1) {
                 None => 0,
-                Some(p) if p.is_finite() && p.abs() < 9.2e18 => p.trunc() as i64,
+                Some(p) if p.is_finite() && fm::abs(*p) < 9.2e18 => fm::trunc(*p) as i64,
                 Some(_) => return None, // PHP TypeError for a non-finite precision
             };
             crate::phpmath::php_round_with(args[0], places, pow)
@@ -584,20 +602,24 @@ fn op_token(op: &str) -> Token {
 fn func_token(name: &str, argc: usize) -> Result<Token, String> {
     if let Some(f) = builtin(name) {
         if argc != 1 {
-            return Err(format!("wrong number of arguments for {name}(): expected 1, given {argc}"));
+            return Err(cat!("wrong number of arguments for ", name, "(): expected 1, given ", argc));
         }
         return Ok(Token::Func(f, 1));
     }
     if name == "rand_int" || name == "rand_float" {
-        return Err(format!("{name}() is not supported (its result is random)"));
+        return Err(cat!(name, "() is not supported (its result is random)"));
     }
-    let (f, counts) = calcfunc(name).ok_or_else(|| format!("unknown function '{name}'"))?;
+    let (f, counts) = calcfunc(name).ok_or_else(|| cat!("unknown function '", name, "'"))?;
     let ok = if counts.contains(&-1) { argc > 0 } else { counts.contains(&(argc as i32)) };
     if !ok {
-        let expected: Vec<String> = counts.iter().map(|c| if *c < 0 { "1+".into() } else { c.to_string() }).collect();
-        return Err(format!(
-            "wrong number of arguments for {name}(): expected {}, given {argc}",
-            crate::model::join(&expected, "/")
+        let expected: Vec<String> = counts.iter().map(|c| if *c < 0 { "1+".into() } else { cat!(*c) }).collect();
+        return Err(cat!(
+            "wrong number of arguments for ",
+            name,
+            "(): expected ",
+            crate::model::join(&expected, "/"),
+            ", given ",
+            argc
         ));
     }
     Ok(Token::Func(f, argc))
@@ -606,6 +628,7 @@ fn func_token(name: &str, argc: usize) -> Result<Token, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
 
     fn eval(src: &str, vars: &[(&str, f64)]) -> Option<f64> {
         let names: Vec<&str> = vars.iter().map(|v| v.0).collect();

@@ -3,6 +3,9 @@
 //! Written here rather than pulled from serde_json to keep the browser bundle small (the widget
 //! budget is 30 KB gzipped); course specs are a few kilobytes of plain objects.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json {
     Null,
@@ -30,8 +33,21 @@ impl Json {
 pub type ParseNum = fn(&str) -> Option<f64>;
 
 /// `str::parse::<f64>`, the default [`ParseNum`].
+#[cfg(feature = "std")]
 pub fn rust_parse_num(s: &str) -> Option<f64> {
     s.parse().ok()
+}
+
+/// `num(t)`; without `std`, the binding's parser called directly (see [`crate::Platform`]).
+#[inline]
+pub(crate) fn call_parse_num(num: ParseNum, t: &str) -> Option<f64> {
+    #[cfg(feature = "std")]
+    return num(t);
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = num;
+        crate::fm::platform_parse_num(t)
+    }
 }
 
 struct Parser<'a> {
@@ -40,6 +56,7 @@ struct Parser<'a> {
     num: ParseNum,
 }
 
+#[cfg(feature = "std")]
 pub fn parse(text: &str) -> Result<Json, String> {
     parse_with(text, rust_parse_num)
 }
@@ -49,7 +66,7 @@ pub fn parse_with(text: &str, num: ParseNum) -> Result<Json, String> {
     let v = p.value(0)?;
     p.ws();
     if p.i != p.s.len() {
-        return Err(format!("invalid JSON: trailing data at byte {}", p.i));
+        return Err(cat!("invalid JSON: trailing data at byte ", p.i));
     }
     Ok(v)
 }
@@ -62,7 +79,7 @@ impl Parser<'_> {
     }
 
     fn err<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("invalid JSON at byte {}: {what}", self.i))
+        Err(cat!("invalid JSON at byte ", self.i, ": ", what))
     }
 
     fn lit(&mut self, word: &str, v: Json) -> Result<Json, String> {
@@ -147,8 +164,8 @@ impl Parser<'_> {
                 {
                     self.i += 1;
                 }
-                let t = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-                match (self.num)(t) {
+                let t = core::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
+                match call_parse_num(self.num, t) {
                     Some(v) => Ok(Json::Num(v)),
                     None => self.err("bad number"),
                 }
@@ -183,12 +200,12 @@ impl Parser<'_> {
                         b't' => out.push('\t'),
                         b'u' => {
                             let hex = self.s.get(self.i..self.i + 4).ok_or("short \\u escape")?;
-                            let h = std::str::from_utf8(hex).map_err(|_| "bad \\u escape")?;
+                            let h = core::str::from_utf8(hex).map_err(|_| "bad \\u escape")?;
                             let mut cp = u32::from_str_radix(h, 16).map_err(|_| "bad \\u escape")?;
                             self.i += 4;
                             if (0xD800..0xDC00).contains(&cp) && self.s.get(self.i..self.i + 2) == Some(b"\\u") {
                                 let h2 = self.s.get(self.i + 2..self.i + 6).ok_or("short \\u escape")?;
-                                let lo = u32::from_str_radix(std::str::from_utf8(h2).map_err(|_| "bad \\u")?, 16)
+                                let lo = u32::from_str_radix(core::str::from_utf8(h2).map_err(|_| "bad \\u")?, 16)
                                     .map_err(|_| "bad \\u escape")?;
                                 self.i += 6;
                                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF);
@@ -204,7 +221,7 @@ impl Parser<'_> {
                     while self.i < self.s.len() && self.s[self.i] != b'"' && self.s[self.i] != b'\\' {
                         self.i += 1;
                     }
-                    out.push_str(std::str::from_utf8(&self.s[start..self.i]).map_err(|_| "invalid UTF-8")?);
+                    out.push_str(core::str::from_utf8(&self.s[start..self.i]).map_err(|_| "invalid UTF-8")?);
                 }
             }
         }

@@ -4,7 +4,16 @@
 //!
 //! No PHP, Python or JavaScript types here; the bindings (`gradebook-php`, `gradebook-py`,
 //! `gradebook-wasm`) pass plain slices through [`regrade_packed`].
+//!
+//! Without the default `std` feature the crate is `no_std` + `alloc` (the browser bundle): no
+//! `format!` anywhere (messages are built with [`cat!`]), float functions from [`fm`].
+#![cfg_attr(not(feature = "std"), no_std)]
 
+extern crate alloc;
+
+#[macro_use]
+pub mod msg;
+pub mod fm;
 pub mod formula;
 pub mod json;
 pub mod model;
@@ -13,6 +22,11 @@ pub mod regrade;
 
 pub use model::{flag, Course, Platform};
 pub use regrade::{Scratch, UserGrades};
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use msg::Hex2;
 
 /// Result of a whole-course regrade, row-major `users × items`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -77,29 +91,26 @@ pub fn validate_packed<C: Cells + ?Sized>(course: &Course, nusers: usize, cells:
     let n = course.items.len();
     let expected = nusers.checked_mul(n).ok_or("too many users")?;
     if cells.count() != expected {
-        return Err(format!(
-            "grades: expected {expected} values ({nusers} users x {n} items), got {}",
-            cells.count()
-        ));
+        return Err(cat!("grades: expected ", expected, " values (", nusers, " users x ", n, " items), got ", cells.count()));
     }
     if flags.len() != expected {
-        return Err(format!(
-            "flags: expected {expected} bytes ({nusers} users x {n} items), got {}",
-            flags.len()
-        ));
+        return Err(cat!("flags: expected ", expected, " bytes (", nusers, " users x ", n, " items), got ", flags.len()));
     }
     for (k, &f) in flags.iter().enumerate() {
         if f & !flag::ALL != 0 {
-            return Err(format!("flags: unknown bits {f:#04x} at user {} item {}", k / n.max(1), k % n.max(1)));
+            return Err(cat!("flags: unknown bits ", Hex2(f), " at user ", k / n.max(1), " item ", k % n.max(1)));
         }
         if f & flag::HAS_VALUE != 0 {
             let v = cells.at(k);
             if !v.is_finite() {
-                return Err(format!(
-                    "grades: value at user {} item {} is not a finite number ({})",
+                return Err(cat!(
+                    "grades: value at user ",
                     k / n.max(1),
+                    " item ",
                     k % n.max(1),
-                    non_finite_name(v)
+                    " is not a finite number (",
+                    non_finite_name(v),
+                    ")"
                 ));
             }
         }

@@ -1,7 +1,11 @@
 //! Course description: categories, grade items, and its validation.
 
+use crate::fm;
 use crate::formula::Formula;
 use crate::json::{self, Json};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 
 /// `GRADE_AGGREGATE_*` from `lib/grade/constants.php`.
 pub mod aggregation {
@@ -144,9 +148,42 @@ pub struct Platform {
     pub pow: fn(f64, f64) -> f64,
 }
 
+#[cfg(feature = "std")]
 impl Platform {
     pub const RUST: Platform =
         Platform { parse_num: json::rust_parse_num, builtin: crate::formula::apply_builtin, pow: f64::powf };
+}
+
+// Without `std` (the browser bundle) the core calls the binding's `gradebook_platform_parse_num`,
+// `gradebook_platform_builtin` and `gradebook_platform_pow` (`#[no_mangle]` functions, the same
+// ones the binding puts into its `Platform`) directly: a call through a pointer stored in the
+// course would keep every function-pointer target of the program, `core::fmt`'s included, in the
+// bundle.
+impl Platform {
+    /// The number parser to call.
+    #[inline]
+    pub fn parse_num_fn(&self) -> json::ParseNum {
+        #[cfg(feature = "std")]
+        return self.parse_num;
+        #[cfg(not(feature = "std"))]
+        return fm::platform_parse_num;
+    }
+    /// The one-argument functions to call.
+    #[inline]
+    pub fn builtin_fn(&self) -> crate::formula::Builtin {
+        #[cfg(feature = "std")]
+        return self.builtin;
+        #[cfg(not(feature = "std"))]
+        return fm::platform_builtin;
+    }
+    /// The `pow()` to call.
+    #[inline]
+    pub fn pow_fn(&self) -> fn(f64, f64) -> f64 {
+        #[cfg(feature = "std")]
+        return self.pow;
+        #[cfg(not(feature = "std"))]
+        return fm::platform_pow;
+    }
 }
 
 fn num(v: &Json, key: &str, default: Option<f64>, ctx: &str) -> Result<f64, String> {
@@ -155,19 +192,19 @@ fn num(v: &Json, key: &str, default: Option<f64>, ctx: &str) -> Result<f64, Stri
             if n.is_finite() {
                 Ok(*n)
             } else {
-                Err(format!("{ctx}: '{key}' must be a finite number"))
+                Err(cat!(ctx, ": '", key, "' must be a finite number"))
             }
         }
         Some(Json::Bool(b)) => Ok(f64::from(u8::from(*b))),
-        None | Some(Json::Null) => default.ok_or_else(|| format!("{ctx}: '{key}' is required")),
-        Some(_) => Err(format!("{ctx}: '{key}' must be a number")),
+        None | Some(Json::Null) => default.ok_or_else(|| cat!(ctx, ": '", key, "' is required")),
+        Some(_) => Err(cat!(ctx, ": '", key, "' must be a number")),
     }
 }
 
 fn int(v: &Json, key: &str, default: Option<i64>, ctx: &str) -> Result<i64, String> {
     let n = num(v, key, default.map(|d| d as f64), ctx)?;
-    if n.fract() != 0.0 || n.abs() > 9.0e15 {
-        return Err(format!("{ctx}: '{key}' must be an integer"));
+    if fm::fract(n) != 0.0 || fm::abs(n) > 9.0e15 {
+        return Err(cat!(ctx, ": '", key, "' must be an integer"));
     }
     Ok(n as i64)
 }
@@ -177,7 +214,7 @@ fn boolean(v: &Json, key: &str, ctx: &str) -> Result<bool, String> {
         None | Some(Json::Null) => Ok(false),
         Some(Json::Bool(b)) => Ok(*b),
         Some(Json::Num(n)) => Ok(*n != 0.0),
-        Some(_) => Err(format!("{ctx}: '{key}' must be a boolean")),
+        Some(_) => Err(cat!(ctx, ": '", key, "' must be a boolean")),
     }
 }
 
@@ -185,19 +222,20 @@ fn string(v: &Json, key: &str, ctx: &str) -> Result<Option<String>, String> {
     match v.get(key) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Str(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("{ctx}: '{key}' must be a string")),
+        Some(_) => Err(cat!(ctx, ": '", key, "' must be a string")),
     }
 }
 
 impl Course {
     /// Build a course from its JSON description (see docs/native.md for the format).
+    #[cfg(feature = "std")]
     pub fn from_json(text: &str) -> Result<Course, String> {
         Self::from_json_with(text, Platform::RUST)
     }
 
     /// [`Course::from_json`] with the number parser and functions of the build ([`Platform`]).
     pub fn from_json_with(text: &str, platform: Platform) -> Result<Course, String> {
-        let parse_num = platform.parse_num;
+        let parse_num = platform.parse_num_fn();
         let root = json::parse_with(text, parse_num)?;
         let Some(Json::Arr(cats)) = root.get("categories") else {
             return Err("course: 'categories' must be a list".into());
@@ -210,19 +248,19 @@ impl Course {
         let mut parents: Vec<Option<i64>> = Vec::new();
         let mut cat_index = IdIndex::default();
         for (i, c) in cats.iter().enumerate() {
-            let ctx = format!("categories[{i}]");
+            let ctx = cat!("categories[", i, "]");
             let id = int(c, "id", None, &ctx)?;
             if cat_index.insert(id, i).is_some() {
-                return Err(format!("{ctx}: duplicate category id {id}"));
+                return Err(cat!(ctx, ": duplicate category id ", id));
             }
             let aggregation = int(c, "aggregation", Some(13), &ctx)? as i32;
             if !aggregation::ALL.contains(&aggregation) {
-                return Err(format!("{ctx}: unknown aggregation method {aggregation}"));
+                return Err(cat!(ctx, ": unknown aggregation method ", aggregation));
             }
             let droplow = int(c, "droplow", Some(0), &ctx)?;
             let keephigh = int(c, "keephigh", Some(0), &ctx)?;
             if droplow < 0 || keephigh < 0 {
-                return Err(format!("{ctx}: droplow and keephigh must not be negative"));
+                return Err(cat!(ctx, ": droplow and keephigh must not be negative"));
             }
             parents.push(match c.get("parent") {
                 None | Some(Json::Null) => None,
@@ -248,13 +286,13 @@ impl Course {
             if let Some(p) = p {
                 let pi = *cat_index
                     .get(p)
-                    .ok_or_else(|| format!("categories[{i}]: parent {p} is not a category of this course"))?;
+                    .ok_or_else(|| cat!("categories[", i, "]: parent ", *p, " is not a category of this course"))?;
                 categories[i].parent = Some(pi);
             }
         }
         let roots: Vec<usize> = (0..categories.len()).filter(|&i| categories[i].parent.is_none()).collect();
         if roots.len() != 1 {
-            return Err(format!("course: expected exactly one course category (parent null), found {}", roots.len()));
+            return Err(cat!("course: expected exactly one course category (parent null), found ", roots.len()));
         }
         // Depths, rejecting loops in the category tree.
         for i in 0..categories.len() {
@@ -263,7 +301,7 @@ impl Course {
             while let Some(p) = cur {
                 d += 1;
                 if d > categories.len() {
-                    return Err(format!("categories: parent loop through category {}", categories[i].id));
+                    return Err(cat!("categories: parent loop through category ", categories[i].id));
                 }
                 cur = categories[p].parent;
             }
@@ -273,44 +311,45 @@ impl Course {
         let mut out_items: Vec<Item> = Vec::with_capacity(items.len());
         let mut item_by_id = IdIndex::default();
         for (i, it) in items.iter().enumerate() {
-            let ctx = format!("items[{i}]");
+            let ctx = cat!("items[", i, "]");
             let id = int(it, "id", None, &ctx)?;
             if id <= 0 {
-                return Err(format!("{ctx}: id must be positive"));
+                return Err(cat!(ctx, ": id must be positive"));
             }
             if item_by_id.insert(id, i).is_some() {
-                return Err(format!("{ctx}: duplicate item id {id}"));
+                return Err(cat!(ctx, ": duplicate item id ", id));
             }
             let itemtype = match string(it, "itemtype", &ctx)?.as_deref() {
                 Some("mod") | None => ItemType::Mod,
                 Some("manual") => ItemType::Manual,
                 Some("category") => ItemType::Category,
                 Some("course") => ItemType::Course,
-                Some(other) => return Err(format!("{ctx}: unknown itemtype '{other}'")),
+                Some(other) => return Err(cat!(ctx, ": unknown itemtype '", other, "'")),
             };
             let catid = int(it, "categoryid", None, &ctx)?;
             let ci = *cat_index
                 .get(&catid)
-                .ok_or_else(|| format!("{ctx}: categoryid {catid} is not a category of this course"))?;
+                .ok_or_else(|| cat!(ctx, ": categoryid ", catid, " is not a category of this course"))?;
             let gt = int(it, "gradetype", Some(1), &ctx)? as i32;
             if !(0..=3).contains(&gt) {
-                return Err(format!("{ctx}: unknown gradetype {gt}"));
+                return Err(cat!(ctx, ": unknown gradetype ", gt));
             }
             let grademin = num(it, "grademin", Some(0.0), &ctx)?;
             let grademax = num(it, "grademax", Some(100.0), &ctx)?;
             let (parent, own) = match itemtype {
                 ItemType::Category | ItemType::Course => {
                     if categories[ci].item != usize::MAX {
-                        return Err(format!("{ctx}: category {catid} already has a total item"));
+                        return Err(cat!(ctx, ": category ", catid, " already has a total item"));
                     }
                     let is_root = categories[ci].parent.is_none();
                     if is_root != (itemtype == ItemType::Course) {
-                        return Err(format!(
-                            "{ctx}: the course category's total must have itemtype 'course' and other totals 'category'"
+                        return Err(cat!(
+                            ctx,
+                            ": the course category's total must have itemtype 'course' and other totals 'category'"
                         ));
                     }
                     if gt != gradetype::VALUE && gt != gradetype::SCALE {
-                        return Err(format!("{ctx}: a category total must be a value or scale item"));
+                        return Err(cat!(ctx, ": a category total must be a value or scale item"));
                     }
                     categories[ci].item = i;
                     (categories[ci].parent, Some(ci))
@@ -341,7 +380,7 @@ impl Course {
         }
         for c in &categories {
             if c.item == usize::MAX {
-                return Err(format!("category {}: no total item (itemtype 'category'/'course')", c.id));
+                return Err(cat!("category ", c.id, ": no total item (itemtype 'category'/'course')"));
             }
         }
         // Children in item order (sort order).
@@ -370,7 +409,7 @@ impl Course {
         for (i, item) in out_items.iter_mut().enumerate() {
             let Some(calc) = item.calculation.clone() else { continue };
             let compiled = compile_formula(&calc, &idnumbers, &item_by_id, parse_num)
-                .map_err(|e| format!("items[{i}] (id {}): calculation {}: {e}", item.id, quote(&calc)))?;
+                .map_err(|e| cat!("items[", i, "] (id ", item.id, "): calculation ", quote(&calc), ": ", e))?;
             if item.itemtype == ItemType::Mod {
                 // Moodle only calculates manual items and totals; keep the model honest.
                 item.itemtype = ItemType::Manual;
@@ -443,7 +482,7 @@ impl Course {
                             let mut names: Vec<String> =
                                 stack[pos..].iter().map(|(x, _)| self.describe(*x)).collect();
                             names.push(self.describe(d));
-                            return Err(format!("circular dependency between grade items: {}", join(&names, " -> ")));
+                            return Err(cat!("circular dependency between grade items: ", join(&names, " -> ")));
                         }
                         _ => {}
                     }
@@ -460,9 +499,9 @@ impl Course {
     pub fn describe(&self, i: usize) -> String {
         let it = &self.items[i];
         if it.idnumber.is_empty() {
-            format!("item {}", it.id)
+            cat!("item ", it.id)
         } else {
-            format!("item {} [[{}]]", it.id, it.idnumber)
+            cat!("item ", it.id, " [[", it.idnumber, "]]")
         }
     }
 
@@ -524,14 +563,14 @@ impl Forced {
                 "aggregation" => {
                     let a = int(v, key, None, "forced")? as i32;
                     if !aggregation::ALL.contains(&a) {
-                        return Err(format!("forced: unknown aggregation method {a}"));
+                        return Err(cat!("forced: unknown aggregation method ", a));
                     }
                     f.aggregation = Some(a);
                 }
                 "aggregateonlygraded" => f.aggregateonlygraded = Some(boolean(v, key, "forced")?),
                 "droplow" => f.droplow = Some(int(v, key, None, "forced")?.max(0)),
                 "keephigh" => f.keephigh = Some(int(v, key, None, "forced")?.max(0)),
-                other => return Err(format!("forced: unknown setting '{other}'")),
+                other => return Err(cat!("forced: unknown setting '", other, "'")),
             }
         }
         Ok(f)
@@ -547,7 +586,7 @@ impl IdIndex {
     /// Like `BTreeMap::insert`: `Some(previous)` when the id was there already.
     fn insert(&mut self, id: i64, index: usize) -> Option<usize> {
         match self.0.binary_search_by(|(k, _)| k.cmp(&id)) {
-            Ok(pos) => Some(std::mem::replace(&mut self.0[pos].1, index)),
+            Ok(pos) => Some(core::mem::replace(&mut self.0[pos].1, index)),
             Err(pos) => {
                 self.0.insert(pos, (id, index));
                 None
@@ -646,8 +685,8 @@ fn compile_formula(
             .rev()
             .find(|(k, _)| k == idn)
             .map(|(_, i)| i)
-            .ok_or_else(|| format!("unknown idnumber [[{idn}]]"))?;
-        text.push_str(&format!("##gi{}##", *target as i64 + 1_000_000_000_000));
+            .ok_or_else(|| cat!("unknown idnumber [[", idn, "]]"))?;
+        text.push_str(&cat!("##gi", *target as i64 + 1_000_000_000_000, "##"));
         rest = after.get(end + 2..).unwrap_or("");
     }
     text.push_str(rest);
@@ -660,11 +699,11 @@ fn compile_formula(
         let after = rest.get(start + 4..).unwrap_or("");
         let end = find(after, "##").ok_or("unterminated ##giID## reference")?;
         let digits = after.get(..end).unwrap_or("");
-        let n: i64 = digits.parse().map_err(|_| format!("bad reference ##gi{digits}##"))?;
+        let n: i64 = digits.parse().map_err(|_| cat!("bad reference ##gi", digits, "##"))?;
         let idx = if n >= 1_000_000_000_000 {
             (n - 1_000_000_000_000) as usize
         } else {
-            *item_by_id.get(&n).ok_or_else(|| format!("unknown grade item ##gi{n}##"))?
+            *item_by_id.get(&n).ok_or_else(|| cat!("unknown grade item ##gi", n, "##"))?
         };
         let slot = match deps.iter().position(|d| *d == idx) {
             Some(p) => p,
@@ -673,7 +712,7 @@ fn compile_formula(
                 deps.len() - 1
             }
         };
-        normal.push_str(&format!("v{slot}v"));
+        normal.push_str(&cat!("v", slot, "v"));
         rest = after.get(end + 2..).unwrap_or("");
     }
     normal.push_str(rest);
@@ -682,7 +721,7 @@ fn compile_formula(
             .and_then(|s| s.strip_suffix('v'))
             .and_then(|s| s.parse::<usize>().ok())
             .filter(|s| *s < deps.len())
-            .ok_or_else(|| format!("unknown variable '{name}' (refer to items as [[idnumber]] or ##giID##)"))
+            .ok_or_else(|| cat!("unknown variable '", name, "' (refer to items as [[idnumber]] or ##giID##)"))
     }, num)?;
     Ok((f, deps))
 }
@@ -690,6 +729,8 @@ fn compile_formula(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
+    use alloc::string::ToString;
 
     #[test]
     fn quote_find_and_join_equal_the_std_versions() {

@@ -9,6 +9,10 @@
 //!   applies this at the same places.
 //! * [`php_string14`] is the value of `(string)$float` read back as a number (used by the mode).
 
+use crate::fm;
+use alloc::vec;
+use alloc::vec::Vec;
+
 /// `10^power` as PHP's `php_intpow10` computes it.
 fn intpow10(power: i32, pow: Pow) -> f64 {
     const POWERS: [f64; 23] = [
@@ -16,7 +20,7 @@ fn intpow10(power: i32, pow: Pow) -> f64 {
         1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
     ];
     if !(0..=22).contains(&power) {
-        return pow(10.0, f64::from(power));
+        return call_pow(pow, 10.0, f64::from(power));
     }
     POWERS[power as usize]
 }
@@ -24,9 +28,9 @@ fn intpow10(power: i32, pow: Pow) -> f64 {
 /// PHP_ROUND_HALF_UP helper.
 fn round_helper(value: f64) -> f64 {
     if value >= 0.0 {
-        (value + 0.5).floor()
+        fm::floor(value + 0.5)
     } else {
-        (value - 0.5).ceil()
+        fm::ceil(value - 0.5)
     }
 }
 
@@ -42,7 +46,20 @@ fn round_get_basic(value: f64, places: i32, pow: Pow) -> f64 {
 /// `pow()` as the platform has it (PHP calls the C library's; see [`crate::Platform`]).
 pub type Pow = fn(f64, f64) -> f64;
 
+/// `pow(x, y)`; without `std`, the binding's `pow()` called directly (see [`crate::Platform`]).
+#[inline]
+pub(crate) fn call_pow(pow: Pow, x: f64, y: f64) -> f64 {
+    #[cfg(feature = "std")]
+    return pow(x, y);
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = pow;
+        crate::fm::platform_pow(x, y)
+    }
+}
+
 /// PHP 8.2 `round($value, $places)` (mode PHP_ROUND_HALF_UP).
+#[cfg(feature = "std")]
 pub fn php_round(value: f64, places: i64) -> f64 {
     php_round_with(value, places, f64::powf)
 }
@@ -53,7 +70,7 @@ pub fn php_round_with(value: f64, places: i64, pow: Pow) -> f64 {
         return value;
     }
     let places = places.clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX)) as i32;
-    let precision_places = 14 - value.abs().log10().floor() as i32;
+    let precision_places = 14 - fm::floor(fm::log10(fm::abs(value))) as i32;
     let f1 = intpow10(places.abs(), pow);
     let mut tmp;
     if precision_places > places && precision_places - 15 < places {
@@ -64,7 +81,7 @@ pub fn php_round_with(value: f64, places: i64, pow: Pow) -> f64 {
         tmp /= intpow10(shift.abs(), pow);
     } else {
         tmp = if places >= 0 { value * f1 } else { value / f1 };
-        if tmp.abs() >= 1e15 {
+        if fm::abs(tmp) >= 1e15 {
             return value;
         }
     }
@@ -81,7 +98,7 @@ pub fn php_round_with(value: f64, places: i64, pow: Pow) -> f64 {
         if tmp == 0.0 {
             return tmp;
         }
-        let v = decimal_to_f64(tmp.abs() as u64, -places);
+        let v = decimal_to_f64(fm::abs(tmp) as u64, -places);
         if !v.is_finite() {
             return value;
         }
@@ -182,7 +199,7 @@ impl Big {
         self.0.iter().take(4).rev().fold(0u128, |acc, &l| (acc << 32) | u128::from(l))
     }
 
-    fn cmp(&self, o: &Big) -> std::cmp::Ordering {
+    fn cmp(&self, o: &Big) -> core::cmp::Ordering {
         self.0.len().cmp(&o.0.len()).then_with(|| self.0.iter().rev().cmp(o.0.iter().rev()))
     }
 }
@@ -231,7 +248,7 @@ fn scaled_round(m: u64, e: i32, k: i32) -> u128 {
 /// zend_dtoa): `(digits, k)` with `a ~= digits * 10^-k`.
 fn sig14_big(a: f64) -> (u64, i32) {
     let (m, e) = decompose(a);
-    let mut k = 13 - a.log10().floor() as i32;
+    let mut k = 13 - fm::floor(fm::log10(a)) as i32;
     loop {
         let q = scaled_round(m, e, k);
         if q < POW10[13] {
@@ -266,7 +283,7 @@ fn decimal_to_f64(d: u64, p: i32) -> f64 {
     // Estimate within a few units in the last place, then walk to the double whose rounding
     // interval holds the decimal, comparing exactly.
     let h = p / 2;
-    let mut c = d as f64 * 10f64.powi(h) * 10f64.powi(p - h);
+    let mut c = d as f64 * fm::powi(10.0, h) * fm::powi(10.0, p - h);
     if !c.is_finite() {
         c = f64::MAX;
     }
@@ -289,7 +306,7 @@ fn decimal_to_f64(d: u64, p: i32) -> f64 {
         }
         lhs.cmp(&rhs)
     };
-    use std::cmp::Ordering::{Equal, Greater, Less};
+    use core::cmp::Ordering::{Equal, Greater, Less};
     loop {
         let bits = c.to_bits();
         let odd = bits & 1 == 1;
@@ -342,7 +359,7 @@ fn sig14_fast(v: f64) -> (u64, i32) {
     let exp = ((bits >> 52) & 0x7ff) as i32;
     let m = u128::from((bits & ((1u64 << 52) - 1)) | (1u64 << 52));
     let s = (1075 - exp) as u32; // v = m / 2^s, s >= 3 for v < 2^50
-    let mut k = 13 - v.log10().floor() as i32;
+    let mut k = 13 - fm::floor(fm::log10(v)) as i32;
     loop {
         // digits = round(m * 10^k / 2^s)
         let (num, den) = if k >= 0 {
@@ -353,9 +370,9 @@ fn sig14_fast(v: f64) -> (u64, i32) {
         let q = num / den;
         let r = num - q * den;
         let q = match (2 * r).cmp(&den) {
-            std::cmp::Ordering::Greater => q + 1,
-            std::cmp::Ordering::Equal => q + (q & 1),
-            std::cmp::Ordering::Less => q,
+            core::cmp::Ordering::Greater => q + 1,
+            core::cmp::Ordering::Equal => q + (q & 1),
+            core::cmp::Ordering::Less => q,
         };
         if q < POW10[13] {
             k += 1;
@@ -375,7 +392,7 @@ pub fn php_string14(value: f64) -> f64 {
     if value == 0.0 || !value.is_finite() {
         return value;
     }
-    let a = value.abs();
+    let a = fm::abs(value);
     if (1e-6..1e15).contains(&a) {
         let (digits, k) = sig14_fast(a);
         // digits < 2^53 and 10^k exact for |k| <= 22: one correctly rounded operation.
@@ -398,12 +415,12 @@ pub fn db_decimal5(value: f64) -> f64 {
     // within 1e-3 of a .5 boundary (far more than the f64 error of the product, ~1e-6), both
     // roundings agree with rounding value*1e5 directly.
     let t = value * 100_000.0;
-    if value.abs() < 1e5 {
+    if fm::abs(value) < 1e5 {
         // |t| < 1e10: the integer conversion truncates exactly (and, unlike f64::trunc/round,
         // needs no libm call on baseline x86-64).
         let ti = t as i64;
-        let frac = (t - ti as f64).abs();
-        if (frac - 0.5).abs() > 1e-3 {
+        let frac = fm::abs(t - ti as f64);
+        if fm::abs(frac - 0.5) > 1e-3 {
             let n = if frac < 0.5 {
                 ti
             } else if t < 0.0 {
@@ -422,7 +439,7 @@ pub fn db_decimal5_exact(value: f64) -> f64 {
     if value == 0.0 || !value.is_finite() {
         return if value.is_finite() { 0.0 } else { value };
     }
-    let a = value.abs();
+    let a = fm::abs(value);
     if a < 1e-6 {
         // Below 0.000005 even after rounding to 14 digits: the column holds 0.
         return 0.0;
@@ -460,11 +477,11 @@ pub fn php_int(value: f64) -> i64 {
     }
     const TWO63: f64 = 9_223_372_036_854_775_808.0;
     if (-TWO63..TWO63).contains(&value) {
-        return value.trunc() as i64;
+        return fm::trunc(value) as i64;
     }
     // zend_dval_to_lval_slow: modular arithmetic.
     let two64 = 2.0 * TWO63;
-    let mut dmod = value.trunc() % two64;
+    let mut dmod = fm::trunc(value) % two64;
     if dmod < 0.0 {
         // we are going to make this number positive; call ourselves recursively
         // if the result is -zend_long_min, which can't be represented as positive

@@ -8,6 +8,7 @@
 
 use crate::model::{aggregation as agg, flag, gradetype, Course, Item, ItemType};
 use crate::phpmath::{db_decimal5, php_int, php_round_with, php_string14, Pow};
+use alloc::vec::Vec;
 
 /// `grade_grade::standardise_score()`.
 #[inline]
@@ -149,7 +150,7 @@ pub fn auto_update_weights(course: &mut Course, c: usize) {
         } else {
             prev
         };
-        if php_round_with(prev, 5, course.platform.pow) != php_round_with(new, 5, course.platform.pow) {
+        if php_round_with(prev, 5, course.platform.pow_fn()) != php_round_with(new, 5, course.platform.pow_fn()) {
             course.items[i].aggregationcoef2 = db_decimal5(new);
         }
     }
@@ -361,7 +362,7 @@ impl Course {
             }
             match it.itemtype {
                 ItemType::Mod if !it.is_calculated() => {
-                    out.finalgrade[i] = adjust_raw_grade(it, v, self.platform.pow).map(db_decimal5);
+                    out.finalgrade[i] = adjust_raw_grade(it, v, self.platform.pow_fn()).map(db_decimal5);
                 }
                 ItemType::Manual if !it.is_calculated() => out.finalgrade[i] = Some(v),
                 _ => {}
@@ -406,7 +407,7 @@ impl Course {
         } else {
             match formula.eval_with(&s.params, &mut s.stack, &self.platform) {
                 Some(r) if !r.is_nan() => {
-                    Some(db_decimal5(bounded_grade(it.gradetype, it.grademin, it.grademax, r, self.platform.pow)))
+                    Some(db_decimal5(bounded_grade(it.gradetype, it.grademin, it.grademax, r, self.platform.pow_fn())))
                 }
                 _ => None,
             }
@@ -463,7 +464,7 @@ impl Course {
         if !allnull {
             out.finalgrade[total] = grade.map(|g| {
                 let g = standardise_score(g, 0.0, 1.0, rmin, rmax);
-                db_decimal5(bounded_grade(titem.gradetype, bmin, bmax, g, self.platform.pow))
+                db_decimal5(bounded_grade(titem.gradetype, bmin, bmax, g, self.platform.pow_fn()))
             });
         }
         out.rawmin[total] = db_decimal5(rmin);
