@@ -575,8 +575,8 @@ def _backup(config, restic, started, args):
     restic.ensure_repository()
 
     site = site_for(config)
+    described = site.describe()  # first: "the site does not run" is the clearest error
     mountpoint = site.dataroot()
-    described = site.describe()
     moodle, stack, config_php = described["moodle"], described["stack"], described["config_php"]
     moodle.pop("major", None)
     image_ref, image_id = described["image"]["reference"], described["image"]["id"]
