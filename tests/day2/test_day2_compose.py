@@ -359,6 +359,20 @@ def test_upgrade_refuses_a_downgrade_and_changes_nothing(image_b):
     assert container_running(WEB)["started"] == before["started"]
 
 
+def test_restore_matches_the_image_to_the_manifest(image_b):
+    """The site runs B; restoring the first backup (taken on A) brings back A's data AND A's image."""
+    first = engine("list")["backups"][0]["backup_id"]
+    manifest = engine("show", first)
+    image_a = manifest["image"]["reference"]
+    assert container_running(WEB)["image"] == image_b and image_a != image_b
+    playbook("restore.yml", f"restore_backup_id={first}")
+    assert container_running(WEB)["image"] == image_a
+    assert container_running(CRON)["image"] == image_a
+    assert sql("SELECT value FROM mdl_config WHERE name = 'version'")[0][0] == manifest["moodle"]["version"]
+    assert int(sql("SELECT COUNT(*) FROM mdl_day2_course")[0][0]) == manifest["database"]["tables"]["mdl_day2_course"]
+    assert http_status("http://127.0.0.1:8180/login/index.php") == "200"
+
+
 # ------------------------------------------------------------------------------------------------
 def _old_site(tmp, prefix="mdl_"):
     """An 'old' site in the Bitnami image layout: <dir>/moodle/config.php + <dir>/moodledata, and a dump."""
