@@ -57,6 +57,7 @@ while (($line = fgets(STDIN)) !== false) {
             'php_rows' => run_rows(fn() => php_engine::regrade_rows($req['course'], $grades, $flags, $req['nusers'])),
             'ext_rows' => $hasext ?
                 run_rows(fn() => moodle_gradebook_regrade_rows($req['course'], $grades, $flags, $req['nusers'])) : null,
+            'php_compiled' => run(fn() => ['compiled' => php_engine::compile($req['course'])]),
         ];
     } else if ($op === 'round') {
         $out = ['values' => array_map(fn($p) => round((float)$p[0], (int)$p[1]), $req['values'])];

@@ -42,6 +42,16 @@ def test_core_php_and_extension_agree(core, php, book):
     course, grades, flags, nusers = book
     want = rust(core, course, grades, flags, nusers)
     got = php.regrade(course, grades, flags, nusers)
+    # The compiled course for the widget: the PHP engine writes exactly the core's (or rejects the
+    # course as the core does).
+    try:
+        compiled = core.Course(course).compiled()
+    except ValueError:
+        compiled = None
+    if compiled is None:
+        assert "error" in got["php_compiled"], "the PHP engine compiled a course the core rejects"
+    else:
+        assert decode(got["php_compiled"]) == {"compiled": compiled}, _compiled_diff(compiled, got["php_compiled"])
     if "error" in want:
         # Same message from every implementation, as InvalidArgumentException in PHP.
         assert got["php"] == {"error": "InvalidArgumentException: moodle_gradebook_regrade: " + want["error"]}
@@ -58,6 +68,9 @@ def test_core_php_and_extension_agree(core, php, book):
     packed = {"final": want["final"], "hasvalue": want["hasvalue"]}
     assert decode(got["ext_rows"]) == packed, "extension rows API differs from core"
     assert decode(got["php_rows"]) == packed, "PHP engine rows API differs from core"
+    # Regrading the course read back from its compiled form gives the same results.
+    assert dict(core.Course.from_compiled(compiled).regrade(grades, flags, nusers)) == want, \
+        "regrade of the compiled course differs"
 
 
 def _diff(course: str, a: dict, b: dict) -> str:
@@ -107,3 +120,15 @@ def test_decimal_rounding_port_matches_php(core, php, values):
         assert eng == s14
         # ... and both engines store the same DECIMAL(10,5) value.
         assert core.db_decimal5(v) == d5, v
+
+
+def _compiled_diff(want: bytes, got: dict) -> str:
+    if "error" in got:
+        return f"PHP engine failed to compile: {got['error']}"
+    w = struct.unpack(f"<{len(want) // 8}d", want)
+    g_bytes = base64.b64decode(got["compiled"])
+    g = struct.unpack(f"<{len(g_bytes) // 8}d", g_bytes)
+    for k, (a, b) in enumerate(zip(w, g, strict=False)):
+        if struct.pack("<d", a) != struct.pack("<d", b):
+            return f"compiled course differs at value {k}: core {a!r}, PHP {b!r} (lengths {len(w)}, {len(g)})"
+    return f"compiled course lengths differ: core {len(w)}, PHP {len(g)}"

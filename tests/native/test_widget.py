@@ -6,6 +6,7 @@ with the core on a large course that makes the wasm2js memory grow."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pathlib
@@ -137,14 +138,17 @@ def big_course(nitems: int = 1200, nusers: int = 6) -> tuple[dict, list[dict]]:
 def test_wasm2js_fallback_equals_wasm_and_core_on_a_large_course(core, tmp_path):
     course, rows = big_course()
     case = tmp_path / "big.json"
-    case.write_text(json.dumps({"course": course, "rows": rows}))
+    c = core.Course(json.dumps(course))
+    # The browser builds read the course compiled, as the web service sends it.
+    case.write_text(json.dumps({"compiled": base64.b64encode(c.compiled()).decode(), "rows": rows}))
     out = subprocess.run(["node", str(HERE / "widget/engines.mjs"), str(PLUGIN / "wasm"), str(case)],
                          capture_output=True, text=True, cwd=HERE / "widget", timeout=300)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     before, after = r["jsMemory"]
     assert after > before, "the case should make the wasm2js memory grow (that path must be covered)"
-    c = core.Course(json.dumps(course))
+    # A malformed compiled course is a clear JS Error in both builds, not a crash.
+    assert r["badInput"] == {"wasm": "Error: compiled course: malformed data", "js": "Error: compiled course: malformed data"}
     n = len(course["items"])
     for k, row in enumerate(rows):
         g = c.regrade(struct.pack(f"<{n}d", *row["cells"]), bytes(row["flags"]), 1)

@@ -97,6 +97,18 @@ fn builtin(name: &str) -> Option<Func> {
 }
 
 /// Calc-emulation functions with their allowed argument counts (-1: any number ≥ 1).
+/// Whether `f` takes `argc` arguments (what [`func_token`] accepts).
+pub(crate) fn arity_ok(f: Func, argc: usize) -> bool {
+    match f {
+        Func::Average | Func::Max | Func::Min | Func::Sum | Func::And | Func::Or => argc > 0,
+        Func::ModF | Func::Power => argc == 2,
+        Func::Pi => argc == 0,
+        Func::Round => argc == 1 || argc == 2,
+        Func::If => argc == 3,
+        _ => argc == 1,
+    }
+}
+
 fn calcfunc(name: &str) -> Option<(Func, &'static [i32])> {
     Some(match name {
         "average" => (Func::Average, &[-1]),
@@ -373,7 +385,7 @@ impl Formula {
     }
 
     /// Reject token streams that could not leave exactly one value (EvalMath's "internal error").
-    fn check_stack(&self) -> Result<(), String> {
+    pub(crate) fn check_stack(&self) -> Result<(), String> {
         let mut depth: i64 = 0;
         for t in &self.tokens {
             depth += match t {

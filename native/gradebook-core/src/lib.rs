@@ -13,6 +13,7 @@ extern crate alloc;
 
 #[macro_use]
 pub mod msg;
+pub mod compiled;
 pub mod fm;
 pub mod formula;
 pub mod json;

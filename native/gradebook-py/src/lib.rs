@@ -32,6 +32,20 @@ impl Course {
         CoreCourse::from_json(spec).map(|inner| Course { inner }).map_err(PyValueError::new_err)
     }
 
+    /// Read a compiled course (`compiled()` bytes: little-endian doubles) back.
+    #[staticmethod]
+    fn from_compiled(data: &[u8]) -> PyResult<Self> {
+        let values = f64s(data, "compiled")?;
+        CoreCourse::from_compiled(&values, gradebook_core::Platform::RUST)
+            .map(|inner| Course { inner })
+            .map_err(PyValueError::new_err)
+    }
+
+    /// The compiled course the widget loads (little-endian doubles, see gradebook_core::compiled).
+    fn compiled<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &to_bytes(&self.inner.to_compiled()))
+    }
+
     /// Number of grade items (columns).
     #[getter]
     fn nitems(&self) -> usize {

@@ -37,7 +37,9 @@ if ($path === '/ajax.php') {
                     'cell' => ($case['flags'][$i] & 1) ? $case['cells'][$i] : null, 'flags' => $case['flags'][$i],
                     'final' => $final[$i]];
             }
-            $data = ['engine' => 'php', 'course' => $course, 'userid' => 3, 'hiddenaffectstotals' => false, 'items' => $items];
+            $data = ['engine' => 'php', 'course' => $course,
+                'compiled' => base64_encode(\local_nativegrades\local\php_engine::compile($course)),
+                'userid' => 3, 'hiddenaffectstotals' => false, 'items' => $items];
         } else if ($req['methodname'] === 'local_nativegrades_whatif') {
             $data = ['engine' => 'php', 'final' => array_map(fn($v) => ['value' => $v],
                 $finals(array_map('floatval', $req['args']['cells']), $req['args']['flags']))];

@@ -1,6 +1,6 @@
 //! Browser binding of the gradebook core for the "what-if" widget.
 //!
-//! The AMD module builds a [`WhatIf`] from the course JSON returned by the
+//! The AMD module builds a [`WhatIf`] from the compiled course returned by the
 //! `local_nativegrades_get_user_gradebook` web service, then calls [`WhatIf::recompute`] with the
 //! student's (edited) cells for one user and reads back final grades for every item.
 //!
@@ -127,10 +127,11 @@ pub struct WhatIf {
 
 #[wasm_bindgen]
 impl WhatIf {
-    /// Compile a course description; throws a JS `Error` with the reason on bad input.
+    /// Load a compiled course (the `compiled` doubles of `local_nativegrades_get_user_gradebook`,
+    /// see `gradebook_core::compiled`); throws a JS `Error` on malformed data.
     #[wasm_bindgen(constructor)]
-    pub fn new(spec: &str) -> Result<WhatIf, JsError> {
-        Course::from_json_with(spec, BROWSER).map(|course| WhatIf { course }).map_err(|e| JsError::new(&e))
+    pub fn new(compiled: &[f64]) -> Result<WhatIf, JsError> {
+        Course::from_compiled(compiled, BROWSER).map(|course| WhatIf { course }).map_err(|e| JsError::new(&e))
     }
 
     #[wasm_bindgen(getter)]

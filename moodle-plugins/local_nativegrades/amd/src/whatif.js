@@ -29,15 +29,37 @@ define(['core/ajax'], function(Ajax) {
     var HAS_VALUE = 1;
 
     /**
+     * The compiled course of the web service (base64 of little-endian doubles) as numbers.
+     *
+     * @param {string} b64
+     * @return {Float64Array}
+     */
+    function compiledCourse(b64) {
+        var bin = atob(b64);
+        if (bin.length % 8 !== 0) {
+            throw new Error('compiled course: ' + bin.length + ' bytes is not a whole number of doubles');
+        }
+        var view = new DataView(new ArrayBuffer(bin.length));
+        for (var i = 0; i < bin.length; i++) {
+            view.setUint8(i, bin.charCodeAt(i));
+        }
+        var out = new Float64Array(bin.length / 8);
+        for (var k = 0; k < out.length; k++) {
+            out[k] = view.getFloat64(k * 8, true);
+        }
+        return out;
+    }
+
+    /**
      * Wrap the core's bindings (gradebook_wasm.js, however instantiated) as an engine.
      *
      * @param {string} name engine name shown on the page
      * @param {Object} glue the wasm-bindgen module
-     * @param {string} course course description JSON
+     * @param {string} compiled the compiled course (base64, see compiledCourse)
      * @return {Object} engine
      */
-    function coreEngine(name, glue, course) {
-        var calc = new glue.WhatIf(course);
+    function coreEngine(name, glue, compiled) {
+        var calc = new glue.WhatIf(compiledCourse(compiled));
         return {
             name: name,
             recompute: function(cells, flags) {
@@ -53,7 +75,7 @@ define(['core/ajax'], function(Ajax) {
      * Load the WebAssembly build of the core.
      *
      * @param {string} base URL of the directory holding gradebook_wasm.js and gradebook_wasm_bg.wasm
-     * @param {string} course course description JSON
+     * @param {string} course the compiled course (base64)
      * @return {Promise<Object>} engine
      */
     function wasmEngine(base, course) {
@@ -73,7 +95,7 @@ define(['core/ajax'], function(Ajax) {
      * numbers.
      *
      * @param {string} base URL of the plugin's wasm directory
-     * @param {string} course course description JSON
+     * @param {string} course the compiled course (base64)
      * @return {Promise<Object>} engine
      */
     function jsEngine(base, course) {
@@ -210,8 +232,8 @@ define(['core/ajax'], function(Ajax) {
             });
             root.dataset.ready = '1';
         };
-        return wasmEngine(wasmbase, data.course).catch(function() {
-            return jsEngine(wasmbase, data.course);
+        return wasmEngine(wasmbase, data.compiled).catch(function() {
+            return jsEngine(wasmbase, data.compiled);
         }).then(start, function() {
             start(serverEngine(courseid, data.userid));
         });

@@ -23,10 +23,12 @@ use core_external\external_single_structure;
 use core_external\external_value;
 use local_nativegrades\local\course_loader;
 use local_nativegrades\local\engine;
+use local_nativegrades\local\php_engine;
 
 /**
  * Returns a user's grade structure for the what-if widget: the course description the engine
- * reads, the user's stored cells and flags, and the current final grades.
+ * reads, the same course compiled for the widget's WebAssembly core, the user's stored cells and
+ * flags, and the current final grades.
  *
  * @package    local_nativegrades
  * @copyright  moodle.platform contributors
@@ -100,7 +102,10 @@ class get_user_gradebook extends external_api {
                 'grademin' => (float)$it->grademin, 'grademax' => (float)$it->grademax,
                 'cell' => ($flags[$i] & 1) ? $cells[$i] : null, 'flags' => $flags[$i], 'final' => $final[$i] ?? null];
         }
-        return ['engine' => engine::name(), 'course' => $l->coursejson, 'userid' => $userid,
+        // The widget's core reads the course pre-compiled (formulas as postfix tokens, Natural
+        // weights computed), so the browser bundle needs no JSON reader or formula parser.
+        $compiled = base64_encode(php_engine::compile($l->coursejson));
+        return ['engine' => engine::name(), 'course' => $l->coursejson, 'compiled' => $compiled, 'userid' => $userid,
             'hiddenaffectstotals' => $hiddenaffects, 'items' => $items];
     }
 
@@ -113,6 +118,7 @@ class get_user_gradebook extends external_api {
         return new external_single_structure([
             'engine' => new external_value(PARAM_ALPHA, 'Server engine: native or php'),
             'course' => new external_value(PARAM_RAW, 'Course description JSON read by the engine (docs/native.md)'),
+            'compiled' => new external_value(PARAM_RAW, 'The course compiled for the widget: base64 of little-endian doubles'),
             'userid' => new external_value(PARAM_INT, 'User id'),
             'hiddenaffectstotals' => new external_value(PARAM_BOOL, 'Hidden grades were left out'),
             'items' => new external_multiple_structure(new external_single_structure([

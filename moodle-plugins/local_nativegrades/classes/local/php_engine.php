@@ -1053,6 +1053,85 @@ class php_engine {
         return [$grade, $grademin, $grademax];
     }
 
+    /** Binary operators of formula tokens, in the compiled course's numbering. */
+    const COMPILED_OPS = ['+', '-', '*', '/', '^', '>', '<', '<=', '>=', '==', '%'];
+    /** Formula functions, in the compiled course's numbering (gradebook_core::formula::Func). */
+    const COMPILED_FUNCS = ['sin', 'sinh', 'asin', 'asinh', 'cos', 'cosh', 'acos', 'acosh', 'tan', 'tanh', 'atan',
+        'atanh', 'sqrt', 'abs', 'log', 'exp', 'floor', 'ceil', 'average', 'max', 'min', 'mod', 'pi', 'power', 'round',
+        'sum', 'if', 'and', 'or'];
+    /** Item types, in the compiled course's numbering. */
+    const COMPILED_ITEMTYPES = ['mod' => 0, 'manual' => 1, 'category' => 2, 'course' => 3];
+
+    /**
+     * The compiled course the what-if widget loads: this engine's state after loading (formulas
+     * as postfix tokens, dependency order, Natural weights and maxima) as little-endian doubles.
+     * Identical, byte for byte, to gradebook_core's Course::to_compiled() (the layout is documented
+     * in native/gradebook-core/src/compiled.rs); the parity tests check both that and the regrade.
+     *
+     * @param string $coursejson course description
+     * @return string pack('e*', ...)
+     */
+    public static function compile(string $coursejson): string {
+        return pack('e*', ...self::from_json($coursejson)->compiled());
+    }
+
+    /**
+     * The compiled course as a list of floats (see compile()).
+     *
+     * @return float[]
+     */
+    public function compiled(): array {
+        $o = [1, count($this->items), count($this->categories)];
+        foreach ($this->items as $it) {
+            $calculated = $it['formula'] !== null;
+            if ($calculated) {
+                $defaults = [$it['grademin'], $it['grademax']];
+            } else if ($it['aggregate']) {
+                $defaults = [0.0, 100.0];
+            } else {
+                $defaults = [$it['rawgrademin'], $it['rawgrademax']];
+            }
+            array_push($o, self::COMPILED_ITEMTYPES[$it['itemtype']], $it['gradetype'], $it['grademin'],
+                $it['grademax'], $it['multfactor'], $it['plusfactor'], $it['aggregationcoef'], $it['aggregationcoef2'],
+                $it['weightoverride'] ? 1 : 0, $it['rawgrademin'], $it['rawgrademax'], $it['givenmin'], $it['givenmax'],
+                $it['parent'] ?? -1, $it['own'] ?? -1, $defaults[0], $defaults[1], $it['id']);
+            if (!$calculated) {
+                $o[] = -1;
+                continue;
+            }
+            $o[] = count($it['fdeps']);
+            array_push($o, ...$it['fdeps']);
+            $o[] = count($it['formula']->tokens);
+            foreach ($it['formula']->tokens as $t) {
+                switch ($t[0]) {
+                    case 'n':
+                        array_push($o, 0, $t[1], 0);
+                        break;
+                    case 'v':
+                        array_push($o, 1, $t[1], 0);
+                        break;
+                    case 'b':
+                        array_push($o, 2, array_search($t[1], self::COMPILED_OPS, true), 0);
+                        break;
+                    case 'neg':
+                        array_push($o, 3, 0, 0);
+                        break;
+                    default:
+                        array_push($o, 4, array_search($t[1], self::COMPILED_FUNCS, true), $t[2]);
+                }
+            }
+        }
+        foreach ($this->categories as $c) {
+            array_push($o, $c['parent'] ?? -1, $c['aggregation'], $c['aggregateonlygraded'] ? 1 : 0, $c['droplow'],
+                $c['keephigh'], $c['stored']['aggregation'], $c['stored']['droplow'], $c['stored']['keephigh'],
+                $c['stored']['canapply'] ? 1 : 0, $c['item'], $c['depth'], $c['canapply'] ? 1 : 0, $c['id'],
+                count($c['children']), ...$c['children']);
+            array_push($o, count($c['deps']), ...$c['deps']);
+        }
+        array_push($o, count($this->order), ...$this->order);
+        return array_map('floatval', $o);
+    }
+
     /**
      * Regrade every user; same contract as moodle_gradebook_regrade().
      *
