@@ -1,6 +1,7 @@
 """Golden cases: gradebooks regraded by Moodle 4.5.6's own code on MariaDB (see
 tests/native/golden/README.md for how they were produced).  The Rust core, the pure-PHP engine
-and the extension must reproduce what Moodle stored, exactly."""
+and the extension must reproduce what Moodle stored, exactly - and so must the core reading the
+course compiled for the widget."""
 
 from __future__ import annotations
 
@@ -39,8 +40,13 @@ def test_engines_reproduce_moodle(core, php, case):
     aggregate = [
         it.get("itemtype") in ("course", "category") and not it.get("calculation") for it in case["course"]["items"]
     ]
-    for name, result in (("core", r), ("php", got["php"]), ("ext", got["ext"])):
-        if name != "core":
+    # The widget's path: the course compiled by the server (the PHP engine writes exactly the core's
+    # compiled form), read back and regraded.
+    compiled = core.Course(course).compiled()
+    assert got["php_compiled"] == {"compiled": base64.b64encode(compiled).decode()}, "compiled course differs"
+    widget = core.Course.from_compiled(compiled).regrade(grades, flags, case["nusers"])
+    for name, result in (("core", r), ("compiled", widget), ("php", got["php"]), ("ext", got["ext"])):
+        if name not in ("core", "compiled"):
             assert "error" not in result, result
             result = {k: base64.b64decode(v) for k, v in result.items()}
         final, has = unpack(result["final"]), list(result["hasvalue"])
