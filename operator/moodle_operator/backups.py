@@ -188,6 +188,17 @@ def restore_job(*, name: str, namespace: str, site_name: str, site_spec: dict, i
             "spec": {"backoffLimit": 0, "activeDeadlineSeconds": 6 * 3600, "template": pod}}
 
 
+def failure_message(text: str | None) -> str | None:
+    """The engine's own error from a failed run's termination message (``{"failed": true, "msg": ...}``)."""
+    try:
+        data = json.loads(text or "")
+    except ValueError:
+        return None
+    if isinstance(data, dict) and data.get("failed") and data.get("msg"):
+        return str(data["msg"])[:1024]
+    return None
+
+
 def job_outcome(job: dict | None) -> str:
     """``absent`` | ``running`` | ``succeeded`` | ``failed`` from a Job's status conditions."""
     if not job:
@@ -230,6 +241,9 @@ def backup_status(job: dict | None, pods: list[dict]) -> dict:
         result["phase"] = "Failed"
         reason = next((c.get("message") or c.get("reason") for c in status.get("conditions") or []
                        if c.get("type") == "Failed"), "the backup Job failed")
+        engine_error = failure_message(termination_message(pods, "backup"))
+        if engine_error:  # the engine said why (refused, unreachable database, repository...)
+            reason = f"{reason}: {engine_error}"
         result["conditions"] = [{"type": "Succeeded", "status": "False", "reason": "JobFailed", "message": reason}]
         return result
     try:

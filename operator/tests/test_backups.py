@@ -87,6 +87,9 @@ def test_backup_status_from_job_and_pods():
     assert backup_status(_job(), [])["phase"] == "Running"
     failed = backup_status(_job("Failed"), [])
     assert failed["phase"] == "Failed" and failed["conditions"][0]["message"] == "boom"
+    told = backup_status(_job("Failed"), [_pod(json.dumps({"failed": True, "msg": "database unreachable"}))])
+    assert told["conditions"][0]["message"] == "boom: database unreachable"
+    assert backup_status(_job("Failed"), [_pod("not json")])["conditions"][0]["message"] == "boom"
     ok = backup_status(_job("Complete"), [_pod(json.dumps(summarize_manifest(_manifest())))])
     assert ok["phase"] == "Succeeded" and ok["snapshotId"] == "a" * 64 and ok["sizeBytes"] == 30
     no_summary = backup_status(_job("Complete"), [])
