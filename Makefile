@@ -47,13 +47,15 @@ standin: ## Materialize the Moodle stand-in (test fixture, not Moodle) into buil
 # Tests that build images from the stand-in need its materialized tree.
 compose-test day2-molecule day2-stack-test monitoring-molecule k8s-test: standin
 
-lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_specs drift check
+lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_specs drift, ansible-test sanity + units
 	$(TIMED) yamllint yamllint --strict .
 	$(TIMED) ruff ruff check .
 	$(TIMED) argspecs $(PY) scripts/check_argument_specs.py
 	@cmp $(COLLECTION)/roles/monitoring/files/rules/moodle.yml charts/moodle/files/rules/moodle.yml || \
 	  { echo 'charts/moodle/files/rules/moodle.yml differs from the monitoring rules: run make k8s-chart-rules' >&2; exit 1; }
 	$(TIMED) ansible-lint ansible-lint --profile production
+	$(TIMED) ansible-test-sanity $(ROOT)/scripts/ansible-test sanity
+	$(TIMED) ansible-test-units $(ROOT)/scripts/ansible-test units
 
 unit: setup ## Python unit tests of the collection
 	$(TIMED) unit pytest -q $(COLLECTION)/tests/unit tests/unit

@@ -14,9 +14,11 @@ description:
     before it logs the module invocation on the managed host (syslog or journal), and the module output and diff show
     a placeholder. Note that C(cfg.php) receives the value as an argument inside the container for the moment it runs.
 version_added: 0.1.0
-author: moodle.platform maintainers
+author: moodle.platform maintainers (@moodle-platform)
 extends_documentation_fragment:
   - moodle.platform.moodle_connection
+  - moodle.platform.attributes
+  - moodle.platform.attributes.actiongroup_moodle
 attributes:
   check_mode:
     support: full

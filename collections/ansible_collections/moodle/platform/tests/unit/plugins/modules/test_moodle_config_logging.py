@@ -51,7 +51,7 @@ def run_module(tmp_path, sink, args, settings=None, check_mode=False, diff=True)
 
 @pytest.mark.parametrize("sink", SINKS)
 def test_a_plain_value_is_logged_so_the_recorder_works(tmp_path, sink):
-    result, logged, _ = run_module(tmp_path, sink, {"name": "theme", "value": PLAIN})
+    result, logged, _proc = run_module(tmp_path, sink, {"name": "theme", "value": PLAIN})
     assert result.get("failed") is not True, result
     assert result["changed"] is True and result["value"] == PLAIN
     assert f'"sink": "{sink}"' in logged
@@ -90,7 +90,7 @@ def test_an_unchanged_secret_reports_no_change(tmp_path):
 
 def test_the_removed_secret_flag_fails_before_anything_is_logged(tmp_path):
     # The pre-0.1.0 way (value + secret=true) must not reach the log: validation fails first.
-    result, logged, _ = run_module(tmp_path, "syslog", {"name": "bind_pw", "value": SECRET, "secret": True})
+    result, logged, _proc = run_module(tmp_path, "syslog", {"name": "bind_pw", "value": SECRET, "secret": True})
     assert result["failed"] is True
     assert "Unsupported parameters" in result["msg"] and "secret_value" in result["msg"]
     assert logged == ""
