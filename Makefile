@@ -47,7 +47,7 @@ standin: ## Materialize the Moodle stand-in (test fixture, not Moodle) into buil
 # Tests that build images from the stand-in need its materialized tree.
 compose-test day2-molecule day2-stack-test monitoring-molecule k8s-test: standin
 
-lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_specs drift, ansible-test sanity + units
+lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_specs drift check
 	$(TIMED) yamllint yamllint --strict .
 	$(TIMED) ruff ruff check .
 	$(TIMED) argspecs $(PY) scripts/check_argument_specs.py
@@ -56,6 +56,7 @@ lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_spec
 	$(TIMED) ansible-lint ansible-lint --profile production
 	$(TIMED) ansible-test-sanity $(ROOT)/scripts/ansible-test sanity
 	$(TIMED) ansible-test-units $(ROOT)/scripts/ansible-test units
+	$(TIMED) changelog $(PY) scripts/check_changelog.py
 
 unit: setup ## Python unit tests of the collection
 	$(TIMED) unit pytest -q $(COLLECTION)/tests/unit tests/unit
