@@ -54,6 +54,9 @@ lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_spec
 	@cmp $(COLLECTION)/roles/monitoring/files/rules/moodle.yml charts/moodle/files/rules/moodle.yml || \
 	  { echo 'charts/moodle/files/rules/moodle.yml differs from the monitoring rules: run make k8s-chart-rules' >&2; exit 1; }
 	$(TIMED) ansible-lint ansible-lint --profile production
+	$(TIMED) ansible-test-sanity $(ROOT)/scripts/ansible-test sanity
+	$(TIMED) ansible-test-units $(ROOT)/scripts/ansible-test units
+	$(TIMED) changelog $(PY) scripts/check_changelog.py
 
 unit: setup ## Python unit tests of the collection
 	$(TIMED) unit pytest -q $(COLLECTION)/tests/unit tests/unit

@@ -31,6 +31,7 @@ def test_build_install_offline_and_document(tmp_path):
     for role in ("docker_host", "base_image"):
         assert f"roles/{role}/meta/argument_specs.yml" in names
     assert "meta/runtime.yml" in names
+    assert "LICENSE" in names  # the GPL-3.0-or-later text galaxy.yml's license refers to
 
     # Install into an empty path without any distribution server; the dependencies are the
     # collections bundled with the `ansible` package in the venv.

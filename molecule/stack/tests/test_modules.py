@@ -23,7 +23,7 @@ def test_moodle_info_reports_the_site(host):
 def test_moodle_config_is_idempotent_with_check_mode_and_diff(host, secret):
     name = "standin_test_%s" % ("secret" if secret else "plain")
     value = f"s3cr3t-value-{name}"
-    args = f"container={CONTAINER} name={name} value={value} secret={secret}"
+    args = f"container={CONTAINER} name={name} {'secret_value' if secret else 'value'}={value}"
     host.ansible("moodle.platform.moodle_config", f"container={CONTAINER} name={name} state=absent", check=False)
     checked = host.ansible("moodle.platform.moodle_config", args, check=True)
     assert checked["changed"] is True
@@ -43,6 +43,12 @@ def test_moodle_config_is_idempotent_with_check_mode_and_diff(host, secret):
 def test_setting_from_the_role_was_applied(host):
     result = host.ansible("moodle.platform.moodle_config", f"container={CONTAINER} name=standin_ci_setting value=42", check=True)
     assert result["changed"] is False
+
+
+def test_secret_plugin_setting_from_the_role_was_applied(host):
+    args = f"container={CONTAINER} component=auth_standin name=ci_bind_pw secret_value=standin-not-a-real-secret"
+    result = host.ansible("moodle.platform.moodle_config", args, check=True)
+    assert result["changed"] is False and result["value"] == "********"
 
 
 def test_maintenance_mode_is_seen_by_moodle_info(host):

@@ -10,12 +10,15 @@ module: moodle_config
 short_description: Set a Moodle core or plugin setting idempotently
 description:
   - Reads the setting with C(admin/cli/cfg.php) first and only writes it (C(--set) or C(--unset)) when it differs.
-  - With O(secret=true) the value is never echoed (output and diff show a placeholder); note that C(cfg.php)
-    receives the value as an argument inside the container for the moment it runs.
+  - A secret goes in O(secret_value), never in O(value). O(secret_value) is declared C(no_log), so Ansible masks it
+    before it logs the module invocation on the managed host (syslog or journal), and the module output and diff show
+    a placeholder. Note that C(cfg.php) receives the value as an argument inside the container for the moment it runs.
 version_added: 0.1.0
-author: moodle.platform maintainers
+author: moodle.platform maintainers (@moodle-platform)
 extends_documentation_fragment:
   - moodle.platform.moodle_connection
+  - moodle.platform.attributes
+  - moodle.platform.attributes.actiongroup_moodle
 attributes:
   check_mode:
     support: full
@@ -33,17 +36,21 @@ options:
     type: str
     default: core
   value:
-    description: Value to set (required with O(state=present)); Moodle stores strings.
+    description:
+      - Value to set; Moodle stores strings. It is logged and shown in the output and diff, so never put a secret here.
+      - With O(state=present) exactly one of O(value) and O(secret_value) is required.
+    type: str
+  secret_value:
+    description:
+      - Value to set that is a secret (a password, an API key). It is never logged, and the output and diff show
+        V(********) instead of it (and of the previous value).
+      - Mutually exclusive with O(value).
     type: str
   state:
     description: V(present) sets the value, V(absent) unsets the setting.
     type: str
     default: present
     choices: [present, absent]
-  secret:
-    description: Hide the value in the module output and diff.
-    type: bool
-    default: false
 """
 
 EXAMPLES = r"""
@@ -56,17 +63,16 @@ EXAMPLES = r"""
   moodle.platform.moodle_config:
     component: auth_ldap
     name: bind_pw
-    value: "{{ vault_ldap_bind_pw }}"
-    secret: true
+    secret_value: "{{ vault_ldap_bind_pw }}"
 """
 
 RETURN = r"""
 previous:
-  description: Value before the change (null when unset; V(********) when O(secret=true)).
+  description: Value before the change (null when unset; V(********) with O(secret_value)).
   returned: success
   type: str
 value:
-  description: Value after the change (null when unset; V(********) when O(secret=true)).
+  description: Value after the change (null when unset; V(********) with O(secret_value)).
   returned: success
   type: str
 """
@@ -94,8 +100,16 @@ class MoodleConfig:
     def fail(self, msg):
         self.module.fail_json(msg=msg)
 
+    @property
+    def secret(self):
+        return self.params["secret_value"] is not None
+
+    @property
+    def wanted(self):
+        return self.params["secret_value"] if self.secret else self.params["value"]
+
     def shown(self, value):
-        if value is None or not self.params["secret"]:
+        if value is None or not self.secret:
             return value
         return MASK
 
@@ -121,7 +135,7 @@ class MoodleConfig:
             self.fail(f"cfg.php could not change {self.label} (rc={result.rc}): {result.stderr.strip() or result.stdout.strip()}")
 
     def present(self, before):
-        value = self.params["value"]
+        value = self.wanted
         if before == value:
             return False
         if not self.module.check_mode:
@@ -139,7 +153,7 @@ class MoodleConfig:
         before = self.current()
         if self.params["state"] == "present":
             changed = self.present(before)
-            after = self.params["value"]
+            after = self.wanted
         else:
             changed = self.absent(before)
             after = None
@@ -159,16 +173,19 @@ def main():
         name=dict(type="str", required=True),
         component=dict(type="str", default="core"),
         value=dict(type="str"),
+        # no_log here (not no_log_values after the fact): AnsibleModule logs its arguments to the
+        # managed host's syslog/journal while it is being constructed.
+        secret_value=dict(type="str", no_log=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        secret=dict(type="bool", default=False),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_if=[("state", "present", ["value"])],
+        mutually_exclusive=[("value", "secret_value")],
+        required_if=[("state", "present", ("value", "secret_value"), True)],
         supports_check_mode=True,
     )
-    if module.params["secret"] and module.params["value"]:
-        module.no_log_values.add(module.params["value"])
+    if module.params["state"] == "absent" and (module.params["value"] is not None or module.params["secret_value"] is not None):
+        module.fail_json(msg="value and secret_value are only used with state=present; state=absent unsets the setting.")
     if module.params["connection"] == "docker" and not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"))
     module.exit_json(**MoodleConfig(module, connection_from_params(module.params)).run())

@@ -13,16 +13,12 @@ description:
     (C(version.php), C(config.php), C(admin/cli/upgrade.php --is-pending), the MUC configuration file).
   - Never changes anything.
 version_added: 0.1.0
-author: moodle.platform maintainers
+author: moodle.platform maintainers (@moodle-platform)
 extends_documentation_fragment:
   - moodle.platform.moodle_connection
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+  - moodle.platform.attributes
+  - moodle.platform.attributes.info_module
+  - moodle.platform.attributes.actiongroup_moodle
 options: {}
 """
 
@@ -43,21 +39,66 @@ moodle:
   returned: success
   type: dict
   contains:
-    installed: {description: The database is installed., type: bool}
-    code_version: {description: C($version) of the code (version.php)., type: float}
-    code_release: {description: C($release) of the code., type: str}
-    branch: {description: C($branch) of the code., type: str}
-    db_version: {description: Version recorded in the database (null before install)., type: str}
-    db_release: {description: Release recorded in the database., type: str}
-    upgrade_pending: {description: The code is newer than the database (null before install)., type: bool}
-    maintenance: {description: CLI or web maintenance mode is on., type: bool}
-    last_cron_start: {description: Unix time the last cron run started (null if never)., type: int}
-    last_cron_age: {description: Seconds since then., type: int}
-    cache_stores: {description: MUC store instances, name to plugin., type: dict}
-    cache_mappings: {description: Stores mapped to the application, session and request modes., type: dict}
-    application_cache_plugin: {description: Plugin of the first application store (e.g. V(redis))., type: str}
-    wwwroot: {description: The site's wwwroot., type: str}
-    dataroot: {description: The site's dataroot., type: str}
+    installed:
+      description: The database is installed.
+      returned: always
+      type: bool
+    code_version:
+      description: C($version) of the code (version.php).
+      returned: always
+      type: float
+    code_release:
+      description: C($release) of the code.
+      returned: always
+      type: str
+    branch:
+      description: C($branch) of the code.
+      returned: always
+      type: str
+    db_version:
+      description: Version recorded in the database (null before install).
+      returned: always
+      type: str
+    db_release:
+      description: Release recorded in the database.
+      returned: always
+      type: str
+    upgrade_pending:
+      description: The code is newer than the database (null before install).
+      returned: always
+      type: bool
+    maintenance:
+      description: CLI or web maintenance mode is on.
+      returned: always
+      type: bool
+    last_cron_start:
+      description: Unix time the last cron run started (null if never).
+      returned: always
+      type: int
+    last_cron_age:
+      description: Seconds since then.
+      returned: always
+      type: int
+    cache_stores:
+      description: MUC store instances, name to plugin.
+      returned: always
+      type: dict
+    cache_mappings:
+      description: Stores mapped to the application, session and request modes.
+      returned: always
+      type: dict
+    application_cache_plugin:
+      description: Plugin of the first application store (e.g. V(redis)).
+      returned: always
+      type: str
+    wwwroot:
+      description: The site's wwwroot.
+      returned: always
+      type: str
+    dataroot:
+      description: The site's dataroot.
+      returned: always
+      type: str
   sample:
     installed: true
     code_release: "4.5.6 (Build: 20250811)"

@@ -44,7 +44,7 @@ def _stat(path: Path) -> dict[str, int]:
         return {}
     out = {}
     for line in lines:
-        key, _, value = line.partition(" ")
+        key, value = line.partition(" ")[::2]
         if value.strip().isdigit():
             out[key] = int(value)
     return out
@@ -157,7 +157,7 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--once":
         sys.stdout.write(collect())
         return 0
-    host, _, port = LISTEN.rpartition(":")
+    host, port = LISTEN.rpartition(":")[::2]
     ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
     return 0
 

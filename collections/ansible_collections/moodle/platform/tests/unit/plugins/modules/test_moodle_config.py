@@ -38,7 +38,7 @@ class Failed(Exception):
 
 class FakeModule:
     def __init__(self, check_mode=False, diff=False, **params):
-        self.params = dict(container="moodle-web-1", component="core", state="present", secret=False, value=None)
+        self.params = dict(container="moodle-web-1", component="core", state="present", value=None, secret_value=None)
         self.params.update(params)
         self.check_mode = check_mode
         self._diff = diff
@@ -87,7 +87,8 @@ def test_diff_shows_before_and_after():
 def test_secret_values_are_masked_in_result_and_diff():
     cli = FakeCfgCli({("auth_ldap", "bind_pw"): "old-secret"})
     result = MoodleConfig(
-        FakeModule(diff=True, name="bind_pw", component="auth_ldap", value="new-secret", secret=True), cli
+        FakeModule(diff=True, name="bind_pw", component="auth_ldap", secret_value="new-secret"),  # noqa: S106 - test value
+        cli,
     ).run()
     text = repr(result)
     assert "old-secret" not in text and "new-secret" not in text
