@@ -35,6 +35,7 @@ CONNECTION_ARGUMENT_SPEC = dict(
     php=dict(type="str", default="php"),
 )
 
+
 class MoodleConnectionError(Exception):
     """The container cannot be reached or a command could not be started."""
 

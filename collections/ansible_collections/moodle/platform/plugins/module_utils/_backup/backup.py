@@ -65,7 +65,7 @@ def cmd_backup(config, args):
             if offsite:
                 forget(config, Restic(config, offsite=True), dry_run=False)
         if config.get("drill_after_backup"):
-            _, problems = verify(config, restic, manifest["backup_id"], force=True)
+            problems = verify(config, restic, manifest["backup_id"], force=True)[1]
             if problems:
                 raise EngineError("post-backup verification failed: " + "; ".join(p["message"] for p in problems))
     log(f"backup {manifest['backup_id']} of {project} complete in {manifest['duration_seconds']}s")

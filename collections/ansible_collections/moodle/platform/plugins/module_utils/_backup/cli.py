@@ -151,8 +151,8 @@ def write_summary(path, result):
 def _config(args):
     if args.config:
         config = load_config(args.config)
-        if config.get("access") == "direct" or any(getattr(args, k, None) for k in ("keep_daily", "keep_weekly",
-                                                                                      "keep_monthly")):
+        retention_options = ("keep_daily", "keep_weekly", "keep_monthly")
+        if config.get("access") == "direct" or any(getattr(args, k, None) for k in retention_options):
             config = direct_config(args, base=config)
     else:
         config = direct_config(args)
@@ -187,4 +187,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

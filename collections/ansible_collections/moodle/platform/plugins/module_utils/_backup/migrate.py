@@ -23,7 +23,7 @@ CONFIG_ASSIGN_RE = re.compile(r"""\$CFG->(\w+)\s*=\s*(['"])(.*?)\2\s*;""")
 def parse_config_php(text):
     """Plain string settings of an old config.php ($CFG->prefix, wwwroot, dataroot, dbname, ...)."""
     values = {}
-    for name, _, value in CONFIG_ASSIGN_RE.findall(text):
+    for name, _quote, value in CONFIG_ASSIGN_RE.findall(text):
         values.setdefault(name, value)
     return values
 
@@ -133,5 +133,5 @@ def cmd_import_files(config, args):
         for name in dirs + files:
             os.lchown(os.path.join(root, name), args.uid, args.uid)
     swap_in(mountpoint, staging, replaced)
-    count = sum(len(files) for _, _, files in os.walk(mountpoint))
+    count = sum(len(files) for _root, _dirs, files in os.walk(mountpoint))
     return {"volume": args.volume, "layout": info["layout"], "files": count}

@@ -49,10 +49,10 @@ def expected_retention(times, daily, weekly, monthly):
     rules = [("daily snapshot", daily, lambda t: t.strftime("%Y-%m-%d")),
              ("weekly snapshot", weekly, lambda t: "{}-{:02d}".format(*t.isocalendar()[:2])),
              ("monthly snapshot", monthly, lambda t: t.strftime("%Y-%m"))]
-    budget = {name: count for name, count, _ in rules}
-    last = {name: None for name, _, _ in rules}
+    budget = {name: count for name, count, _bucket_of in rules}
+    last = {name: None for name, _count, _bucket_of in rules}
     for when in sorted(times, reverse=True):
-        for name, _, bucket_of in rules:
+        for name, _count, bucket_of in rules:
             bucket = bucket_of(when)
             if budget[name] > 0 and bucket != last[name]:
                 kept.setdefault(when, []).append(name)

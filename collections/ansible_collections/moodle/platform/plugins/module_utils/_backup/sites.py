@@ -197,7 +197,8 @@ class DirectSite:
         return [program, f"--defaults-extra-file={self.option_file()}", f"--host={self.config['db_host']}",
                 f"--port={int(self.config.get('db_port') or 3306)}", f"--user={self.config['db_user']}"]
 
-    def dataroot(self, volume=None):  # pylint: disable=unused-argument  (same signature as ComposeSite)
+    # same signature as ComposeSite.dataroot(); the mounted directory is the only one
+    def dataroot(self, volume=None):  # pylint: disable=unused-argument
         path = Path(self.config["dataroot"])
         if not path.is_dir():
             raise EngineError(f"moodledata directory {path} does not exist (is the volume mounted?)")
@@ -262,7 +263,8 @@ class DirectSite:
         if not compose_file:
             return "unknown"
         try:
-            import yaml  # pylint: disable=import-outside-toplevel  (python3-yaml in the image; only this path needs it)
+            # python3-yaml is in the image; only the scheduler container's path needs it
+            import yaml  # pylint: disable=import-outside-toplevel
 
             services = (yaml.safe_load(Path(compose_file).read_text(encoding="utf-8")) or {}).get("services") or {}
         except (OSError, ImportError, ValueError) as exc:

@@ -54,8 +54,8 @@ $CFG->wwwroot   = 'https://old.example.org/moodle';
 $CFG->dataroot  = '/bitnami/moodledata';
 """
     assert parse_config_php(text) == {"dbtype": "mariadb", "prefix": "m_",
-                                             "wwwroot": "https://old.example.org/moodle",
-                                             "dataroot": "/bitnami/moodledata"}
+                                      "wwwroot": "https://old.example.org/moodle",
+                                      "dataroot": "/bitnami/moodledata"}
 
 
 def test_inspect_source_recognises_layouts(tmp_path):

@@ -7,17 +7,10 @@ import datetime as dt
 import pytest
 from ansible_collections.moodle.platform.plugins.module_utils._backup import manifest as bm
 from ansible_collections.moodle.platform.plugins.module_utils._backup.metrics import parse_textfile, render_backup_textfile
-from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import parse_version_php
 from ansible_collections.moodle.platform.plugins.module_utils._backup.retention import expected_retention
 
 UTC = dt.UTC
-VERSION_PHP = """<?php
-defined('MOODLE_INTERNAL') || die();
-$version  = 2024100706.00;              // 20241007      = branching date YYYYMMDD - do not modify!
-$release  = '4.5.6 (Build: 20250811)'; // Human-friendly version name
-$branch   = '405';                     // This version's branch.
-$maturity = MATURITY_STABLE;           // This version's maturity level.
-"""
+MOODLE = {"version": "2024100706.00", "release": "4.5.6 (Build: 20250811)", "branch": "405", "maturity": "200"}
 
 
 def _manifest(**over):
@@ -25,12 +18,12 @@ def _manifest(**over):
     args = {
         "backup_id": bm.new_backup_id(started, "moodle"), "project": "moodle", "platform": "compose",
         "started": started, "completed": started + dt.timedelta(seconds=42),
-        "moodle": parse_version_php(VERSION_PHP),
+        "moodle": MOODLE,
         "image": {"reference": "moodle-platform/moodle:test", "id": "sha256:" + "a" * 64},
         "database": {"engine": "mariadb", "name": "moodle", "prefix": "mdl_", "dump_file": "database.sql",
-                  "sha256": "b" * 64, "size_bytes": 1000, "snapshot_id": "1" * 64, "tables": {"mdl_user": 2}},
+                     "sha256": "b" * 64, "size_bytes": 1000, "snapshot_id": "1" * 64, "tables": {"mdl_user": 2}},
         "moodledata": {"snapshot_id": "2" * 64, "file_count": 3, "size_bytes": 300,
-                    "sample": [{"path": "filedir/aa/bb/x", "sha256": "c" * 64, "size_bytes": 100}]},
+                       "sample": [{"path": "filedir/aa/bb/x", "sha256": "c" * 64, "size_bytes": 100}]},
     }
     args.update(over)
     return bm.build_manifest(**args)

@@ -66,4 +66,3 @@ def test_parse_version_json_is_what_the_php_prints_normalised():
     with pytest.raises(VersionError, match="no \\$version"):
         parse_version_json(json.dumps({"version": "0.00", "release": "", "branch": "", "maturity": ""}))
     assert version_info(2024100706, "4.5.6")["version"] == "2024100706"
-
