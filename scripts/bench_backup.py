@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests" / "day2"))
 from conftest import (  # noqa: E402
     ENGINE,
     ENGINE_CONFIG,
+    ENGINE_ENV,
     WEB,
     container_running,
     deploy_stack,
@@ -40,8 +41,8 @@ RNG = random.Random(4)  # noqa: S311 - reproducible benchmark data, not security
 
 def engine(*args):
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, str(ENGINE), "--config", str(ENGINE_CONFIG), *args], capture_output=True,
-                          check=False)
+    proc = subprocess.run([*ENGINE, "--config", str(ENGINE_CONFIG), *args], capture_output=True, check=False,
+                          env=ENGINE_ENV)
     if proc.returncode != 0:
         raise SystemExit(f"engine {args} failed: {proc.stdout.decode()} {proc.stderr.decode()[-2000:]}")
     return json.loads(proc.stdout), time.monotonic() - start

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.moodle.platform.plugins.module_utils._backup import manifest as backup_manifest
+from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import VERSION_PHP_CODE
+
 from . import SITE_LABEL
-from .manifest import backup_manifest
 
 BACKUP_IMAGE_DEFAULT = "moodle-platform/moodle-backup:1"
 TERMINATION_LOG = "/dev/termination-log"
@@ -72,7 +74,7 @@ def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destinat
                 "image": site_image,
                 # The Moodle image's PHP evaluates its version.php (as Moodle does) for the engine.
                 "command": ["/bin/sh", "-c", 'exec php -r "$1" /var/www/moodle/version.php > /work/moodle-version.json',
-                            "sh", backup_manifest.VERSION_PHP_CODE],
+                            "sh", VERSION_PHP_CODE],
                 "volumeMounts": [{"name": "work", "mountPath": "/work"}],
                 "securityContext": restricted,
             }],

@@ -22,11 +22,17 @@ import datetime as _dt
 import json
 from dataclasses import dataclass, field
 
+from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import (
+    VERSION_PHP_CODE,
+    branch_of_release,
+    branch_to_major,
+    compare_versions,
+)
+
 from . import SITE_LABEL
 from .backups import job_outcome, restore_job  # noqa: F401  (job_outcome re-exported for handlers)
 from .conditions import condition, merge_conditions
 from .desired import deployment_available, deployment_image
-from .manifest import backup_manifest
 
 STEPS = ("CheckPending", "PreUpgradeBackup", "Maintenance", "SwitchImage", "UpgradeJob", "Candidate",
          "SwitchService", "Verify", "Promote", "Done")
@@ -37,6 +43,8 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 MOODLE = "/var/www/moodle"
 
 # Prints what the decision needs as JSON to the termination message, exit 0 unless PHP itself broke.
+# $1 is moodle_version.VERSION_PHP_CODE: the new image's PHP evaluates its version.php the way the
+# backup engine and the Moodle modules do.
 CHECK_SCRIPT = f"""set -u
 php {MOODLE}/admin/cli/upgrade.php --is-pending >/dev/null 2>&1; rc=$?
 case $rc in
@@ -44,12 +52,16 @@ case $rc in
   2) pending=true ;;
   *) echo "upgrade.php --is-pending failed with $rc" >/dev/termination-log; exit $rc ;;
 esac
-php -r 'define("MOODLE_INTERNAL", 1); define("CLI_SCRIPT", 1); $version = $release = $branch = null;
-  include "{MOODLE}/version.php";
-  echo json_encode(["pending" => '"$pending"' , "target_version" => (string)$version, "target_branch" => (string)$branch,
+target=$(php -r "$1" {MOODLE}/version.php) \\
+  || {{ echo "cannot evaluate {MOODLE}/version.php: $target" >/dev/termination-log; exit 1; }}
+php -r '$t = json_decode($argv[1], true);
+  echo json_encode(["pending" => $argv[2] === "true", "target_version" => $t["version"], "target_branch" => $t["branch"],
+    "target_release" => $t["release"],
     "db_version" => trim(shell_exec("php {MOODLE}/admin/cli/cfg.php --name=version")),
-    "db_release" => trim(shell_exec("php {MOODLE}/admin/cli/cfg.php --name=release"))]);' >/dev/termination-log
+    "db_release" => trim(shell_exec("php {MOODLE}/admin/cli/cfg.php --name=release"))]);' \\
+  "$target" "$pending" >/dev/termination-log
 """
+CHECK_COMMAND = ["/bin/sh", "-c", CHECK_SCRIPT, "sh", VERSION_PHP_CODE]
 MAINTENANCE_ON = ["php", f"{MOODLE}/admin/cli/maintenance.php", "--enable"]
 UPGRADE = ["/bin/sh", "-c", f"php {MOODLE}/admin/cli/upgrade.php --non-interactive && php {MOODLE}/admin/cli/purge_caches.php"]
 VERIFY = ["/bin/sh", "-c", (f"php {MOODLE}/admin/cli/maintenance.php --disable"
@@ -83,22 +95,15 @@ def backup_name(plan: str) -> str:
     return f"{plan}-pre-upgrade"[:63].rstrip("-")
 
 
-def _branch_of_release(release: str) -> str | None:
-    parts = (release or "").split(".")
-    if len(parts) >= 2 and parts[0].isdigit() and parts[1][:2].rstrip(" (").isdigit():
-        return f"{int(parts[0])}{int(parts[1][:2].rstrip(' (')):02d}"
-    return None
-
-
 def check_refusal(result: dict, allow_major: bool) -> str | None:
     """Why the target image must not be rolled out, from the CheckPending Job's report (None = go)."""
-    db_branch = _branch_of_release(result.get("db_release", ""))
-    target_branch = result.get("target_branch") or ""
+    db_branch = branch_of_release(result.get("db_release", ""))
+    target_branch = result.get("target_branch") or branch_of_release(result.get("target_release", "")) or ""
     if db_branch and target_branch and db_branch != target_branch and not allow_major:
-        return (f"the target image is Moodle {backup_manifest.branch_to_major(target_branch)} but the site runs "
-                f"{backup_manifest.branch_to_major(db_branch)}; set allowMajor to upgrade across major versions")
+        return (f"the target image is Moodle {branch_to_major(target_branch)} but the site runs "
+                f"{branch_to_major(db_branch)}; set allowMajor to upgrade across major versions")
     if (result.get("db_version") and result.get("target_version")
-            and backup_manifest.compare_versions(result["db_version"], result["target_version"]) > 0):
+            and compare_versions(result["db_version"], result["target_version"]) > 0):
         return (f"the target image's code ({result['target_version']}) is older than the database "
                 f"({result['db_version']}); Moodle cannot be downgraded")
     return None
@@ -205,7 +210,7 @@ def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Obs
                "conditions": merge_conditions(status.get("conditions"), [
                    condition("Progressing", True, "CheckPending", f"upgrading {spec['site']} {previous} → {target}"),
                    condition("Failed", False, "InProgress", "")], now)}
-        return Decision(status=new, create=[job("CheckPending", target, ["/bin/sh", "-c", CHECK_SCRIPT])])
+        return Decision(status=new, create=[job("CheckPending", target, CHECK_COMMAND)])
 
     previous = status["previousTag"]
     image_repo = site_spec["image"].get("repository", "moodle-platform/moodle")
@@ -223,7 +228,7 @@ def decide(*, plan: str, namespace: str, spec: dict, status: dict, observed: Obs
     if step == "CheckPending":
         result, message = outcome("CheckPending")
         if result == "absent":
-            return Decision(status={}, create=[job("CheckPending", target, ["/bin/sh", "-c", CHECK_SCRIPT])])
+            return Decision(status={}, create=[job("CheckPending", target, CHECK_COMMAND)])
         if result == "running":
             return Decision(status={})
         if result == "failed":

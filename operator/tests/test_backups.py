@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from ansible_collections.moodle.platform.plugins.module_utils._backup import manifest as backup_manifest
 from moodle_operator.backups import (
     backup_cronjob,
     backup_job,
@@ -11,7 +12,6 @@ from moodle_operator.backups import (
     scheduled_status,
     summarize_manifest,
 )
-from moodle_operator.manifest import backup_manifest
 
 SITE = {"image": {"tag": "4.5.6"}, "wwwroot": "https://a.example.org", "secretRef": {"name": "a-creds"}}
 BACKUP = {"site": "a", "destination": {"repository": "s3:https://s3.example.org/b/a", "secretRef": {"name": "s3"}},

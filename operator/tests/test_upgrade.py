@@ -194,3 +194,16 @@ def test_check_refusals():
     assert check_refusal(major, allow_major=True) is None
     downgrade = {**CHECK, "target_version": "2024100700.00"}
     assert "downgraded" in check_refusal(downgrade, allow_major=False)
+    # weekly builds ("4.5+") and a version.php without $branch (branch from target_release): the collection's
+    # one release -> branch rule (moodle_version.branch_of_release)
+    weekly = {**major, "db_release": "4.5+ (Build: 20250815)"}
+    assert "Moodle 5.0 but the site runs 4.5" in check_refusal(weekly, allow_major=False)
+    no_branch = {**CHECK, "target_branch": "", "target_release": "5.0.1 (Build: 20250601)", "target_version": "2025041401.00"}
+    assert "allowMajor" in check_refusal(no_branch, allow_major=False)
+
+
+def test_check_job_evaluates_version_php_with_the_shared_reader():
+    from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import VERSION_PHP_CODE
+    from moodle_operator.upgrade import CHECK_COMMAND
+    assert CHECK_COMMAND[:2] == ["/bin/sh", "-c"] and CHECK_COMMAND[3:] == ["sh", VERSION_PHP_CODE]
+    assert 'php -r "$1" /var/www/moodle/version.php' in CHECK_COMMAND[2]

@@ -15,7 +15,7 @@ trap 'rm -rf "$ctx"' EXIT
 cp "$root/operator/Dockerfile" "$root/operator/requirements.txt" "$helm" "$ctx/"
 cp -r "$root/operator/moodle_operator" "$ctx/moodle_operator"
 cp -r "$root/charts/moodle" "$ctx/chart"
-cp "$root/collections/ansible_collections/moodle/platform/plugins/module_utils/_backup_manifest.py" "$ctx/"
+pkg=ansible_collections/moodle/platform/plugins/module_utils/_backup; mkdir -p "$ctx/${pkg%/*}"; cp -r "$root/collections/$pkg" "$ctx/$pkg"
 # Wheels for the image's Python (bookworm: CPython 3.11, x86_64), fetched here with the host's pip.
 "${PYTHON:-python3}" -m pip download --quiet --only-binary=:all: --python-version 3.11 --implementation cp \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \

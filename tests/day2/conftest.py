@@ -26,8 +26,10 @@ ENGINE_CONFIG = Path("/var/lib/moodle-platform/backup") / PROJECT / "config.json
 TEXTFILE_DIR = Path("/var/lib/moodle-platform/backup/day2-textfile")
 WEB, DB, CRON = f"{PROJECT}-web-1", f"{PROJECT}-db-1", f"{PROJECT}-cron-1"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
-MODULE_UTILS = ROOT / "collections/ansible_collections/moodle/platform/plugins/module_utils"
-ENGINE = ROOT / "collections/ansible_collections/moodle/platform/roles/backup/files/moodle_backup.py"
+# The engine of this checkout, run by its name with the host's Python (standard library only), as
+# the moodle-backup launcher runs it.
+ENGINE = ["/usr/bin/python3", "-s", "-m", "ansible_collections.moodle.platform.plugins.module_utils._backup.cli"]
+ENGINE_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "collections")}
 # Cron bookkeeping the stand-in's cron writes while the site runs (not restored data).
 CRON_TABLE = "mdl_standin_cron_runs"
 CRON_CONFIG = ("lastcronstart", "lastcroninterval")
@@ -57,7 +59,7 @@ def playbook(name, *extra, check=True, env_extra=None, timeout=1800):
 
 
 def engine(*args, config=ENGINE_CONFIG, check=True):
-    proc = run(["python3", str(ENGINE), "--config", str(config), *args], check=False)
+    proc = run([*ENGINE, "--config", str(config), *args], check=False, env=ENGINE_ENV)
     data = json.loads(proc.stdout.decode() or "null")
     if check and proc.returncode != 0:
         raise AssertionError(f"engine {args} failed: {proc.stdout.decode()} {proc.stderr.decode()[-2000:]}")

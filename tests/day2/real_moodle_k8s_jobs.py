@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real Moodle through the Kubernetes backup/restore Jobs (not in CI: needs a real Moodle stack).
 
-    .venv/bin/python tests/day2/real_moodle_k8s_jobs.py [PROJECT]
+    PYTHONPATH=collections:operator .venv/bin/python tests/day2/real_moodle_k8s_jobs.py [PROJECT]
 
 Uses a running Compose site of real Moodle (default project ``moodle``, e.g. from ``make up
 MOODLE_SRC=...``). Creates a course with a file through Moodle's PHP API, runs the backup Job's Pod
@@ -23,13 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from kubelet_standin import run_pod  # the script's own directory is on the path
+from moodle_operator import backups  # PYTHONPATH (see above), as pytest's pythonpath setting does
+from real_moodle_roundtrip import CREATE, READ
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "operator"))
-from kubelet_standin import run_pod  # noqa: E402
-from moodle_operator import backups  # noqa: E402
-from real_moodle_roundtrip import CREATE, READ  # noqa: E402
 
 DELETE = r"""
 define('CLI_SCRIPT', true);

@@ -87,9 +87,9 @@ def main():
     assert before["contenthash"] == before["sha1_of_content"]
 
     backup = playbook("backup.yml")
-    engine = ROOT / "collections/ansible_collections/moodle/platform/roles/backup/files/moodle_backup.py"
-    manifest = json.loads(sh(["python3", str(engine), "--config", f"/var/lib/moodle-platform/backup/{PROJECT}/config.json",
-                              "show", "latest"]))
+    # the engine the backup role installed on this host
+    manifest = json.loads(sh(["/usr/local/sbin/moodle-backup", "--config",
+                              f"/var/lib/moodle-platform/backup/{PROJECT}/config.json", "show", "latest"]))
     print(f"backup {manifest['backup_id']}: {backup:.0f} s playbook ({manifest['duration_seconds']} s engine), "
           f"{manifest['database']['table_count']} tables, dump {manifest['database']['size_bytes'] / 1e6:.1f} MB, "
           f"moodledata {manifest['moodledata']['file_count']} files", flush=True)

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import pytest
+from ansible_collections.moodle.platform.plugins.module_utils._backup import manifest as bm
 
 from conftest import (
     CRON,
     DB,
     ENGINE_CONFIG,
-    MODULE_UTILS,
     PROJECT,
     ROOT,
     TEXTFILE_DIR,
@@ -41,9 +41,6 @@ from conftest import (
     stop_cron,
     table_dumps,
 )
-
-sys.path.insert(0, str(MODULE_UTILS))
-import _backup_manifest as bm
 
 pytestmark = pytest.mark.usefixtures("seeded")
 SCRATCH = Path("/var/tmp/moodle-platform-day2-test")  # noqa: S108 - fixed path, root-only test host

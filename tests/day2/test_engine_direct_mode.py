@@ -17,19 +17,18 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from kubelet_standin import run_pod
+from moodle_operator import backups
 
 from conftest import (
     CRON,
     ENGINE_CONFIG,
     PROJECT,
     PROJECT_DIR,
-    ROOT,
     WEB,
     engine,
     http_status,
@@ -40,9 +39,6 @@ from conftest import (
     stop_cron,
     table_dumps,
 )
-
-sys.path.insert(0, str(ROOT / "operator"))
-from moodle_operator import backups
 
 pytestmark = pytest.mark.usefixtures("seeded")
 SCRATCH = Path("/var/tmp/moodle-platform-day2-test/direct")  # noqa: S108 - fixed path, root-only test host

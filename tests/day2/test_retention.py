@@ -7,14 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conftest import ENGINE, MODULE_UTILS
+from ansible_collections.moodle.platform.plugins.module_utils._backup import manifest as bm
+from ansible_collections.moodle.platform.plugins.module_utils._backup.retention import expected_retention
 
-sys.path.insert(0, str(MODULE_UTILS))
-import _backup_manifest as bm
+from conftest import ENGINE, ENGINE_ENV
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 24, 2, 15, tzinfo=UTC)
@@ -57,15 +56,15 @@ def test_retention_keeps_exactly_7_daily_4_weekly_12_monthly(tmp_path):
     with ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(lambda args: _backup(env, *args), [(k, t) for k in bm.KIND_TAGS for t in history]))
 
-    dry = subprocess.run([sys.executable, str(ENGINE), "--config", str(tmp_path / "config.json"), "forget", "--dry-run"],
-                         capture_output=True, check=True)
+    dry = subprocess.run([*ENGINE, "--config", str(tmp_path / "config.json"), "forget", "--dry-run"],
+                         capture_output=True, check=True, env=ENGINE_ENV)
     planned = json.loads(dry.stdout)
     assert all(_times(env, k) == history for k in bm.KIND_TAGS), "a dry run removes nothing"
 
-    done = subprocess.run([sys.executable, str(ENGINE), "--config", str(tmp_path / "config.json"), "forget"],
-                          capture_output=True, check=True)
+    done = subprocess.run([*ENGINE, "--config", str(tmp_path / "config.json"), "forget"],
+                          capture_output=True, check=True, env=ENGINE_ENV)
     result = json.loads(done.stdout)
-    expected = bm.expected_retention(history, 7, 4, 12)
+    expected = expected_retention(history, 7, 4, 12)
     for kind in bm.KIND_TAGS:
         reasons = [m for r in result[kind]["reasons"] for m in r["matches"]]
         assert reasons.count("daily snapshot") == 7, kind

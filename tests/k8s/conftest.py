@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +16,6 @@ import yaml
 
 from .harness import REAL, ROOT, Cluster, helm_bin, kube_version, start_apiserver, stop_apiserver
 
-sys.path.insert(0, str(ROOT / "operator"))
 # The in-process operator's identity uses its own release, namespace and peering name, so the deploy
 # role's test can install the operator chart for real without colliding with it.
 OPERATOR_NS = "moodle-operator-test"

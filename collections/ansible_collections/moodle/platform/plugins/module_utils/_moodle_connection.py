@@ -10,7 +10,12 @@ implement :meth:`MoodleConnection.run`.
 from __future__ import annotations
 
 import copy
-import json
+
+from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import (
+    VERSION_PHP_CODE,
+    VersionError,
+    parse_version_json,
+)
 
 try:
     import docker
@@ -28,16 +33,6 @@ CONNECTION_ARGUMENT_SPEC = dict(
     user=dict(type="str", default="www-data"),
     moodle_dir=dict(type="path", default="/var/www/moodle"),
     php=dict(type="str", default="php"),
-)
-
-# Constants Moodle's version.php refers to (defined in lib/setuplib.php, not loaded here).
-_VERSION_SNIPPET = (
-    "define('MOODLE_INTERNAL', true);"
-    "foreach (['MATURITY_ALPHA' => 50, 'MATURITY_BETA' => 100, 'MATURITY_RC' => 150,"
-    " 'MATURITY_STABLE' => 200] as $c => $v) { defined($c) || define($c, $v); }"
-    "$version = null; $release = null; $branch = null;"
-    "include getenv('MOODLE_PLATFORM_DIR') . '/version.php';"
-    "echo json_encode(['version' => $version, 'release' => $release, 'branch' => $branch]);"
 )
 
 
@@ -72,14 +67,15 @@ class MoodleConnection:
         return self.run([self.php, "-r", code], env)
 
     def code_version(self):
-        """version/release/branch from version.php (the code, not the database)."""
-        result = self.php_code(_VERSION_SNIPPET)
+        """version/release/branch/major from version.php (the code, not the database), evaluated by the
+        container's PHP with the collection's one version.php reader."""
+        result = self.run([self.php, "-r", VERSION_PHP_CODE, f"{self.moodle_dir}/version.php"])
         if result.rc != 0:
             raise MoodleConnectionError(f"cannot read {self.moodle_dir}/version.php: {(result.stderr or result.stdout).strip()}")
         try:
-            return json.loads(result.stdout)
-        except ValueError:
-            raise MoodleConnectionError(f"unexpected output from version.php: {result.stdout[:200]!r}") from None
+            return parse_version_json(result.stdout)
+        except VersionError as exc:
+            raise MoodleConnectionError(f"unexpected output from {self.moodle_dir}/version.php: {exc}") from None
 
 
 class DockerExecConnection(MoodleConnection):

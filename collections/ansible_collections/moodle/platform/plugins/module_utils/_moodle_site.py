@@ -80,9 +80,9 @@ def site_state(conn, now=None):
     application_plugins = [raw["stores"].get(name) for name in by_mode["application"]]
     return {
         "installed": raw["installed"],
-        "code_version": code.get("version"),
-        "code_release": code.get("release"),
-        "branch": code.get("branch"),
+        "code_version": float(code["version"]),
+        "code_release": code["release"],
+        "branch": code["branch"],
         "db_version": raw["db_version"] if raw["db_version"] is not False else None,
         "db_release": raw["db_release"] if raw["db_release"] is not False else None,
         "upgrade_pending": pending,

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import VERSION_PHP_CODE
 from ansible_collections.moodle.platform.plugins.module_utils._moodle_connection import (
     CommandResult,
     MoodleConnection,
@@ -24,8 +25,11 @@ class ScriptedMoodle(MoodleConnection):
 
     def run(self, argv, environment=None):
         self.calls.append(argv)
-        if argv[1] == "-r" and "version.php" in argv[2] and "during_initial_install" not in argv[2]:
-            out = json.dumps({"version": 2024100706.0, "release": "4.5.6 (Build: 20250811)", "branch": "405"})
+        if argv[1:3] == ["-r", VERSION_PHP_CODE]:
+            assert argv[3] == "/var/www/moodle/version.php"
+            # what VERSION_PHP_CODE prints for Moodle 4.5.6
+            out = json.dumps({"version": "2024100706.00", "release": "4.5.6 (Build: 20250811)", "branch": "405",
+                              "maturity": "200"})
             return CommandResult(
                 self.version_rc,
                 out if self.version_rc == 0 else "",
@@ -56,6 +60,7 @@ def test_installed_site_with_pending_upgrade():
     facts = site_state(ScriptedMoodle(INSTALLED, pending_rc=2), now=1030)
     assert facts["installed"] is True
     assert facts["code_release"] == "4.5.6 (Build: 20250811)"
+    assert facts["code_version"] == 2024100706.0 and facts["branch"] == "405"
     assert facts["db_version"] == "2024100700.00"
     assert facts["upgrade_pending"] is True
     assert facts["last_cron_start"] == 1000 and facts["last_cron_age"] == 30

@@ -1,26 +1,16 @@
-"""Unit tests of the backup manifest format (plugins/module_utils/_backup_manifest.py)."""
+"""Unit tests of the backup manifest format (plugins/module_utils/_backup/manifest.py), its status files
+(metrics.py) and the retention rule the engine relies on (retention.py)."""
 
 import copy
 import datetime as dt
-import pathlib
-import sys
 
 import pytest
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[7]))  # .../collections
-
-from ansible_collections.moodle.platform.plugins.module_utils import (
-    _backup_manifest as bm,
-)
+from ansible_collections.moodle.platform.plugins.module_utils._backup import manifest as bm
+from ansible_collections.moodle.platform.plugins.module_utils._backup.metrics import parse_textfile, render_backup_textfile
+from ansible_collections.moodle.platform.plugins.module_utils._backup.retention import expected_retention
 
 UTC = dt.UTC
-VERSION_PHP = """<?php
-defined('MOODLE_INTERNAL') || die();
-$version  = 2024100706.00;              // 20241007      = branching date YYYYMMDD - do not modify!
-$release  = '4.5.6 (Build: 20250811)'; // Human-friendly version name
-$branch   = '405';                     // This version's branch.
-$maturity = MATURITY_STABLE;           // This version's maturity level.
-"""
+MOODLE = {"version": "2024100706.00", "release": "4.5.6 (Build: 20250811)", "branch": "405", "maturity": "200"}
 
 
 def _manifest(**over):
@@ -28,28 +18,15 @@ def _manifest(**over):
     args = {
         "backup_id": bm.new_backup_id(started, "moodle"), "project": "moodle", "platform": "compose",
         "started": started, "completed": started + dt.timedelta(seconds=42),
-        "moodle": bm.parse_version_php(VERSION_PHP),
+        "moodle": MOODLE,
         "image": {"reference": "moodle-platform/moodle:test", "id": "sha256:" + "a" * 64},
         "database": {"engine": "mariadb", "name": "moodle", "prefix": "mdl_", "dump_file": "database.sql",
-                  "sha256": "b" * 64, "size_bytes": 1000, "snapshot_id": "1" * 64, "tables": {"mdl_user": 2}},
+                     "sha256": "b" * 64, "size_bytes": 1000, "snapshot_id": "1" * 64, "tables": {"mdl_user": 2}},
         "moodledata": {"snapshot_id": "2" * 64, "file_count": 3, "size_bytes": 300,
-                    "sample": [{"path": "filedir/aa/bb/x", "sha256": "c" * 64, "size_bytes": 100}]},
+                       "sample": [{"path": "filedir/aa/bb/x", "sha256": "c" * 64, "size_bytes": 100}]},
     }
     args.update(over)
     return bm.build_manifest(**args)
-
-
-def test_parse_version_php_reads_real_moodle_syntax():
-    info = bm.parse_version_php(VERSION_PHP)
-    assert info == {"version": "2024100706.00", "release": "4.5.6 (Build: 20250811)", "branch": "405",
-                    "maturity": "MATURITY_STABLE"}
-    assert bm.branch_to_major(info["branch"]) == "4.5"
-
-
-def test_parse_version_php_derives_branch_from_release_and_rejects_garbage():
-    assert bm.parse_version_php("$version = 2025041400;\n$release = '5.0.1';")["branch"] == "500"
-    with pytest.raises(bm.ManifestError, match="no \\$version"):
-        bm.parse_version_php("<?php echo 1;")
 
 
 def test_manifest_roundtrip_is_canonical_and_valid():
@@ -100,16 +77,19 @@ def test_check_restorable_refusals():
                                allow_other_major=True) == []
     older = bm.check_restorable(manifest, target={"branch": "405", "version": "2024100700.00"})
     assert [p.code for p in older] == ["downgrade"]
+    broken = copy.deepcopy(manifest)
+    broken["moodle"]["branch"] = "4.5"
+    assert [p.code for p in bm.check_restorable(broken, target={"branch": "405", "version": "2024100706.00"})] == ["malformed"]
 
 
 def test_textfile_keeps_last_success_across_failures():
     manifest = _manifest()
-    ok = bm.render_backup_textfile("moodle", last_run=1000, success=True, manifest=manifest, added_bytes=7)
+    ok = render_backup_textfile("moodle", last_run=1000, success=True, manifest=manifest, added_bytes=7)
     assert 'moodle_backup_last_success_timestamp_seconds{project="moodle"} 1000' in ok
     assert 'moodle_backup_size_bytes{component="database",project="moodle"} 1000' in ok
     assert "# TYPE moodle_backup_duration_seconds gauge" in ok
-    failed = bm.render_backup_textfile("moodle", last_run=2000, success=False, previous=bm.parse_textfile(ok))
-    values = bm.parse_textfile(failed)
+    failed = render_backup_textfile("moodle", last_run=2000, success=False, previous=parse_textfile(ok))
+    values = parse_textfile(failed)
     assert values["moodle_backup_last_run_success"] == 0
     assert values["moodle_backup_last_run_timestamp_seconds"] == 2000
     assert values["moodle_backup_last_success_timestamp_seconds"] == 1000
@@ -119,7 +99,7 @@ def test_textfile_keeps_last_success_across_failures():
 def test_expected_retention_counts_for_a_long_daily_history():
     start = dt.datetime(2025, 1, 1, 2, 0, tzinfo=UTC)
     times = [start + dt.timedelta(days=i) for i in range(500)]
-    kept = bm.expected_retention(times, 7, 4, 12)
+    kept = expected_retention(times, 7, 4, 12)
     reasons = [r for rs in kept.values() for r in rs]
     assert reasons.count("daily snapshot") == 7
     assert reasons.count("weekly snapshot") == 4

@@ -2,10 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The moodle.platform backup manifest: one format for Compose and Kubernetes backups.
 
-Private module_utils (leading underscore).  Pure standard-library Python on purpose: the same file
-is imported by Ansible modules, copied next to the ``moodle-backup`` engine on the Docker host, and
-vendored by the Kubernetes operator.  The format is specified in ``docs/backup-manifest.md``; keep the
-two in step (bump ``FORMAT_VERSION`` on any incompatible change).
+Specified in ``docs/backup-manifest.md``; keep the two in step (bump ``FORMAT_VERSION`` on any
+incompatible change).  Used by the engine and by moodle-operator (summaries, backup ids).
 """
 
 from __future__ import annotations
@@ -14,6 +12,12 @@ import datetime as _dt
 import hashlib
 import json
 import re
+
+from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import (
+    VersionError,
+    branch_to_major,
+    compare_versions,
+)
 
 FORMAT = "moodle.platform/backup-manifest"
 FORMAT_VERSION = 1
@@ -27,24 +31,6 @@ DB_DUMP_FILENAME = "database.sql"
 
 # Moodle rebuilds these; they are never backed up (relative to the dataroot).
 MOODLEDATA_EXCLUDES = ("cache", "localcache", "temp", "sessions", "trashdir", "lock")
-
-# Metric names shared with the monitoring role (Prometheus textfile collector format).
-METRIC_PREFIX = "moodle_backup_"
-METRICS = {
-    "last_run_timestamp_seconds": "Unix time the last backup run ended (success or not).",
-    "last_success_timestamp_seconds": "Unix time the last successful backup ended.",
-    "last_run_success": "1 if the last backup run succeeded, else 0.",
-    "duration_seconds": "Wall time of the last successful backup run.",
-    "size_bytes": "Size of the last successful backup by component (uncompressed source bytes).",
-    "added_bytes": "New bytes the last successful backup added to the repository (after dedup).",
-    "snapshot_info": "Always 1; labels identify the last successful backup.",
-}
-DRILL_METRICS = {
-    "restore_drill_success": "1 if the last restore drill passed every check, else 0.",
-    "restore_drill_last_run_timestamp_seconds": "Unix time the last restore drill ended.",
-    "restore_drill_duration_seconds": "Wall time of the last restore drill.",
-    "restore_drill_checks_failed": "Number of checks that failed in the last restore drill.",
-}
 
 REQUIRED = {
     "format": str,
@@ -125,48 +111,6 @@ def valid_backup_id(text):
 
 
 # ---------------------------------------------------------------------------------------------
-# Moodle versions
-_PHP_ASSIGN = re.compile(r"^\s*\$(version|release|branch|maturity)\s*=\s*(.+?)\s*;", re.MULTILINE)
-
-
-def parse_version_php(text):
-    """Read ``$version``, ``$release``, ``$branch``, ``$maturity`` from a Moodle ``version.php``."""
-    found = {}
-    for name, value in _PHP_ASSIGN.findall(text or ""):
-        value = value.split("//", 1)[0].strip()
-        if len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]:
-            value = value[1:-1]
-        found.setdefault(name, value)
-    if "version" not in found:
-        raise ManifestError("version.php has no $version assignment")
-    if "branch" not in found:
-        match = re.match(r"^(\d+)\.(\d+)", found.get("release", ""))
-        if not match:
-            raise ManifestError("version.php has neither $branch nor a $release like '4.5.6'")
-        found["branch"] = f"{int(match.group(1))}{int(match.group(2)):02d}"
-    found.setdefault("release", "")
-    return {"version": found["version"], "release": found["release"], "branch": found["branch"],
-            "maturity": found.get("maturity", "")}
-
-
-def branch_to_major(branch):
-    """'405' -> '4.5', '500' -> '5.0' (Moodle's $branch is major*100 + minor)."""
-    text = str(branch).strip()
-    if not text.isdigit() or len(text) < 3:
-        raise ManifestError(f"not a Moodle branch number like '405': {branch!r}")
-    return f"{int(text[:-2])}.{int(text[-2:])}"
-
-
-def compare_versions(left, right):
-    """Compare Moodle ``$version`` values (``2024100706.00``) numerically: -1, 0 or 1."""
-    try:
-        a, b = float(left), float(right)
-    except (TypeError, ValueError) as exc:
-        raise ManifestError(f"not a Moodle $version number: {left!r} / {right!r}") from exc
-    return (a > b) - (a < b)
-
-
-# ---------------------------------------------------------------------------------------------
 # building, serialising, validating
 def sha256_file(path, chunk=1 << 20):
     digest = hashlib.sha256()
@@ -201,18 +145,6 @@ def build_manifest(*, backup_id, project, platform, started, completed, moodle, 
     if problems:
         raise ManifestError("refusing to write an invalid manifest: " + "; ".join(p.message for p in problems))
     return manifest
-
-
-# version.php is PHP: evaluate it (as Moodle does) instead of pattern-matching it.
-VERSION_PHP_CODE = (
-    "define('MOODLE_INTERNAL', true);"
-    "foreach (['MATURITY_ALPHA' => 50, 'MATURITY_BETA' => 100, 'MATURITY_RC' => 150, 'MATURITY_STABLE' => 200]"
-    " as $c => $v) { defined($c) || define($c, $v); }"
-    "$version = null; $release = null; $branch = null; $maturity = null;"
-    "include $argv[1];"
-    "echo json_encode(['version' => sprintf('%.2f', $version), 'release' => (string) $release,"
-    " 'branch' => (string) $branch, 'maturity' => (string) $maturity]);"
-)
 
 
 SUMMARY_FIELDS = ("backup_id", "database_snapshot", "moodledata_snapshot", "database_sha256",
@@ -329,8 +261,11 @@ def check_restorable(manifest, *, target=None, available_snapshots=None, dump_sh
         problems.append(Problem("checksum", f"backup {manifest['backup_id']}: database dump checksum {dump_sha256[:16]} "
                                             f"does not match the manifest ({manifest['database']['sha256'][:16]})"))
     if target is not None:
-        have_major = branch_to_major(manifest["moodle"]["branch"])
-        want_major = branch_to_major(target["branch"])
+        try:
+            have_major = branch_to_major(manifest["moodle"]["branch"])
+            want_major = branch_to_major(target["branch"])
+        except VersionError as exc:
+            return [*problems, Problem("malformed", f"backup {manifest['backup_id']}: {exc}")]
         if have_major != want_major and not allow_other_major:
             problems.append(Problem(
                 "version", "backup {} is Moodle {} but the image runs Moodle {}; set force (allow a different major "
@@ -341,122 +276,3 @@ def check_restorable(manifest, *, target=None, available_snapshots=None, dump_sh
                 "downgrade", "backup {} was taken with Moodle version {}, newer than the image's {}; Moodle cannot run a "
                 "database on older code".format(manifest["backup_id"], manifest["moodle"]["version"], target["version"])))
     return problems
-
-
-# ---------------------------------------------------------------------------------------------
-# Prometheus textfile collector
-def _escape_label(value):
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(labels):
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in sorted(labels.items())) + "}"
-
-
-def _gauge(lines, name, help_text, samples):
-    lines.append(f"# HELP {name} {help_text}")
-    lines.append(f"# TYPE {name} gauge")
-    for labels, value in samples:
-        if isinstance(value, float) and value != int(value):
-            text = repr(round(value, 3))
-        else:
-            text = str(int(value))
-        lines.append(f"{name}{_labels(labels)} {text}")
-
-
-def render_backup_textfile(project, *, last_run, success, previous=None, manifest=None, added_bytes=0):
-    """The status file a node_exporter textfile collector reads after each backup run.
-
-    ``previous``: metrics dict of the prior file (see ``parse_textfile``) so a failed run keeps the last
-    success time.  ``manifest``: the manifest of this run when it succeeded.
-    """
-    base = {"project": project}
-    previous = previous or {}
-    lines = []
-    _gauge(lines, "moodle_backup_last_run_timestamp_seconds", METRICS["last_run_timestamp_seconds"],
-           [(base, last_run)])
-    _gauge(lines, "moodle_backup_last_run_success", METRICS["last_run_success"], [(base, 1 if success else 0)])
-    if success and manifest is not None:
-        last_success = last_run
-        duration = float(manifest["duration_seconds"])
-        sizes = [(dict(base, component="database"), manifest["database"]["size_bytes"]),
-                 (dict(base, component="moodledata"), manifest["moodledata"]["size_bytes"])]
-        info = dict(base, backup_id=manifest["backup_id"], database_snapshot=manifest["database"]["snapshot_id"][:8],
-                    moodledata_snapshot=manifest["moodledata"]["snapshot_id"][:8],
-                    moodle_release=manifest["moodle"]["release"])
-        added = added_bytes
-    else:
-        last_success = previous.get("moodle_backup_last_success_timestamp_seconds")
-        duration = previous.get("moodle_backup_duration_seconds")
-        sizes, info, added = [], None, None
-    if last_success is not None:
-        _gauge(lines, "moodle_backup_last_success_timestamp_seconds", METRICS["last_success_timestamp_seconds"],
-               [(base, last_success)])
-    if duration is not None:
-        _gauge(lines, "moodle_backup_duration_seconds", METRICS["duration_seconds"], [(base, duration)])
-    if sizes:
-        _gauge(lines, "moodle_backup_size_bytes", METRICS["size_bytes"], sizes)
-    if added is not None:
-        _gauge(lines, "moodle_backup_added_bytes", METRICS["added_bytes"], [(base, added)])
-    if info:
-        _gauge(lines, "moodle_backup_snapshot_info", METRICS["snapshot_info"], [(info, 1)])
-    return "\n".join(lines) + "\n"
-
-
-def render_drill_textfile(project, *, success, finished, duration, checks_failed):
-    base = {"project": project}
-    lines = []
-    _gauge(lines, "moodle_restore_drill_success", DRILL_METRICS["restore_drill_success"], [(base, 1 if success else 0)])
-    _gauge(lines, "moodle_restore_drill_last_run_timestamp_seconds",
-           DRILL_METRICS["restore_drill_last_run_timestamp_seconds"], [(base, finished)])
-    _gauge(lines, "moodle_restore_drill_duration_seconds", DRILL_METRICS["restore_drill_duration_seconds"],
-           [(base, float(duration))])
-    _gauge(lines, "moodle_restore_drill_checks_failed", DRILL_METRICS["restore_drill_checks_failed"],
-           [(base, checks_failed)])
-    return "\n".join(lines) + "\n"
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)\s*$")
-
-
-def parse_textfile(text):
-    """Unlabelled-by-component values of a textfile written by this module: {metric_name: float}."""
-    values = {}
-    for line in (text or "").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if not match or (match.group(2) and "component=" in match.group(2)):
-            continue
-        try:
-            values[match.group(1)] = float(match.group(3))
-        except ValueError:
-            continue
-    return values
-
-
-# ---------------------------------------------------------------------------------------------
-# retention (what restic's --keep-daily/--keep-weekly/--keep-monthly keeps; used by tests and dry runs)
-def expected_retention(times, daily, weekly, monthly):
-    """Times (UTC datetimes) that restic ``forget --keep-daily D --keep-weekly W --keep-monthly M`` keeps.
-
-    restic walks snapshots newest first; a snapshot is kept for a bucket kind when its bucket (day,
-    ISO week, month) differs from the last one kept for that kind and that kind still has budget.
-    Returns {time: [reasons]} for the kept ones.
-    """
-    kept = {}
-    rules = [("daily snapshot", daily, lambda t: t.strftime("%Y-%m-%d")),
-             ("weekly snapshot", weekly, lambda t: "{}-{:02d}".format(*t.isocalendar()[:2])),
-             ("monthly snapshot", monthly, lambda t: t.strftime("%Y-%m"))]
-    budget = {name: count for name, count, _ in rules}
-    last = {name: None for name, _, _ in rules}
-    for when in sorted(times, reverse=True):
-        for name, _, bucket_of in rules:
-            bucket = bucket_of(when)
-            if budget[name] > 0 and bucket != last[name]:
-                kept.setdefault(when, []).append(name)
-                last[name] = bucket
-                budget[name] -= 1
-    return kept

@@ -1,0 +1,285 @@
+# Copyright: moodle.platform contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where the site is: a Compose project on this host (docker CLI), or "direct" (the engine runs next to
+the site: a Kubernetes Job, or the scheduler container on the Compose network) and reaches the
+database over TCP and moodledata at a mounted path.
+
+Why the docker CLI and not the Docker SDK: dumps and restores are multi-GB byte streams, which
+``docker exec -i`` pipes with back-pressure; the Debian host needs no extra Python packages.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ansible_collections.moodle.platform.plugins.module_utils._backup.common import EngineError, sql_ident, tail
+from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import (
+    VERSION_PHP_CODE,
+    VersionError,
+    parse_version_json,
+    parse_version_php,
+    version_info,
+)
+
+DUMP_OPTIONS = ("--single-transaction", "--quick", "--routines", "--triggers", "--events", "--hex-blob",
+                "--default-character-set=utf8mb4", "--skip-dump-date")
+
+
+# ---------------------------------------------------------------------------------------------
+# docker
+def docker(*args, check=True, stdin=None):
+    proc = subprocess.run(["docker", *args], input=stdin, capture_output=True, check=False)
+    if check and proc.returncode != 0:
+        raise EngineError(f"docker {args[0]} failed (exit {proc.returncode}): {tail(proc.stderr)}")
+    return proc
+
+
+def find_container(project, service, running=True):
+    args = ["ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+            "--filter", f"label=com.docker.compose.service={service}"]
+    if not running:
+        args.insert(1, "-a")
+    ids = docker(*args).stdout.decode().split()
+    if not ids:
+        raise EngineError(f"no {'running ' if running else ''}'{service}' container in Compose project '{project}'")
+    return ids[0]
+
+
+def volume_mountpoint(name):
+    proc = docker("volume", "inspect", "--format", "{{.Mountpoint}}", name, check=False)
+    if proc.returncode != 0:
+        raise EngineError(f"Docker volume {name} does not exist")
+    path = proc.stdout.decode().strip()
+    if not Path(path).is_dir():
+        raise EngineError(f"mountpoint {path} of volume {name} is not reachable from this host (rootless Docker?)")
+    return path
+
+
+def db_exec_argv(config, container, *command, interactive=False):
+    # The password goes from the secret file inside the container into MYSQL_PWD of the client only:
+    # not on any command line, not in `docker inspect`.
+    script = 'MYSQL_PWD="$(cat "$0")"; export MYSQL_PWD; exec "$@"'
+    argv = ["docker", "exec", "--user", "0"]  # compose secret files are root-only inside the container
+    if interactive:
+        argv.append("-i")
+    return [*argv, container, "sh", "-c", script, config["db_admin_password_file"], *command]
+
+
+def db_query(config, container, sql, database=None):
+    argv = db_exec_argv(config, container, "mariadb", f"--user={config['db_admin_user']}", "--batch",
+                        "--skip-column-names", *([database] if database else []), "-e", sql)
+    proc = subprocess.run(argv, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise EngineError(f"query in the database container failed: {tail(proc.stderr)}")
+    return [line.split("\t") for line in proc.stdout.decode().splitlines()]
+
+
+# ---------------------------------------------------------------------------------------------
+# which Moodle: version.php evaluated by the site's PHP (moodle_version.VERSION_PHP_CODE)
+def evaluated_version(text, where):
+    try:
+        return parse_version_json(text)
+    except VersionError as exc:
+        raise EngineError(f"cannot evaluate version.php of {where}: {exc}") from exc
+
+
+def container_version(config, container):
+    proc = docker("exec", container, "php", "-r", VERSION_PHP_CODE, f"{config['moodle_dirroot']}/version.php",
+                  check=False)
+    if proc.returncode != 0:
+        raise EngineError(f"cannot read version.php in container {container[:12]}: {tail(proc.stderr or proc.stdout)}")
+    return evaluated_version(proc.stdout.decode(errors="replace"), f"container {container[:12]}")
+
+
+def image_version(config, image):
+    """version.php of a Moodle image, read in a throwaway container without network."""
+    proc = docker("run", "--rm", "--network", "none", "--entrypoint", "php", image, "-r", VERSION_PHP_CODE,
+                  f"{config['moodle_dirroot']}/version.php", check=False)
+    if proc.returncode != 0:
+        raise EngineError(f"cannot read version.php from image {image}: {tail(proc.stderr or proc.stdout)}")
+    return evaluated_version(proc.stdout.decode(errors="replace"), f"image {image}")
+
+
+def web_file(container, path):
+    proc = docker("exec", container, "cat", path, check=False)
+    if proc.returncode != 0:
+        raise EngineError(f"cannot read {path} in the web container: {tail(proc.stderr)}")
+    return proc.stdout.decode(errors="replace")
+
+
+# ---------------------------------------------------------------------------------------------
+class ComposeSite:
+    """The engine on the Docker host: ``docker exec`` into the db/web containers of the project."""
+
+    def __init__(self, config):
+        self.config = config
+        self.project = config.get("compose_project", config["project"])
+        self._db = None
+
+    @property
+    def db(self):
+        if self._db is None:
+            self._db = find_container(self.project, self.config["db_service"])
+        return self._db
+
+    @db.setter
+    def db(self, container):
+        self._db = container
+
+    def dataroot(self, volume=None):
+        return volume_mountpoint(volume or self.config["moodledata_volume"])
+
+    def query(self, sql, database=None):
+        return db_query(self.config, self.db, sql, database)
+
+    def dump_argv(self):
+        return db_exec_argv(self.config, self.db, "mariadb-dump", f"--user={self.config['db_admin_user']}",
+                            *DUMP_OPTIONS, self.config["db_name"])
+
+    def load_argv(self, name):
+        return db_exec_argv(self.config, self.db, "mariadb", f"--user={self.config['db_admin_user']}",
+                            "--default-character-set=utf8mb4", name, interactive=True)
+
+    def describe(self):
+        web = find_container(self.project, self.config["web_service"])
+        moodle = container_version(self.config, web)
+        image_ref, image_id = docker("inspect", "--format", "{{.Config.Image}} {{.Image}}", web).stdout.decode().split()
+        stack = {"db_image": docker("inspect", "--format", "{{.Config.Image}}", self.db).stdout.decode().strip()}
+        try:
+            redis = find_container(self.project, self.config.get("redis_service", "redis"))
+            stack["redis_image"] = docker("inspect", "--format", "{{.Config.Image}}", redis).stdout.decode().strip()
+        except EngineError:
+            pass
+        return {"moodle": moodle, "image": {"reference": image_ref, "id": image_id},
+                "config_php": web_file(web, f"{self.config['moodle_dirroot']}/config.php"), "stack": stack}
+
+
+class DirectSite:
+    """The engine beside the site: MariaDB over TCP, moodledata mounted at ``dataroot``.
+
+    The password comes from a file and reaches the clients through a 0600 option file
+    (``--defaults-extra-file``): never on a command line or in an environment.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self._option_file = None
+        for key in ("db_host", "dataroot"):
+            if not config.get(key):
+                raise EngineError(f"direct mode needs {key} (MOODLE_DB_HOST / --dataroot)")
+        password_file = config.get("db_password_file") or ""
+        if not Path(password_file).is_file():
+            raise EngineError(f"database password file {password_file!r} does not exist (MOODLE_DB_PASSWORD_FILE)")
+
+    def option_file(self):
+        if self._option_file is None:
+            password = Path(self.config["db_password_file"]).read_text(encoding="utf-8").strip()
+            fd, path = tempfile.mkstemp(prefix="moodle-backup-db.", suffix=".cnf")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write("[client]\npassword=\"{}\"\n".format(password.replace("\\", "\\\\").replace('"', '\\"')))
+            self._option_file = path
+            atexit.register(self.close)
+        return self._option_file
+
+    def close(self):
+        if self._option_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self._option_file)
+            self._option_file = None
+
+    def _client(self, program):
+        return [program, f"--defaults-extra-file={self.option_file()}", f"--host={self.config['db_host']}",
+                f"--port={int(self.config.get('db_port') or 3306)}", f"--user={self.config['db_user']}"]
+
+    # same signature as ComposeSite.dataroot(); the mounted directory is the only one
+    def dataroot(self, volume=None):  # pylint: disable=unused-argument
+        path = Path(self.config["dataroot"])
+        if not path.is_dir():
+            raise EngineError(f"moodledata directory {path} does not exist (is the volume mounted?)")
+        return str(path)
+
+    def query(self, sql, database=None):
+        argv = [*self._client("mariadb"), "--batch", "--skip-column-names", *([database] if database else []),
+                "-e", sql]
+        proc = subprocess.run(argv, capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise EngineError(f"query on {self.config['db_host']} failed: {tail(proc.stderr)}")
+        return [line.split("\t") for line in proc.stdout.decode().splitlines()]
+
+    def dump_argv(self):
+        return [*self._client("mariadb-dump"), *DUMP_OPTIONS, self.config["db_name"]]
+
+    def load_argv(self, name):
+        return [*self._client("mariadb"), "--default-character-set=utf8mb4", name]
+
+    def moodle_version(self):
+        """version.php when the caller lends it (Kubernetes: an init container copies it from the
+        Moodle image), else what the database records (``version``/``release`` in the config table,
+        i.e. the code version the schema was last upgraded to)."""
+        version_json = self.config.get("version_json")
+        if version_json:
+            try:
+                return evaluated_version(Path(version_json).read_text(encoding="utf-8"), version_json)
+            except OSError as exc:
+                raise EngineError(f"cannot read {version_json}: {exc}") from exc
+        version_php = self.config.get("version_php")
+        if version_php:
+            if shutil.which("php"):
+                proc = subprocess.run(["php", "-r", VERSION_PHP_CODE, version_php], capture_output=True, check=False)
+                if proc.returncode == 0:
+                    return evaluated_version(proc.stdout.decode(errors="replace"), version_php)
+            try:
+                info = parse_version_php(Path(version_php).read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise EngineError(f"cannot read {version_php}: {exc}") from exc
+            except VersionError as exc:
+                raise EngineError(f"cannot read {version_php}: {exc}") from exc
+            info["source"] = "version.php"
+            return info
+        prefix = sql_ident(self.config["db_prefix"])
+        rows = dict(self.query(f"SELECT name, value FROM `{prefix}config` WHERE name IN ('version', 'release')",  # noqa: S608
+                               self.config["db_name"]))
+        if "version" not in rows:
+            raise EngineError(f"{prefix}config has no 'version' row: is Moodle installed in {self.config['db_name']}?")
+        try:
+            info = version_info(rows["version"], rows.get("release", ""))
+        except VersionError as exc:
+            raise EngineError(f"the database records no usable Moodle version: {exc}") from exc
+        info["source"] = "database"
+        return info
+
+    def image_reference(self):
+        """--image, else the web service's image in the Compose file the scheduler container mounts
+        (re-rendered by every deploy and upgrade, so it names the image that runs now)."""
+        if self.config.get("image"):
+            return self.config["image"]
+        compose_file = self.config.get("compose_file")
+        if not compose_file:
+            return "unknown"
+        try:
+            # python3-yaml is in the image; only the scheduler container's path needs it
+            import yaml  # pylint: disable=import-outside-toplevel
+
+            services = (yaml.safe_load(Path(compose_file).read_text(encoding="utf-8")) or {}).get("services") or {}
+        except (OSError, ImportError, ValueError) as exc:
+            raise EngineError(f"cannot read the web image from {compose_file}: {exc}") from exc
+        image = (services.get(self.config["web_service"]) or {}).get("image")
+        if not image:
+            raise EngineError(f"{compose_file} has no image for service {self.config['web_service']!r}")
+        return image
+
+    def describe(self):
+        moodle = self.moodle_version()
+        image = {"reference": self.image_reference(), "id": self.config.get("image_id") or ""}
+        return {"moodle": moodle, "image": image, "config_php": None,
+                "stack": {"db_host": self.config["db_host"]}}
+
+
+def site_for(config):
+    return DirectSite(config) if config.get("access") == "direct" else ComposeSite(config)

@@ -1,0 +1,115 @@
+"""Unit tests of the pure parts of the moodle-backup engine (plugins/module_utils/_backup/)."""
+
+import datetime as dt
+import gzip
+import hashlib
+import json
+import tarfile
+
+import pytest
+from ansible_collections.moodle.platform.plugins.module_utils._backup.cli import main
+from ansible_collections.moodle.platform.plugins.module_utils._backup.common import EngineError, redact
+from ansible_collections.moodle.platform.plugins.module_utils._backup.config import load_config
+from ansible_collections.moodle.platform.plugins.module_utils._backup.migrate import inspect_source, parse_config_php
+from ansible_collections.moodle.platform.plugins.module_utils._backup.schedule import next_run
+from ansible_collections.moodle.platform.plugins.module_utils._backup.stream import DumpScanner
+
+# What `mariadb-dump` (MariaDB 10.11) writes: one row per line, strings with escaped quotes/newlines,
+# parentheses and "),(" inside strings, hex blobs.
+DUMP = b"""-- MariaDB dump 10.19
+DROP TABLE IF EXISTS `mdl_course`;
+CREATE TABLE `mdl_course` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB;
+LOCK TABLES `mdl_course` WRITE;
+INSERT INTO `mdl_course` VALUES
+(1,'Site (front page)','a\\'b),(c'),
+(2,'Line\\none; two','x'),
+(3,'tricky \\\\',0x28292C28);
+UNLOCK TABLES;
+CREATE TABLE `mdl_empty` (
+  `id` bigint(20) NOT NULL
+);
+INSERT INTO `mdl_user` VALUES (1,'admin'),(2,'a(b)c');
+"""
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+def test_dump_scanner_counts_rows_whatever_the_chunking(chunk):
+    scanner = DumpScanner()
+    for i in range(0, len(DUMP), chunk):
+        scanner.feed(DUMP[i:i + chunk])
+    scanner.close()
+    assert scanner.rows == {"mdl_course": 3, "mdl_empty": 0, "mdl_user": 2}
+    assert scanner.size == len(DUMP)
+    assert scanner.sha.hexdigest() == hashlib.sha256(DUMP).hexdigest()
+
+
+def test_parse_config_php_reads_old_site_settings():
+    text = """<?php unset($CFG); $CFG = new stdClass();
+$CFG->dbtype    = 'mariadb';
+$CFG->prefix    = "m_";
+$CFG->wwwroot   = 'https://old.example.org/moodle';
+$CFG->dataroot  = '/bitnami/moodledata';
+"""
+    assert parse_config_php(text) == {"dbtype": "mariadb", "prefix": "m_",
+                                      "wwwroot": "https://old.example.org/moodle",
+                                      "dataroot": "/bitnami/moodledata"}
+
+
+def test_inspect_source_recognises_layouts(tmp_path):
+    bitnami = tmp_path / "bitnami"
+    (bitnami / "moodle").mkdir(parents=True)
+    (bitnami / "moodledata" / "filedir").mkdir(parents=True)
+    (bitnami / "moodle" / "config.php").write_text("<?php $CFG->prefix = 'mdl_';")
+    info = inspect_source(str(bitnami))
+    assert info["layout"] == "bitnami" and info["dataroot"].endswith("moodledata") and info["config"]["prefix"] == "mdl_"
+    plain = tmp_path / "plain"
+    (plain / "filedir").mkdir(parents=True)
+    assert inspect_source(str(plain))["layout"] == "plain"
+    archive = tmp_path / "data.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(plain, arcname="moodledata")
+    assert inspect_source(str(archive))["layout"] == "archive"
+    with pytest.raises(EngineError, match="does not look like a moodledata"):
+        inspect_source(str(tmp_path))
+    with pytest.raises(EngineError, match="does not exist"):
+        inspect_source(str(tmp_path / "nope"))
+    dump = tmp_path / "x.sql.gz"
+    with gzip.open(dump, "wb") as handle:
+        handle.write(b"SELECT 1;")
+    assert dump.read_bytes()[:2] == b"\x1f\x8b"
+
+
+def test_next_run_picks_the_next_daily_time():
+    now = dt.datetime(2026, 11, 24, 13, 0, tzinfo=dt.UTC)
+    assert next_run(now, ["02:15", "13:30"]) == now.replace(minute=30)
+    assert next_run(now, ["02:15"]) == dt.datetime(2026, 11, 25, 2, 15, tzinfo=dt.UTC)
+    assert next_run(now, ["13:00"], delay=0) == dt.datetime(2026, 11, 25, 13, 0, tzinfo=dt.UTC)
+
+
+def test_redact_hides_credentials_in_urls():
+    assert redact("s3:https://key:secret@s3.example.org/bucket") == "s3:https://***@s3.example.org/bucket"
+
+
+def test_load_config_reports_missing_keys(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"project": "x"}')
+    with pytest.raises(EngineError, match="lacks repository, password_file, state_dir, moodledata_volume"):
+        load_config(str(path))
+    with pytest.raises(EngineError, match="does not exist"):
+        load_config(str(tmp_path / "missing.json"))
+
+
+def test_cli_reports_bad_input_as_json_and_exit_1(tmp_path, capsys, monkeypatch):
+    for name in ("MOODLE_DB_HOST", "MOODLE_DB_PASSWORD_FILE", "RESTIC_REPOSITORY"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"project": "x", "repository": str(tmp_path / "repo"), "state_dir": str(tmp_path),
+                                  "password_file": str(tmp_path / "missing"), "moodledata_volume": "v"}))
+    assert main(["--config", str(config), "list"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"failed": True, "msg": f"restic password file {tmp_path / 'missing'} does not exist"}
+    assert main(["backup", "--project", "Bad Name", "--repository", "r", "--dataroot", "/d"]) == 1
+    assert "direct mode needs MOODLE_DB_HOST" in json.loads(capsys.readouterr().out)["msg"]
