@@ -51,8 +51,8 @@ lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_spec
 	$(TIMED) yamllint yamllint --strict .
 	$(TIMED) ruff ruff check .
 	$(TIMED) argspecs $(PY) scripts/check_argument_specs.py
-	@cmp $(COLLECTION)/roles/monitoring/files/rules/moodle.yml charts/moodle/files/rules/moodle.yml || \
-	  { echo 'charts/moodle/files/rules/moodle.yml differs from the monitoring rules: run make k8s-chart-rules' >&2; exit 1; }
+	@cmp $(K8S_RULES_SRC) $(K8S_RULES_CHART) || \
+	  { echo '$(K8S_RULES_CHART) differs from the monitoring rules: run make k8s-chart-rules' >&2; exit 1; }
 	$(TIMED) ansible-lint ansible-lint --profile production
 
 unit: setup ## Python unit tests of the collection
@@ -61,5 +61,12 @@ unit: setup ## Python unit tests of the collection
 test: setup lint unit collection-test host roles-test $(TEST_TARGETS) ## Everything CI runs
 	@echo "make test: all stages passed"
 
-up: setup ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080); MOODLE_SRC=/path/to/moodle-4.5
-	$(TIMED) site env MOODLE_SRC="$(MOODLE_SRC)" ansible-playbook site.yml -i inventories/local
+# Which Moodle code `make up` (and acceptance, bench-stack) builds the image from, as plain role variables:
+# MOODLE_SRC=/path/to/moodle-4.5 -> that tree; MOODLE_STANDIN=1 -> the stand-in test fixture (not Moodle,
+# materialized by `make standin`); neither -> the role's default (git clone of MOODLE_405_STABLE).
+MOODLE_STANDIN_ON := $(filter 1 true yes,$(MOODLE_STANDIN))
+MOODLE_SOURCE_VARS := $(if $(MOODLE_SRC),-e moodle_image_source_type=local -e moodle_image_source_path=$(abspath $(MOODLE_SRC)),$(if \
+  $(MOODLE_STANDIN_ON),-e moodle_image_source_type=local -e moodle_image_source_path=$(ROOT)/build/moodle-standin))
+
+up: setup $(if $(MOODLE_STANDIN_ON),standin) ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080); MOODLE_SRC=/path/to/moodle-4.5 or MOODLE_STANDIN=1
+	$(TIMED) site ansible-playbook site.yml -i inventories/local $(MOODLE_SOURCE_VARS)

@@ -9,11 +9,11 @@ compose-test: setup host ## Molecule `stack` scenario: whole stack with the Mood
 
 acceptance: setup host ## Real Moodle on the stack: make acceptance MOODLE_SRC=/path/to/moodle-4.5
 	@test -n "$(MOODLE_SRC)" || { echo "usage: make acceptance MOODLE_SRC=/path/to/moodle-4.5 (a Moodle 4.5 code tree)"; exit 2; }
-	$(TIMED) acceptance-deploy env MOODLE_SRC=$(abspath $(MOODLE_SRC)) ansible-playbook playbooks/compose.yml -i inventories/local -e @$(COMPOSE_ACCEPTANCE_VARS)
+	$(TIMED) acceptance-deploy ansible-playbook playbooks/compose.yml -i inventories/local -e @$(COMPOSE_ACCEPTANCE_VARS) $(MOODLE_SOURCE_VARS)
 	$(TIMED) acceptance-verify pytest -v -p no:cacheprovider molecule/stack/acceptance
 
 bench-stack: setup host ## wrk: tuned vs stock Moodle (needs MOODLE_SRC), rps + p95 + ratio in one run
 	@test -n "$(MOODLE_SRC)" || { echo "usage: make bench-stack MOODLE_SRC=/path/to/moodle-4.5 (the benchmark is only meaningful with real Moodle)"; exit 2; }
-	$(TIMED) bench-deploy env MOODLE_SRC=$(abspath $(MOODLE_SRC)) ansible-playbook playbooks/compose.yml -i inventories/local -e @$(COMPOSE_ACCEPTANCE_VARS) -e compose_stack_bench=true
+	$(TIMED) bench-deploy ansible-playbook playbooks/compose.yml -i inventories/local -e @$(COMPOSE_ACCEPTANCE_VARS) -e compose_stack_bench=true $(MOODLE_SOURCE_VARS)
 	$(TIMED) bench-wrk-install ansible docker_hosts -i inventories/local -b -m ansible.builtin.apt -a "name=wrk state=present"
 	$(TIMED) bench-stack $(PY) molecule/stack/bench/bench_stack.py $(BENCH_ARGS)

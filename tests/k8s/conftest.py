@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .harness import REAL, ROOT, Cluster, helm_bin, kube_version, start_apiserver, stop_apiserver
+from .harness import CHARTS, REAL, ROOT, Cluster, helm_bin, kube_version, start_apiserver, stop_apiserver
 
 sys.path.insert(0, str(ROOT / "operator"))
 # The in-process operator's identity uses its own release, namespace and peering name, so the deploy
@@ -63,7 +63,7 @@ def operator_kubeconfig(cluster, helm, tmp_path_factory):
     import subprocess
 
     cluster.namespace(OPERATOR_NS)
-    out = subprocess.run([helm, "template", OPERATOR_RELEASE, str(ROOT / "charts" / "moodle-operator"),
+    out = subprocess.run([helm, "template", OPERATOR_RELEASE, str(CHARTS / "moodle-operator"),
                           "--namespace", OPERATOR_NS, "--kube-version", kube_version(),
                           "--set", f"peering.name={OPERATOR_RELEASE}"],
                          check=True, capture_output=True, text=True).stdout

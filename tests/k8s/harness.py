@@ -16,6 +16,8 @@ import yaml
 from kubernetes.dynamic import DynamicClient
 
 ROOT = Path(__file__).resolve().parents[2]
+COLLECTION = ROOT / "collections" / "ansible_collections" / "moodle" / "platform"
+CHARTS = COLLECTION / "charts"  # the charts ship inside the collection
 SCRIPTS = ROOT / "scripts" / "k8s"
 REAL = os.environ.get("MOODLE_K8S_REAL") == "1"
 
@@ -92,7 +94,7 @@ class Cluster:
         return name
 
     def apply_crds(self):
-        crd_dir = ROOT / "charts" / "moodle-operator" / "crds"
+        crd_dir = CHARTS / "moodle-operator" / "crds"
         for path in sorted(crd_dir.glob("*.yaml")):
             self.apply(yaml.safe_load(path.read_text()))
         for path in sorted(crd_dir.glob("*.yaml")):
