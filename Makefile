@@ -16,7 +16,7 @@ TIMED       := $(ROOT)/scripts/timed
 TEST_TARGETS :=
 -include mk/*.mk
 
-.PHONY: help setup standin host test-images roles-test collection-test lint unit test up
+.PHONY: help setup standin host test-images roles-test collection-test collection-tarball collection-install lint unit test up
 help:
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
@@ -38,14 +38,20 @@ roles-test: test-images ## Molecule for docker_host and base_image, and their ba
 	$(TIMED) molecule-docker_host molecule test -s docker_host
 	$(TIMED) molecule-base_image molecule test -s base_image
 
-collection-test: setup ## Build the collection, install the tarball offline, ansible-doc the roles
+collection-test: setup ## Build the tarball, install it offline outside the checkout, ansible-doc every module and role entry point, site's target checks
 	$(TIMED) collection pytest -q tests/collection
+
+collection-tarball: setup ## The collection tarball: build/collection/moodle-platform-<version>.tar.gz (rebuilt when the collection changes)
+	@$(PY) scripts/collection.py tarball
+
+collection-install: setup ## Install the tarball offline into /var/cache/moodle-platform/installed-collection/<hash> (prints the path)
+	@$(PY) scripts/collection.py install
 
 standin: ## Materialize the Moodle stand-in (test fixture, not Moodle) into build/moodle-standin
 	$(PY) tests/fixtures/moodle-standin/materialize.py build/moodle-standin
 
 # Tests that build images from the stand-in need its materialized tree.
-compose-test day2-molecule day2-stack-test monitoring-molecule k8s-test: standin
+day2-molecule day2-stack-test monitoring-molecule k8s-test: standin
 
 lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_specs drift check
 	$(TIMED) yamllint yamllint --strict .

@@ -15,7 +15,7 @@ import docker
 import pytest
 import yaml
 
-from ..harness import CHARTS, ROOT, wait_for
+from ..harness import CHARTS, wait_for
 
 API = "platform.moodle.dev/v1alpha1"
 
