@@ -58,7 +58,8 @@ def test_port_in_use_by_something_else_fails(tmp_path):
         port = busy.getsockname()[1]
         result = play(tmp_path, f"compose_stack_web_port={port}")
     assert result.returncode != 0
-    assert f"Port 127.0.0.1:{port} is already in use" in " ".join(result.stdout.split())
+    # (Molecule's ansible.cfg sends failed results to stderr: display_failed_stderr.)
+    assert f"Port 127.0.0.1:{port} is already in use" in " ".join((result.stdout + result.stderr).split())
     assert not (tmp_path / "project").exists()
 
 
