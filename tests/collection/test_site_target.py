@@ -68,3 +68,20 @@ def test_kubernetes_controller_group_must_have_hosts(installed_env, tmp_path):
     assert "PLAY [Deploy Moodle on Kubernetes]" in out, out[-2000:]
     assert "nothing would be deployed" not in out and "not a known target" not in out
     assert rc != 0  # no helm: helm_deploy's preflight refuses
+
+
+def test_run_hidden_really_hides_the_checkout(tmp_path):
+    """The proof the installed-tarball tests rely on: inside run-hidden no file of the checkout can be
+    read (only .venv, the tools), so a playbook that needed one would fail."""
+    probe = ("import json, pathlib, sys; root = pathlib.Path(sys.argv[1]); print(json.dumps(sorted("
+             "str(p) for p in root.rglob('*') if '.venv' not in p.parts and p.is_file() and p.stat().st_size)))")
+    argv = [sys.executable, "-c", probe, str(ROOT)]
+    outside = json.loads(subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout)
+    assert str(ROOT / "Makefile") in outside  # positive control: without the namespace the files are there
+    proc = subprocess.run([*HELPER, "run-hidden", "--cwd", str(tmp_path), "--", *argv], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
+    refused = subprocess.run([*HELPER, "run-hidden", "--cwd", str(ROOT), "--", "true"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert refused.returncode != 0 and "inside the checkout" in refused.stderr
