@@ -16,7 +16,7 @@ TIMED       := $(ROOT)/scripts/timed
 TEST_TARGETS :=
 -include mk/*.mk
 
-.PHONY: help setup standin host test-images roles-test collection-test lint unit test up
+.PHONY: help setup standin host test-images roles-test collection-test collection-tarball collection-install lint unit test up
 help:
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
@@ -38,21 +38,27 @@ roles-test: test-images ## Molecule for docker_host and base_image, and their ba
 	$(TIMED) molecule-docker_host molecule test -s docker_host
 	$(TIMED) molecule-base_image molecule test -s base_image
 
-collection-test: setup ## Build the collection, install the tarball offline, ansible-doc the roles
+collection-test: setup ## Build the tarball, install it offline outside the checkout, ansible-doc every module and role entry point, site's target checks
 	$(TIMED) collection pytest -q tests/collection
+
+collection-tarball: setup ## The collection tarball: build/collection/moodle-platform-<version>.tar.gz (rebuilt when the collection changes)
+	@$(PY) scripts/collection.py tarball
+
+collection-install: setup ## Install the tarball offline into /var/cache/moodle-platform/installed-collection/<hash> (prints the path)
+	@$(PY) scripts/collection.py install
 
 standin: ## Materialize the Moodle stand-in (test fixture, not Moodle) into build/moodle-standin
 	$(PY) tests/fixtures/moodle-standin/materialize.py build/moodle-standin
 
 # Tests that build images from the stand-in need its materialized tree.
-compose-test day2-molecule day2-stack-test monitoring-molecule k8s-test: standin
+day2-molecule day2-stack-test monitoring-molecule k8s-test: standin
 
 lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_specs drift check
 	$(TIMED) yamllint yamllint --strict .
 	$(TIMED) ruff ruff check .
 	$(TIMED) argspecs $(PY) scripts/check_argument_specs.py
-	@cmp $(COLLECTION)/roles/monitoring/files/rules/moodle.yml charts/moodle/files/rules/moodle.yml || \
-	  { echo 'charts/moodle/files/rules/moodle.yml differs from the monitoring rules: run make k8s-chart-rules' >&2; exit 1; }
+	@cmp $(K8S_RULES_SRC) $(K8S_RULES_CHART) || \
+	  { echo '$(K8S_RULES_CHART) differs from the monitoring rules: run make k8s-chart-rules' >&2; exit 1; }
 	$(TIMED) ansible-lint ansible-lint --profile production
 	$(TIMED) ansible-test-sanity $(ROOT)/scripts/ansible-test sanity
 	$(TIMED) ansible-test-units $(ROOT)/scripts/ansible-test units
@@ -64,5 +70,12 @@ unit: setup ## Python unit tests of the collection
 test: setup lint unit collection-test host roles-test $(TEST_TARGETS) ## Everything CI runs
 	@echo "make test: all stages passed"
 
-up: setup ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080); MOODLE_SRC=/path/to/moodle-4.5
-	$(TIMED) site env MOODLE_SRC="$(MOODLE_SRC)" ansible-playbook site.yml -i inventories/local
+# Which Moodle code `make up` (and acceptance, bench-stack) builds the image from, as plain role variables:
+# MOODLE_SRC=/path/to/moodle-4.5 -> that tree; MOODLE_STANDIN=1 -> the stand-in test fixture (not Moodle,
+# materialized by `make standin`); neither -> the role's default (git clone of MOODLE_405_STABLE).
+MOODLE_STANDIN_ON := $(filter 1 true yes,$(MOODLE_STANDIN))
+MOODLE_SOURCE_VARS := $(if $(MOODLE_SRC),-e moodle_image_source_type=local -e moodle_image_source_path=$(abspath $(MOODLE_SRC)),$(if \
+  $(MOODLE_STANDIN_ON),-e moodle_image_source_type=local -e moodle_image_source_path=$(ROOT)/build/moodle-standin))
+
+up: setup $(if $(MOODLE_STANDIN_ON),standin) ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080); MOODLE_SRC=/path/to/moodle-4.5 or MOODLE_STANDIN=1
+	$(TIMED) site ansible-playbook site.yml -i inventories/local $(MOODLE_SOURCE_VARS)

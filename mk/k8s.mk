@@ -7,9 +7,9 @@ K8S_PYTEST := pytest -q -p no:cacheprovider -p no:logging --timeout=900
 # The chart's PrometheusRule embeds the monitoring role's alert rules. Helm reads only files inside the
 # chart, so the chart carries a byte-identical copy; tests/k8s/test_chart_rules.py fails when they differ.
 K8S_RULES_SRC   := $(COLLECTION)/roles/monitoring/files/rules/moodle.yml
-K8S_RULES_CHART := charts/moodle/files/rules/moodle.yml
+K8S_RULES_CHART := $(COLLECTION)/charts/moodle/files/rules/moodle.yml
 
-k8s-chart-rules: ## Copy the monitoring role's alert rules into charts/moodle/files/rules/ (run after editing them)
+k8s-chart-rules: ## Copy the monitoring role's alert rules into the moodle chart's files/rules/ (run after editing them)
 	@mkdir -p $(dir $(K8S_RULES_CHART))
 	@if cmp -s $(K8S_RULES_SRC) $(K8S_RULES_CHART); then echo "k8s-chart-rules: $(K8S_RULES_CHART) is up to date"; \
 	else cp $(K8S_RULES_SRC) $(K8S_RULES_CHART) && echo "k8s-chart-rules: copied $(K8S_RULES_SRC) -> $(K8S_RULES_CHART)"; fi

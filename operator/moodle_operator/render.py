@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-_REPO_CHART = Path(__file__).resolve().parents[2] / "charts" / "moodle"
+_REPO_CHART = (Path(__file__).resolve().parents[2] / "collections" / "ansible_collections" / "moodle" / "platform"
+               / "charts" / "moodle")
 
 
 class RenderError(ValueError):

@@ -5,16 +5,17 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+charts="$root/collections/ansible_collections/moodle/platform/charts"
 # shellcheck source=versions.env
 source "$here/versions.env"
-tag="${1:-$(sed -n 's/^appVersion: *"\(.*\)"/\1/p' "$root/charts/moodle-operator/Chart.yaml")}"
+tag="${1:-$(sed -n 's/^appVersion: *"\(.*\)"/\1/p' "$charts/moodle-operator/Chart.yaml")}"
 helm="$K8S_CACHE_DIR/helm-$HELM_VERSION-r$HELM_REV/helm"
 [[ -x $helm ]] || "$here/build-tools.sh" helm
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 cp "$root/operator/Dockerfile" "$root/operator/requirements.txt" "$helm" "$ctx/"
 cp -r "$root/operator/moodle_operator" "$ctx/moodle_operator"
-cp -r "$root/charts/moodle" "$ctx/chart"
+cp -r "$charts/moodle" "$ctx/chart"
 pkg=ansible_collections/moodle/platform/plugins/module_utils/_backup; mkdir -p "$ctx/${pkg%/*}"; cp -r "$root/collections/$pkg" "$ctx/$pkg"
 # Wheels for the image's Python (bookworm: CPython 3.11, x86_64), fetched here with the host's pip.
 "${PYTHON:-python3}" -m pip download --quiet --only-binary=:all: --python-version 3.11 --implementation cp \

@@ -122,7 +122,8 @@ def destroy_stack():
 
 
 def deploy_stack():
-    playbook("compose.yml", env_extra={"MOODLE_STANDIN": "1"}, timeout=3600)
+    playbook("compose.yml", {"moodle_image_source_type": "local",
+                             "moodle_image_source_path": str(ROOT / "build" / "moodle-standin")}, timeout=3600)
 
 
 @pytest.fixture(scope="session")

@@ -80,7 +80,8 @@ def main():
     if not os.environ.get("MOODLE_SRC"):
         raise SystemExit("set MOODLE_SRC to a Moodle 4.5 code tree")
     print("deploying real Moodle (project day2real) ...", flush=True)
-    deploy = playbook("compose.yml")
+    deploy = playbook("compose.yml", "moodle_image_source_type=local",
+                      f"moodle_image_source_path={os.path.abspath(os.environ['MOODLE_SRC'])}")
     php(CREATE)
     before = json.loads(php(READ))
     print(f"deployed in {deploy:.0f} s; site has: {before}", flush=True)

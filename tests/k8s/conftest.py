@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .harness import REAL, ROOT, Cluster, helm_bin, kube_version, start_apiserver, stop_apiserver
+from .harness import CHARTS, REAL, ROOT, Cluster, helm_bin, kube_version, start_apiserver, stop_apiserver
 
 # The in-process operator's identity uses its own release, namespace and peering name, so the deploy
 # role's test can install the operator chart for real without colliding with it.
@@ -61,7 +61,7 @@ def operator_kubeconfig(cluster, helm, tmp_path_factory):
     import subprocess
 
     cluster.namespace(OPERATOR_NS)
-    out = subprocess.run([helm, "template", OPERATOR_RELEASE, str(ROOT / "charts" / "moodle-operator"),
+    out = subprocess.run([helm, "template", OPERATOR_RELEASE, str(CHARTS / "moodle-operator"),
                           "--namespace", OPERATOR_NS, "--kube-version", kube_version(),
                           "--set", f"peering.name={OPERATOR_RELEASE}"],
                          check=True, capture_output=True, text=True).stdout

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,8 +18,24 @@ import yaml
 from kubernetes.dynamic import DynamicClient
 
 ROOT = Path(__file__).resolve().parents[2]
+COLLECTION = ROOT / "collections" / "ansible_collections" / "moodle" / "platform"
+CHARTS = COLLECTION / "charts"  # the charts ship inside the collection
 SCRIPTS = ROOT / "scripts" / "k8s"
 REAL = os.environ.get("MOODLE_K8S_REAL") == "1"
+COLLECTION_HELPER = [sys.executable, str(ROOT / "scripts" / "collection.py")]
+
+
+@functools.cache
+def installed_collection_env() -> dict:
+    """ANSIBLE_COLLECTIONS_PATH (only the collection installed offline from its tarball, outside the
+    checkout) and ANSIBLE_CONFIG (not the repository's): the deploy tests run what users install."""
+    out = subprocess.run([*COLLECTION_HELPER, "env"], capture_output=True, text=True, check=True, timeout=600).stdout
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def without_checkout(argv: list[str], cwd: str) -> list[str]:
+    """argv run in cwd with the repository checkout hidden (scripts/collection.py run-hidden)."""
+    return [*COLLECTION_HELPER, "run-hidden", "--cwd", cwd, "--", *argv]
 
 
 def versions() -> dict:
@@ -92,7 +110,7 @@ class Cluster:
         return name
 
     def apply_crds(self):
-        crd_dir = ROOT / "charts" / "moodle-operator" / "crds"
+        crd_dir = CHARTS / "moodle-operator" / "crds"
         for path in sorted(crd_dir.glob("*.yaml")):
             self.apply(yaml.safe_load(path.read_text()))
         for path in sorted(crd_dir.glob("*.yaml")):

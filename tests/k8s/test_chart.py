@@ -10,10 +10,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .harness import ROOT, kube_version
+from .harness import CHARTS, kube_version
 
-CHART = ROOT / "charts" / "moodle"
-OPERATOR_CHART = ROOT / "charts" / "moodle-operator"
+CHART = CHARTS / "moodle"
+OPERATOR_CHART = CHARTS / "moodle-operator"
 MATRIX = {
     "default": ["-f", str(CHART / "ci" / "default-values.yaml")],
     "ha": ["-f", str(CHART / "ci" / "ha-values.yaml")],

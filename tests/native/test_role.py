@@ -15,11 +15,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 CACHE = os.environ.get("NATIVE_CACHE", "/var/cache/moodle-platform/native")
 
 
-def play(*extra: str) -> subprocess.CompletedProcess:
+def play(*extra: str, source_dir: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    source = ["-e", f"native_build_source_dir={ROOT}"] if source_dir else []
     return subprocess.run(
         [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "tests/native/role/build.yml", "-i", "inventories/local",
-         "-e", f"native_build_source_dir={ROOT}", "-e", f"native_build_cache_dir={CACHE}", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+         *source, "-e", f"native_build_cache_dir={CACHE}", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=1800, env=env,
     )
 
 
@@ -63,7 +64,29 @@ def test_bad_source_dir_fails_before_writing(tmp_path):
     dest = tmp_path / "never"
     r = play("-e", f"native_build_artifact_dir={dest}", "-e", "native_build_source_dir=/nonexistent")
     assert r.returncode != 0
-    assert "is not a moodle.platform checkout" in r.stdout
+    assert "is not the moodle.platform source tree" in r.stdout
+    assert not dest.exists()
+
+
+def test_source_dir_is_required(tmp_path):
+    dest = tmp_path / "never"
+    r = play("-e", f"native_build_artifact_dir={dest}", source_dir=False)
+    assert r.returncode != 0
+    assert "missing required arguments: native_build_source_dir" in r.stdout, r.stdout[-2000:]
+    assert not dest.exists()
+
+
+def test_without_a_rust_toolchain_fails_before_writing(tmp_path):
+    """No default toolchain path: it is detected with rustc on the build host, or the build stops."""
+    dest = tmp_path / "never"
+    venv_bin = str(pathlib.Path(sys.executable).parent)
+    no_rust = dict(os.environ, PATH=f"{venv_bin}:/usr/sbin:/usr/bin:/sbin:/bin")  # no ~/.cargo/bin
+    r = play("-e", f"native_build_artifact_dir={dest}", env=no_rust)
+    assert r.returncode != 0
+    assert "No Rust toolchain: `rustc --print sysroot` failed" in " ".join(r.stdout.split()), r.stdout[-2000:]
+    r = play("-e", f"native_build_artifact_dir={dest}", "-e", "native_build_rust_toolchain_dir=/nonexistent/toolchain")
+    assert r.returncode != 0
+    assert "Missing /nonexistent/toolchain/bin/cargo" in r.stdout, r.stdout[-2000:]
     assert not dest.exists()
 
 

@@ -10,11 +10,19 @@ import urllib.request
 import docker
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+# Runs where Molecule runs the scenario (a copy outside the checkout); the playbook and roles come
+# from the installed collection in ANSIBLE_COLLECTIONS_PATH (see ../molecule.yml).
+SCENARIO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 PROJECT = "moodleciprod"
 URL = "https://127.0.0.1:8643"
+INVENTORY = {"docker_hosts": {"hosts": {"localhost": {
+    "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}
 VARS = {
+    "moodle_platform_image_source": "build",
+    "moodle_image_source_type": "local",
+    "moodle_image_source_path": os.environ["MOODLE_STANDIN_DIR"],  # the Moodle stand-in (test data)
+    "compose_stack_cron_mode": "service",
     "compose_stack_project_name": PROJECT,
     "compose_stack_environment": "prod",
     "compose_stack_wwwroot": URL,
@@ -25,21 +33,23 @@ VARS = {
 }
 
 
-def run_playbook(playbook, extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), MOODLE_STANDIN="1", ANSIBLE_FORCE_COLOR="false")
-    cmd = [ANSIBLE_PLAYBOOK, playbook, "-i", os.path.join(ROOT, "inventories", "local"), "-e", json.dumps(extra)]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+def run_playbook(playbook, extra, inventory):
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="false")
+    cmd = [ANSIBLE_PLAYBOOK, playbook, "-i", str(inventory), "-e", json.dumps(extra)]
+    return subprocess.run(cmd, cwd=SCENARIO, env=env, capture_output=True, text=True, timeout=1200)
 
 
 @pytest.fixture(scope="module")
-def prod_stack():
-    result = run_playbook(os.path.join(ROOT, "playbooks", "compose.yml"), VARS)
+def prod_stack(tmp_path_factory):
+    inventory = tmp_path_factory.mktemp("prod") / "hosts.json"
+    inventory.write_text(json.dumps(INVENTORY))
+    result = run_playbook("moodle.platform.compose", VARS, inventory)
     try:
         assert result.returncode == 0, result.stdout[-4000:]
         yield result
     finally:
         down = {**VARS, "compose_stack_state": "absent", "compose_stack_remove_volumes": True}
-        run_playbook(os.path.join(ROOT, "molecule", "stack", "cleanup_project.yml"), down)
+        run_playbook(os.path.join(SCENARIO, "cleanup_project.yml"), down, inventory)
 
 
 def test_moodle_is_served_through_the_tls_proxy_with_secure_cookies(prod_stack):

@@ -15,7 +15,7 @@ import docker
 import pytest
 import yaml
 
-from ..harness import ROOT, wait_for
+from ..harness import CHARTS, wait_for
 
 API = "platform.moodle.dev/v1alpha1"
 
@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 
 def _image_tag() -> str:
-    chart = yaml.safe_load((ROOT / "charts" / "moodle-operator" / "Chart.yaml").read_text())
+    chart = yaml.safe_load((CHARTS / "moodle-operator" / "Chart.yaml").read_text())
     return f"moodle-platform/moodle-operator:{chart['appVersion']}"
 
 
