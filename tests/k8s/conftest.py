@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .harness import CHARTS, REAL, ROOT, Cluster, helm_bin, kube_version, start_apiserver, stop_apiserver
+from .harness import CHARTS, REAL, Cluster, helm_bin, kube_version, start_apiserver, stop_apiserver
 
 # The in-process operator's identity uses its own release, namespace and peering name, so the deploy
 # role's test can install the operator chart for real without colliding with it.
