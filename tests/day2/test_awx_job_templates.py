@@ -1,0 +1,182 @@
+"""The AWX job templates, executed the way AWX executes them, against the day-2 stand-in stack.
+
+No AWX server runs here. For each job template of playbooks/vars/controller_objects.yml this does what
+AWX's job runner does: ansible-runner with process isolation in the template's Execution Environment
+image (moodle-platform/ee, make ee-image), the project checkout copied into the private data dir, the
+template's playbook and job type, the survey's defaults (and the answers a required question needs) as
+extra vars, the Moodle Vault credential's injectors rendered into extra vars, and AWX's collection and
+role search paths (so the EE's installed moodle.platform runs, not the checkout's copy).
+
+The managed host is this machine's Docker host, reached from the EE container with the
+community.docker.nsenter connection (privileged container in the host's PID namespace) instead of
+the SSH machine credential a real controller would use: the roles, their files and the Docker engine
+are the host's, the control node is the throw-away EE container.
+
+Runs first in the day-2 session (file order) on the freshly deployed stand-in site (Moodle STAND-IN,
+not Moodle).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import ansible_runner
+import pytest
+import yaml
+
+from conftest import INVENTORY, PROJECT, ROOT, WEB, container_running, engine, http_status
+
+sys.path.insert(0, str(ROOT / "tests" / "ee"))
+from controller_objects import objects  # noqa: E402
+
+SECRETS_DIR = Path.home() / ".moodle-platform/day2-test"
+# What AWX sets for every job (awx/main/tasks/jobs.py build_env): project requirements first, then the EE's.
+AWX_ENV = {
+    "ANSIBLE_COLLECTIONS_PATH": "/runner/requirements_collections:~/.ansible/collections:/usr/share/ansible/collections",
+    "ANSIBLE_ROLES_PATH": "/runner/requirements_roles:~/.ansible/roles:/usr/share/ansible/roles:/etc/ansible/roles",
+    "ANSIBLE_FORCE_COLOR": "false",
+}
+# Answers a person must give where the survey has no usable default (filled per test below).
+TEMPLATES = {t["name"]: t for t in objects()["controller_templates"]}
+CREDENTIAL_TYPES = {c["name"]: c for c in objects()["controller_credential_types"]}
+
+
+@pytest.fixture(scope="session")
+def ee_image():
+    """The EE image for the current sources (built once, then reused by its content-hash tag)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts/ee/build.py")], capture_output=True, text=True,
+                          check=False, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    print(proc.stdout[-600:])
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def awx_project(tmp_path_factory, stack):
+    """What AWX checks out for the project: the repository's files (tracked and new, not ignored)."""
+    dest = tmp_path_factory.mktemp("awx") / "project"
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file() and not src.is_symlink():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def vault_credential_extra_vars():
+    """The "Moodle Vault" credential as AWX injects it, with the stand-in site's secrets as inputs."""
+    site = SECRETS_DIR / "secrets" / f"localhost-{PROJECT}"
+    inputs = {name: (site / name).read_text().strip()
+              for name in ("db_root_password", "db_password", "redis_password", "moodle_admin_password")}
+    inputs["backup_password"] = (SECRETS_DIR / "restic-password").read_text().strip()
+    ctype = CREDENTIAL_TYPES["Moodle Vault"]
+    assert set(inputs) == {f["id"] for f in ctype["inputs"]["fields"]}
+    # AWX renders each injector template with the credential's inputs (sandboxed Jinja2).
+    import jinja2.sandbox  # noqa: PLC0415
+
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    return {var: env.from_string(template).render(inputs) for var, template in ctype["injectors"]["extra_vars"].items()}
+
+
+def inventory(dest: Path) -> Path:
+    """The stand-in site's inventory as the AWX inventory would hold it: the day-2 group_vars, one Docker host."""
+    inv = dest / "inventory"
+    shutil.copytree(INVENTORY / "group_vars", inv / "group_vars")
+    host = {
+        "ansible_connection": "community.docker.nsenter",
+        # the host's Python with the Docker SDK (what the day-2 suite itself runs with)
+        "ansible_python_interpreter": sys.executable,
+        # the stand-in tree the day-2 stack was built from (tests/fixtures/moodle-standin, materialized)
+        "moodle_image_source_type": "local",
+        "moodle_image_source_path": str(ROOT / "build/moodle-standin"),
+        # no control-node copy of the restic password: the EE's filesystem is thrown away after the job
+        "backup_password_local_dir": "",
+    }
+    (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"docker_hosts": {"hosts": {"docker-host": host}}}}}))
+    return inv
+
+
+def survey_defaults(template: dict, answers: dict | None = None) -> dict:
+    values = {q["variable"]: q["default"] for q in template.get("survey_spec", {}).get("spec", [])}
+    values.update(answers or {})
+    for question in template.get("survey_spec", {}).get("spec", []):
+        if question.get("required"):
+            assert str(values[question["variable"]]) != "", f"AWX would ask for {question['variable']}"
+    return values
+
+
+def launch(name, ee_image, awx_project, tmp_path, answers=None):
+    """ansible-runner, as AWX runs a job of template `name`. Returns (runner, stats of the host)."""
+    template = TEMPLATES[name]
+    private = tmp_path / "job"
+    shutil.copytree(awx_project, private / "project", symlinks=True)
+    extravars = {**(template.get("extra_vars") or {}), **survey_defaults(template, answers),
+                 **vault_credential_extra_vars()}
+    runner = ansible_runner.run(
+        private_data_dir=str(private),
+        playbook=template["playbook"],
+        inventory=str(inventory(private)),
+        extravars=extravars,
+        envvars=AWX_ENV,
+        cmdline="--check" if template["job_type"] == "check" else None,
+        process_isolation=True,
+        process_isolation_executable="docker",
+        container_image=ee_image,
+        # nsenter into the host (see the module docstring); host network for the site's published ports
+        container_options=["--privileged", "--pid=host", "--network=host"],
+        quiet=True,
+        timeout=1800,
+    )
+    events = list(runner.events)
+    failed = [e["event_data"].get("res", {}).get("msg") for e in events if e["event"] == "runner_on_failed"]
+    print(f"--- job {name!r}: {runner.status} rc={runner.rc} stats={json.dumps(runner.stats)}")
+    stdout = runner.stdout.read()
+    assert runner.status == "successful" and runner.rc == 0, f"{name} failed: {failed}\n{stdout[-5000:]}"
+    stats = {key: (runner.stats.get(key) or {}).get("docker-host", 0) for key in ("ok", "changed", "failures", "dark")}
+    assert stats["failures"] == 0 and stats["dark"] == 0
+    assert stats["ok"] > 0, "the job must have run tasks on the Docker host"
+    # The roles came from the EE image's installed collection, not from the project checkout.
+    paths = {e["event_data"].get("task_path", "") for e in events if e["event"] == "runner_on_ok"}
+    role_paths = {p for p in paths if "/roles/" in p}
+    assert role_paths and all(p.startswith("/usr/share/ansible/collections/ansible_collections/moodle/platform/")
+                              for p in role_paths), sorted(role_paths)[:5]
+    assert "Moodle Vault" not in stdout and vault_credential_extra_vars()["compose_stack_db_password"] not in stdout
+    return runner, stats
+
+
+# ------------------------------------------------------------------------------------------------
+def test_deploy_template_reruns_without_changes(ee_image, awx_project, tmp_path):
+    before = container_running(WEB)
+    _, stats = launch("Moodle - Deploy", ee_image, awx_project, tmp_path)
+    assert stats["changed"] == 0, "a rerun of the deploy against the deployed site must change nothing"
+    assert container_running(WEB)["started"] == before["started"]
+    assert http_status("http://127.0.0.1:8180/login/index.php") == "200"
+
+
+def test_backup_now_template_takes_a_verified_backup(ee_image, awx_project, tmp_path):
+    before = engine("list")["backups"]
+    launch("Moodle - Backup now", ee_image, awx_project, tmp_path)
+    after = engine("list")["backups"]
+    assert len(after) == len(before) + 1
+    assert after[-1]["backup_id"] not in {b["backup_id"] for b in before}
+
+
+def test_restore_drill_template_checks_the_latest_backup(ee_image, awx_project, tmp_path):
+    report_file = Path("/var/lib/moodle-platform/backup") / PROJECT / "drills/last.json"
+    launch("Moodle - Restore drill", ee_image, awx_project, tmp_path)
+    report = json.loads(report_file.read_text())
+    assert report["success"] is True
+    assert report["backup_id"] == engine("list")["backups"][-1]["backup_id"]
+
+
+def test_upgrade_plan_template_changes_nothing(ee_image, awx_project, tmp_path):
+    before = container_running(WEB)
+    _, stats = launch("Moodle - Upgrade plan", ee_image, awx_project, tmp_path, answers={"upgrade_image": before["image"]})
+    assert stats["changed"] == 0
+    assert container_running(WEB) == before
