@@ -8,9 +8,10 @@ extra vars, the Moodle Vault credential's injectors rendered into extra vars, an
 role search paths (so the EE's installed moodle.platform runs, not the checkout's copy).
 
 The managed host is this machine's Docker host, reached from the EE container with the
-community.docker.nsenter connection (privileged container in the host's PID namespace) instead of
-the SSH machine credential a real controller would use: the roles, their files and the Docker engine
-are the host's, the control node is the throw-away EE container.
+community.docker.nsenter connection (container in the host's PID namespace with CAP_SYS_ADMIN and
+CAP_SYS_PTRACE, entering the namespaces of the Docker engine's process: PID 1 of this VM refuses
+nsenter) instead of the SSH machine credential a real controller would use: the roles, their files and
+the Docker engine are the host's, the control node is the throw-away EE container.
 
 Runs first in the day-2 session (file order) on the freshly deployed stand-in site (Moodle STAND-IN,
 not Moodle).
@@ -25,13 +26,14 @@ import sys
 from pathlib import Path
 
 import ansible_runner
+import jinja2.sandbox
 import pytest
 import yaml
 
 from conftest import INVENTORY, PROJECT, ROOT, WEB, container_running, engine, http_status
 
 sys.path.insert(0, str(ROOT / "tests" / "ee"))
-from controller_objects import objects  # noqa: E402
+from controller_objects import objects
 
 SECRETS_DIR = Path.home() / ".moodle-platform/day2-test"
 # What AWX sets for every job (awx/main/tasks/jobs.py build_env): project requirements first, then the EE's.
@@ -78,10 +80,16 @@ def vault_credential_extra_vars():
     ctype = CREDENTIAL_TYPES["Moodle Vault"]
     assert set(inputs) == {f["id"] for f in ctype["inputs"]["fields"]}
     # AWX renders each injector template with the credential's inputs (sandboxed Jinja2).
-    import jinja2.sandbox  # noqa: PLC0415
-
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
     return {var: env.from_string(template).render(inputs) for var, template in ctype["injectors"]["extra_vars"].items()}
+
+
+def docker_engine_pid() -> int:
+    """A process in the Docker host's namespaces: the engine itself."""
+    pidfile = Path("/var/run/docker.pid")
+    if pidfile.is_file():
+        return int(pidfile.read_text())
+    return int(subprocess.run(["pidof", "-s", "dockerd"], capture_output=True, text=True, check=True).stdout)
 
 
 def inventory(dest: Path) -> Path:
@@ -90,6 +98,9 @@ def inventory(dest: Path) -> Path:
     shutil.copytree(INVENTORY / "group_vars", inv / "group_vars")
     host = {
         "ansible_connection": "community.docker.nsenter",
+        "ansible_nsenter_pid": docker_engine_pid(),
+        # nsenter always runs as root; saying so lets become skip sudo (as for root over SSH)
+        "ansible_user": "root",
         # the host's Python with the Docker SDK (what the day-2 suite itself runs with)
         "ansible_python_interpreter": sys.executable,
         # the stand-in tree the day-2 stack was built from (tests/fixtures/moodle-standin, materialized)
@@ -129,7 +140,7 @@ def launch(name, ee_image, awx_project, tmp_path, answers=None):
         process_isolation_executable="docker",
         container_image=ee_image,
         # nsenter into the host (see the module docstring); host network for the site's published ports
-        container_options=["--privileged", "--pid=host", "--network=host"],
+        container_options=["--pid=host", "--cap-add=SYS_ADMIN", "--cap-add=SYS_PTRACE", "--network=host"],
         quiet=True,
         timeout=1800,
     )
