@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+import ansible_collections  # the venv's bundled collections (the ansible pip package)
+
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = ROOT / "collections/ansible_collections/moodle/platform"
 EE_FILE = ROOT / "execution-environment.yml"
@@ -59,8 +61,6 @@ def log(message: str) -> None:
 
 
 def bundled_root() -> Path:
-    import ansible_collections  # noqa: PLC0415 - the venv's bundled collections (ansible pip package)
-
     return Path(next(iter(ansible_collections.__path__)))
 
 
@@ -160,6 +160,17 @@ def build(tag: str, helm: Path) -> None:
     subprocess.run(["docker", "build", "--progress=plain", "-t", tag, "-t", f"{REPOSITORY}:latest",
                     "-f", str(CONTEXT / "Containerfile"), str(CONTEXT)], check=True)
     log(f"built {tag} in {time.monotonic() - started:.0f}s, size {image_size(tag)}")
+    prune(keep=tag)
+
+
+def prune(keep: str) -> None:
+    """Remove the EE images of earlier sources (this script's own tags), so rebuilds do not pile up."""
+    tags = subprocess.run(["docker", "image", "ls", REPOSITORY, "--format", "{{.Repository}}:{{.Tag}}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    old = [t for t in tags if t not in (keep, f"{REPOSITORY}:latest")]
+    if old:
+        log(f"removing earlier EE images: {' '.join(old)}")
+        subprocess.run(["docker", "image", "rm", *old], check=False, stdout=subprocess.DEVNULL)
 
 
 def main() -> int:

@@ -30,7 +30,17 @@ import jinja2.sandbox
 import pytest
 import yaml
 
-from conftest import INVENTORY, PROJECT, ROOT, WEB, container_running, engine, http_status
+from conftest import (
+    INVENTORY,
+    PROJECT,
+    ROOT,
+    WEB,
+    container_running,
+    engine,
+    http_status,
+    moodledata_hashes,
+    table_dumps,
+)
 
 sys.path.insert(0, str(ROOT / "tests" / "ee"))
 from controller_objects import objects
@@ -122,8 +132,8 @@ def survey_defaults(template: dict, answers: dict | None = None) -> dict:
     return values
 
 
-def launch(name, ee_image, awx_project, tmp_path, answers=None):
-    """ansible-runner, as AWX runs a job of template `name`. Returns (runner, stats of the host)."""
+def launch(name, ee_image, awx_project, tmp_path, answers=None, expect_failure=False):
+    """ansible-runner, as AWX runs a job of template `name`. Returns (failure messages, stats of the host)."""
     template = TEMPLATES[name]
     private = tmp_path / "job"
     shutil.copytree(awx_project, private / "project", symlinks=True)
@@ -148,17 +158,23 @@ def launch(name, ee_image, awx_project, tmp_path, answers=None):
     failed = [e["event_data"].get("res", {}).get("msg") for e in events if e["event"] == "runner_on_failed"]
     print(f"--- job {name!r}: {runner.status} rc={runner.rc} stats={json.dumps(runner.stats)}")
     stdout = runner.stdout.read()
-    assert runner.status == "successful" and runner.rc == 0, f"{name} failed: {failed}\n{stdout[-5000:]}"
+    assert runner.stats, f"{name}: the job did not run ({runner.status}, rc {runner.rc}):\n{stdout[-3000:]}"
     stats = {key: (runner.stats.get(key) or {}).get("docker-host", 0) for key in ("ok", "changed", "failures", "dark")}
-    assert stats["failures"] == 0 and stats["dark"] == 0
+    assert stats["dark"] == 0, f"{name}: the Docker host was unreachable:\n{stdout[-3000:]}"
+    if expect_failure:
+        assert runner.status == "failed" and stats["failures"] == 1, f"{name} should have failed:\n{stdout[-3000:]}"
+    else:
+        assert runner.status == "successful" and runner.rc == 0, f"{name} failed: {failed}\n{stdout[-5000:]}"
+        assert stats["failures"] == 0
     assert stats["ok"] > 0, "the job must have run tasks on the Docker host"
     # The roles came from the EE image's installed collection, not from the project checkout.
     paths = {e["event_data"].get("task_path", "") for e in events if e["event"] == "runner_on_ok"}
     role_paths = {p for p in paths if "/roles/" in p}
     assert role_paths and all(p.startswith("/usr/share/ansible/collections/ansible_collections/moodle/platform/")
                               for p in role_paths), sorted(role_paths)[:5]
-    assert "Moodle Vault" not in stdout and vault_credential_extra_vars()["compose_stack_db_password"] not in stdout
-    return runner, stats
+    secrets = vault_credential_extra_vars().values()
+    assert not [s for s in secrets if s in stdout], f"{name}: a credential secret is in the job output"
+    return failed, stats
 
 
 # ------------------------------------------------------------------------------------------------
@@ -191,3 +207,38 @@ def test_upgrade_plan_template_changes_nothing(ee_image, awx_project, tmp_path):
     _, stats = launch("Moodle - Upgrade plan", ee_image, awx_project, tmp_path, answers={"upgrade_image": before["image"]})
     assert stats["changed"] == 0
     assert container_running(WEB) == before
+
+
+def test_upgrade_apply_template_with_the_running_image_is_a_no_op(ee_image, awx_project, tmp_path):
+    """Apply with the image the site already runs: the plan decides there is nothing to do (the real
+    A -> B upgrade with rollback runs in test_day2_compose.py with ansible-playbook)."""
+    before = container_running(WEB)
+    backups = len(engine("list")["backups"])
+    _, stats = launch("Moodle - Upgrade apply", ee_image, awx_project, tmp_path, answers={"upgrade_image": before["image"]})
+    assert stats["changed"] == 0
+    assert container_running(WEB) == before
+    assert len(engine("list")["backups"]) == backups, "a no-op upgrade takes no pre-upgrade backup"
+
+
+def test_migrate_template_refuses_a_missing_source_before_any_change(ee_image, awx_project, tmp_path):
+    before = container_running(WEB)
+    missing = tmp_path / "no-such-site"
+    failed, stats = launch("Moodle - Migrate", ee_image, awx_project, tmp_path, expect_failure=True,
+                           answers={"migrate_db_dump": str(missing / "dump.sql"), "migrate_moodledata": str(missing / "data"),
+                                    "migrate_config_php": str(missing / "config.php")})
+    assert any("Cannot migrate" in (msg or "") for msg in failed), failed
+    assert stats["changed"] == 0
+    assert container_running(WEB) == before
+
+
+def test_restore_template_brings_back_the_latest_backup(ee_image, awx_project, tmp_path):
+    """Destructive: replaces the site with its latest backup (taken by the Backup now job above), after a
+    safety backup; the data must be what it was."""
+    tables, files = table_dumps(normalise_cron=True), moodledata_hashes()
+    backups = len(engine("list")["backups"])
+    launch("Moodle - Restore", ee_image, awx_project, tmp_path)
+    assert table_dumps(normalise_cron=True) == tables
+    assert moodledata_hashes() == files
+    assert len(engine("list")["backups"]) == backups + 1, "the survey default takes a safety backup first"
+    assert container_running(WEB)["running"]
+    assert http_status("http://127.0.0.1:8180/login/index.php") == "200"
