@@ -167,11 +167,15 @@ def launch(name, ee_image, awx_project, tmp_path, answers=None, expect_failure=F
         assert runner.status == "successful" and runner.rc == 0, f"{name} failed: {failed}\n{stdout[-5000:]}"
         assert stats["failures"] == 0
     assert stats["ok"] > 0, "the job must have run tasks on the Docker host"
-    # The roles came from the EE image's installed collection, not from the project checkout.
+    # Which moodle.platform ran: Ansible puts the collections/ directory next to the playbook first, so
+    # site.yml (project root) runs the checkout's copy; playbooks/*.yml have none beside them and run
+    # the EE image's installed copy (AWX's collection path overrides the project's ansible.cfg).
+    expected = ("/runner/project/collections/ansible_collections/moodle/platform/"
+                if Path(template["playbook"]).parent == Path() else
+                "/usr/share/ansible/collections/ansible_collections/moodle/platform/")
     paths = {e["event_data"].get("task_path", "") for e in events if e["event"] == "runner_on_ok"}
     role_paths = {p for p in paths if "/roles/" in p}
-    assert role_paths and all(p.startswith("/usr/share/ansible/collections/ansible_collections/moodle/platform/")
-                              for p in role_paths), sorted(role_paths)[:5]
+    assert role_paths and all(p.startswith(expected) for p in role_paths), sorted(role_paths)[:5]
     secrets = vault_credential_extra_vars().values()
     assert not [s for s in secrets if s in stdout], f"{name}: a credential secret is in the job output"
     return failed, stats
