@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from conftest import (
+    CRON,
     INVENTORY,
     PROJECT,
     ROOT,
@@ -39,6 +40,9 @@ from conftest import (
     engine,
     http_status,
     moodledata_hashes,
+    run,
+    sql,
+    stop_cron,
     table_dumps,
 )
 
@@ -243,12 +247,20 @@ def test_migrate_template_refuses_a_missing_source_before_any_change(ee_image, a
 
 def test_restore_template_brings_back_the_latest_backup(ee_image, awx_project, tmp_path):
     """Destructive: replaces the site with its latest backup (taken by the Backup now job above), after a
-    safety backup; the data must be what it was."""
+    safety backup. A change made after that backup must be gone and the data must be what it was."""
+    stop_cron()
     tables, files = table_dumps(normalise_cron=True), moodledata_hashes()
+    config = sql("SELECT name, value FROM mdl_config ORDER BY name")
     backups = len(engine("list")["backups"])
+    # A change after the backup (what the restore must undo): a config value and a new file.
+    sql("UPDATE mdl_config SET value = 'changed after the backup' WHERE name = 'standin_fullname'")
+    run(["docker", "exec", WEB, "sh", "-c", "echo after > /var/www/moodledata/after-backup.txt"])
     launch("Moodle - Restore", ee_image, awx_project, tmp_path)
+    stop_cron()
+    assert sql("SELECT name, value FROM mdl_config ORDER BY name") == config
     assert table_dumps(normalise_cron=True) == tables
     assert moodledata_hashes() == files
     assert len(engine("list")["backups"]) == backups + 1, "the survey default takes a safety backup first"
     assert container_running(WEB)["running"]
     assert http_status("http://127.0.0.1:8180/login/index.php") == "200"
+    run(["docker", "start", CRON])
