@@ -16,7 +16,7 @@ TIMED       := $(ROOT)/scripts/timed
 TEST_TARGETS :=
 -include mk/*.mk
 
-.PHONY: help setup standin host test-images roles-test collection-test collection-tarball collection-install lint unit test up
+.PHONY: help setup standin host test-images roles-test collection-test collection-tarball collection-install lint unit test test-serial up
 help:
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
@@ -67,8 +67,24 @@ lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_spec
 unit: setup ## Python unit tests of the collection
 	$(TIMED) unit pytest -q $(COLLECTION)/tests/unit tests/unit
 
-test: setup lint unit collection-test host roles-test $(TEST_TARGETS) ## Everything CI runs
+# After the shared stages, `make test` runs its test targets in two lanes at once (scripts/lanes; the
+# machine is mostly waiting on containers, health checks and restic in the stack tests):
+#   stacks: the Compose stand-in deployments that share the day-2 stack and the default image build
+#           cache (compose-test, the EE static tests, day-2 with the EE/AWX job tests), one after another;
+#   others: every other area (k8s, monitoring with its own project/ports/image cache, native, ...).
+# Everything that installs with apt (dpkg takes one writer) or materialises shared inputs runs before the
+# split; the lanes' sub-makes then take those targets as done (-o).
+TEST_LANE_STACKS := compose-test ee-test day2-test
+TEST_PREREQS     := setup host standin native-deps monitoring-tools collection-tarball
+TEST_DONE_FLAGS   = $(foreach t,$(TEST_PREREQS) lint unit collection-test test-images roles-test,-o $(t))
+test: setup lint unit collection-test host roles-test $(TEST_PREREQS) ## Everything CI runs
+	$(TIMED) test-lanes $(ROOT)/scripts/lanes \
+	  "stacks=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_STACKS),$(TEST_TARGETS))" \
+	  "others=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(filter-out $(TEST_LANE_STACKS),$(TEST_TARGETS))"
 	@echo "make test: all stages passed"
+
+test-serial: setup lint unit collection-test host roles-test $(TEST_TARGETS) ## The same stages one after another
+	@echo "make test-serial: all stages passed"
 
 # Which Moodle code `make up` (and acceptance, bench-stack) builds the image from, as plain role variables:
 # MOODLE_SRC=/path/to/moodle-4.5 -> that tree; MOODLE_STANDIN=1 -> the stand-in test fixture (not Moodle,
