@@ -37,7 +37,7 @@ def emulator(tmp_path_factory):
     proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=log.open("w"), stderr=subprocess.STDOUT,
                             env=dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true"))
-    creds = {"aws_access_key_id": "emulator", "aws_secret_access_key": "emulator"}  # noqa: S105 - dummy
+    creds = {"aws_access_key_id": "emulator", "aws_secret_access_key": "emulator"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_URL=endpoint, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="emulator",
                AWS_SECRET_ACCESS_KEY="emulator", AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION,  # noqa: S106
@@ -51,7 +51,7 @@ def emulator(tmp_path_factory):
         try:
             client("sts").get_caller_identity()
             break
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             time.sleep(0.1)
     account = client("sts").get_caller_identity()["Account"]
     # Stand-in for Debian's AMI (owned by the emulator's account, named like Debian's).
