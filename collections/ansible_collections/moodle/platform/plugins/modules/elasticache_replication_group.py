@@ -275,7 +275,7 @@ class ReplicationGroupManager:
         return self.current()
 
     def absent(self, group):
-        if group is None:
+        if group is None or group.get("Status") == "deleting":
             return None
         self.changed = True
         if self.module.check_mode:
