@@ -97,6 +97,16 @@ def test_bad_input_is_refused_before_any_change(emulator, tmp_path, case, extra,
     assert inventory_of_resources(emulator) == before
 
 
+def test_check_mode_of_a_new_site_reports_and_creates_nothing(emulator, tmp_path):
+    before = inventory_of_resources(emulator)
+    rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws", site_vars(emulator), check=True)
+    assert rc == 0, out[-4000:]
+    assert "check mode: VPC emu does not exist; it and its subnets, gateways and security groups would be created" \
+        in " ".join(out.split())
+    assert "moodle.platform.aws_network : VPC" in changed
+    assert inventory_of_resources(emulator) == before
+
+
 def test_full_provision(emulator, tmp_path):
     rc, out, changed, seconds = run_playbook(emulator, tmp_path, "aws", site_vars(emulator))
     assert rc == 0, out[-4000:]

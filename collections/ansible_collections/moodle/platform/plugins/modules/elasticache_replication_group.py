@@ -246,8 +246,8 @@ class ReplicationGroupManager:
                       + "; create a new group and move the site to it")
         if live["num_cache_clusters"] != wanted["num_cache_clusters"]:
             self.module.warn(f"replication group {self.params['name']} has {live['num_cache_clusters']} nodes, wanted "
-                      f"{wanted['num_cache_clusters']}: change the replica count with the AWS console or CLI "
-                      "(IncreaseReplicaCount/DecreaseReplicaCount are not automated here)")
+                             f"{wanted['num_cache_clusters']}: change the replica count with the AWS console or CLI "
+                             "(IncreaseReplicaCount/DecreaseReplicaCount are not automated here)")
         changes = {}
         if live["node_type"] != wanted["node_type"]:
             changes["CacheNodeType"] = wanted["node_type"]
