@@ -44,7 +44,7 @@ VENV_BIN = Path(sys.executable).parent
 # and awx.awx for the controller-as-code playbook. Taken from the `ansible` package pinned in
 # requirements-dev.txt (Galaxy is not reachable).
 BUNDLED = ("community.docker", "community.library_inventory_filtering_v1", "kubernetes.core", "amazon.aws",
-           "community.crypto", "ansible.posix", "awx.awx")
+           "community.aws", "community.crypto", "ansible.posix", "awx.awx")
 IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", "tests"}
 # Installed in the image's base stage (the rest comes from introspection): the Ansible pins are
 # requirements-dev.txt's, the tools are what ansible-builder's own stages install.

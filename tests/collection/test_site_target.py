@@ -48,7 +48,7 @@ def test_no_hosts_for_the_target_fails_with_a_message(installed_env, tmp_path, i
 def test_unknown_target_fails_with_the_known_ones(installed_env, tmp_path):
     rc, out = site(installed_env, tmp_path, "localhost,", {"moodle_platform_target": "openshift"})
     assert rc != 0
-    assert "moodle_platform_target=openshift is not a known target; use one of compose, kubernetes." in out, out[-2000:]
+    assert "moodle_platform_target=openshift is not a known target; use one of compose, kubernetes, aws." in out, out[-2000:]
 
 
 def test_kubernetes_controller_group_must_have_hosts(installed_env, tmp_path):
