@@ -27,6 +27,7 @@ from moodle_platform_mcp.guardrails import (
     CHANGE,
     DESTRUCTIVE,
     READ,
+    REDACTED,
     Allowlist,
     AuditLog,
     Busy,
@@ -144,7 +145,7 @@ def test_redactor_removes_known_values_secret_keys_and_secret_looking_text():
     assert "short" not in redactor._known  # too short to redact by value (would mangle ordinary text)
     data = redactor.data({"db_password": "x1y2z3", "nested": [{"secret_key": "k" * 20, "name": "web"}],
                           "backup_id": "20261124T021500Z-day2", "restic_password_file": "/etc/x"})
-    assert data["db_password"] == "***" and data["nested"][0]["secret_key"] == "***"
+    assert data["db_password"] == REDACTED and data["nested"][0]["secret_key"] == REDACTED
     assert data["nested"][0]["name"] == "web" and data["backup_id"] == "20261124T021500Z-day2"
     assert redactor.text("backup 20261124T021500Z-day2 ok, 3 files") == "backup 20261124T021500Z-day2 ok, 3 files"
 

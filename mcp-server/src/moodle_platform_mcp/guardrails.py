@@ -159,7 +159,7 @@ class SiteLock:
 
     def acquire(self, site: str, holder: str) -> Callable[[], None]:
         path = self.dir / f"{site}.lock"
-        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until the operation ends
+        handle = open(path, "a+", encoding="utf-8")  # held (and locked) until the operation ends
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -236,7 +236,7 @@ class GuardedServer(MCPServer):
         return run
 
     # ---------------------------------------------------------------------------------- tools
-    def _register(self) -> None:  # noqa: C901 - the tool table
+    def _register(self) -> None:
         server = self
 
         async def list_sites() -> dict[str, Any]:
