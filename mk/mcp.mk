@@ -18,3 +18,6 @@ mcp-test: setup standin mcp-install ## MCP server: guardrail unit tests + SDK-cl
 
 mcp-serve: mcp-install ## Start the MCP server for the local site over stdio, read-only (ARGS='--allow-changes ...')
 	moodle-platform-mcp --site moodle=$(ROOT)/inventories/local $(ARGS)
+
+# The unit stage starts the console script the client configs (.roo/mcp.json, .mcp.json) name.
+unit: mcp-install

@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -330,3 +331,45 @@ def test_http_needs_the_bearer_token(tmp_path):
     assert "t0ken-for-the-unit-test" not in err
     assert [e["tool"] for e in audit(tmp_path)] == ["list_sites"]
     assert audit(tmp_path)[0]["transport"] == "http"
+
+
+def test_job_status_streams_progress_and_job_cancel_stops_a_job(tmp_path):
+    """The job machinery with a job whose steps come from this test (the playbook runs that fill steps in
+    production are tested on the stand-in site): notifications for each step, cancel, lock released."""
+    srv = server(tmp_path, allow_changes=True)
+    release = srv.locks.acquire("day2", "test job")
+    gate = threading.Event()
+
+    def work(job):
+        for step in ("Preflight", "Install restic and the backup engine", "Back up the site now"):
+            job.steps.append(step)
+            time.sleep(0.3)
+        gate.wait(20)
+        return {"done": not job.cancel_requested}
+
+    job = srv.jobs.start("backup_now", "day2", work, release)
+    progress = []
+
+    async def on_progress(value, total, message):
+        progress.append((value, message))
+
+    async def go():
+        async with Client(srv) as client:
+            running = await client.call_tool("job_status", {"job_id": job.id, "wait_seconds": 2},
+                                             progress_callback=on_progress)
+            busy = await client.call_tool("backup_now", {"site": "day2"})
+            cancel = await client.call_tool("job_cancel", {"job_id": job.id})
+            gate.set()
+            final = await client.call_tool("job_status", {"job_id": job.id, "wait_seconds": 10})
+            return running, busy, cancel, final
+
+    running, busy, cancel, final = anyio.run(go)
+    assert running.structured_content["status"] == "running"
+    assert [m for _, m in progress] == [f"backup_now on day2: {s}" for s in
+                                        ("Preflight", "Install restic and the backup engine", "Back up the site now")]
+    assert [v for v, _ in progress] == [1, 2, 3]
+    assert busy.is_error and busy.content[0].text.startswith("busy: site day2 is running test job")
+    assert not cancel.is_error
+    assert final.structured_content["status"] == "canceled"
+    srv.locks.acquire("day2", "after")()  # released when the job ended
+    assert [e["outcome"] for e in audit(tmp_path)] == ["ok", "busy", "ok", "ok"]
