@@ -254,22 +254,36 @@ def test_destructive_tools_without_a_valid_plan_are_refused_and_change_nothing(h
         async with http(http_server) as client:
             no_plan = await call(client, "apply_upgrade", {**SITE, "image": before["image"], "confirmation": "made-up"})
             restore = await call(client, "restore", {**SITE, "backup_id": STATE["backup_id"], "confirmation": ""})
-            plan = await call(client, "plan_restore", {**SITE, "backup_id": STATE["backup_id"]})
-            confirmation = plan.structured_content["result"]["confirmation"]
+            plan = (await call(client, "plan_restore", {**SITE, "backup_id": STATE["backup_id"]})).structured_content
+            if plan["status"] == "running":
+                plan = await follow(client, plan["job_id"], [])
+            confirmation = plan["result"]["confirmation"]
             # a restore confirmation is not an upgrade confirmation, and a presented confirmation is spent
             other = await call(client, "apply_upgrade", {**SITE, "image": before["image"], "confirmation": confirmation})
             spent = await call(client, "restore", {**SITE, "backup_id": STATE["backup_id"], "confirmation": confirmation})
-            return no_plan, restore, plan, other, spent
+            upgrade_plan = (await call(client, "plan_upgrade", {**SITE, "image": before["image"]})).structured_content
+            if upgrade_plan["status"] == "running":
+                upgrade_plan = await follow(client, upgrade_plan["job_id"], [])
+            # the plan confirms the image it planned, not another one
+            other_image = await call(client, "apply_upgrade", {**SITE, "image": before["image"] + "-other",
+                                                               "confirmation": upgrade_plan["result"]["confirmation"]})
+            return no_plan, restore, plan, other, spent, upgrade_plan, other_image
 
-    no_plan, restore, plan, other, spent = asyncio.run(go())
+    no_plan, restore, plan, other, spent, upgrade_plan, other_image = asyncio.run(go())
     assert no_plan.is_error and "call plan_upgrade first" in text(no_plan)
     assert restore.is_error and "call plan_restore first" in text(restore)
-    assert plan.structured_content["status"] == "successful", plan.structured_content
-    assert plan.structured_content["result"]["restorable"] is True
+    assert plan["status"] == "successful", plan
+    assert plan["result"]["restorable"] is True and plan["result"]["backup_id"] == STATE["backup_id"]
     assert other.is_error and "the plan token is for restore" in text(other)
     assert spent.is_error and "call plan_restore first" in text(spent)
+    assert upgrade_plan["status"] == "successful", upgrade_plan
+    assert upgrade_plan["result"]["nothing_to_do"] is True, upgrade_plan["result"]["plan"]
+    assert upgrade_plan["result"]["plan"].startswith(f"Nothing to do: {PROJECT} already runs {before['image']}")
+    assert other_image.is_error and "the plan token is for upgrade" in text(other_image)
     assert container_running(WEB) == before
     assert engine("list")["backups"] == backups
+    FIGURES.append(f"FIGURE plan_restore through MCP: {plan['elapsed_seconds']} s, "
+                   f"plan_upgrade: {upgrade_plan['elapsed_seconds']} s")
 
 
 def test_audit_log_has_every_call_and_no_secret_appears_anywhere(work, http_server):

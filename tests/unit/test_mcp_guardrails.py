@@ -140,8 +140,8 @@ def test_site_lock_holds_across_processes(tmp_path):
 def test_redactor_removes_known_values_secret_keys_and_secret_looking_text():
     redactor = Redactor(["s3cr3t-db-password", "short"])
     text = redactor.text("login with s3cr3t-db-password; MYSQL_PWD=hunter22 password: abc123 "
-                         "Authorization: Bearer abcdefghijkl s3://AKIAABCDEFGHIJKLMNOP https://u:pw@host/x")
-    for secret in ("s3cr3t-db-password", "hunter22", "abc123", "abcdefghijkl", "AKIAABCDEFGHIJKLMNOP", "u:pw@"):
+                         "Authorization: Bearer abcdefghijklmnopq s3://AKIAABCDEFGHIJKLMNOP https://u:pw@host/x")
+    for secret in ("s3cr3t-db-password", "hunter22", "abc123", "abcdefghijklmnopq", "AKIAABCDEFGHIJKLMNOP", "u:pw@"):
         assert secret not in text, text
     assert "short" not in redactor._known  # too short to redact by value (would mangle ordinary text)
     data = redactor.data({"db_password": "x1y2z3", "nested": [{"secret_key": "k" * 20, "name": "web"}],
@@ -252,14 +252,17 @@ def test_unknown_tool_and_bad_arguments_are_refused_and_audited(tmp_path):
     async def go():
         async with Client(server(tmp_path)) as client:
             return (await client.call_tool("exec_shell", {"site": "day2", "cmd": "id"}),
+                    await client.call_tool("plan_upgrade", {"site": "day2", "image": "{{ lookup('pipe', 'id') }}"}),
                     await client.call_tool("logs", {"site": "day2", "service": "../../etc"}),
                     await client.call_tool("show_backup", {"site": "day2", "backup_id": "x; rm -rf /"}))
 
-    unknown, bad_service, bad_id = anyio.run(go)
+    unknown, jinja, bad_service, bad_id = anyio.run(go)
     assert unknown.is_error and "unknown tool" in unknown.content[0].text
+    assert jinja.is_error and "is not an image reference" in jinja.content[0].text
     assert bad_service.is_error and "service must be one of" in bad_service.content[0].text
     assert bad_id.is_error and "is not a backup id" in bad_id.content[0].text
-    assert [e["outcome"] for e in audit(tmp_path)] == ["refused", "refused", "refused"]
+    assert [e["outcome"] for e in audit(tmp_path)] == ["refused"] * 4
+    assert not SiteLock(tmp_path / "locks").acquire("day2", "free")()  # no job took the site
 
 
 def test_stdio_transport_with_the_sdk_client(tmp_path):

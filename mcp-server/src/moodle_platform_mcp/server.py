@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shlex
 import sys
 import time
@@ -319,7 +320,7 @@ class GuardedServer(MCPServer):
             """The upgrade role's plan phase only (moodle.platform.upgrade with upgrade_plan_only): versions, whether
             a database upgrade is pending, refusals. When the plan passes, the answer carries a confirmation for
             apply_upgrade (single use, short-lived)."""
-            target = server.site(site)
+            target, image = server.site(site), _image(image)
 
             def work(job: Job) -> dict:
                 run = server._playbook(job, target, "moodle.platform.upgrade",
@@ -377,11 +378,11 @@ class GuardedServer(MCPServer):
                           ctx: Context | None = None) -> dict[str, Any]:
             """DESTRUCTIVE: replace the site's data with a backup (moodle.platform.restore, after a safety backup).
             Needs the confirmation plan_restore returned for this site and backup."""
-            target = server.site(site)
-            server.tokens.consume(confirmation, "restore", site, str(backup_id))
+            target, backup_id = server.site(site), _backup_id(backup_id)
+            server.tokens.consume(confirmation, "restore", site, backup_id)
 
             def work(job: Job) -> dict:
-                server._playbook(job, target, "moodle.platform.restore", {"restore_backup_id": _backup_id(backup_id)})
+                server._playbook(job, target, "moodle.platform.restore", {"restore_backup_id": backup_id})
                 return {"restored": backup_id}
 
             return await server._follow(server._start("restore", target, work), wait_seconds, ctx)
@@ -390,7 +391,7 @@ class GuardedServer(MCPServer):
                                 wait_seconds: float = 0, ctx: Context | None = None) -> dict[str, Any]:
             """DESTRUCTIVE: upgrade the site to an image (moodle.platform.upgrade: pre-upgrade backup, upgrade,
             verification, automatic rollback). Needs the confirmation plan_upgrade returned for this site and image."""
-            target = server.site(site)
+            target, image = server.site(site), _image(image)
             server.tokens.consume(confirmation, "upgrade", site, f"{image} major={bool(allow_major)}")
 
             def work(job: Job) -> dict:
@@ -468,6 +469,18 @@ def _backup_id(value: str) -> str:
     value = str(value)
     if value != "latest" and not all(c.isalnum() or c in "-_." for c in value):
         raise Refused(f"refused: {value[:64]!r} is not a backup id (e.g. 20261124T021500Z-moodle) or 'latest'")
+    return value
+
+
+# A Docker image reference (name[:tag][@digest]); nothing else reaches the playbooks' variables (a value with
+# Jinja in it would be templated by Ansible).
+IMAGE_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
+
+
+def _image(value: str) -> str:
+    value = str(value)
+    if not IMAGE_REFERENCE.match(value):
+        raise Refused(f"refused: {value[:80]!r} is not an image reference (e.g. moodle-platform/moodle:<tag>)")
     return value
 
 
