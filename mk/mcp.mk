@@ -4,7 +4,7 @@
 # (tests/unit/test_mcp_guardrails.py) in `unit`, the SDK-client sessions against the stand-in site
 # (tests/day2/test_mcp_server.py) inside `day2-stack-test`, on the day-2 deployment it already has.
 # `make mcp-test` runs just those two (deploying the day-2 stand-in stack through the same fixture).
-.PHONY: mcp-install mcp-test mcp-serve
+.PHONY: mcp-install mcp-test mcp-serve bench-mcp
 MCP_STAMP := $(VENV)/.stamp-mcp-$(shell echo $(ROOT) | cat - mcp-server/pyproject.toml | sha256sum | cut -c1-12)
 
 mcp-install: $(MCP_STAMP) ## Install the MCP server editable into .venv (console script moodle-platform-mcp)
@@ -21,3 +21,6 @@ mcp-serve: mcp-install ## Start the MCP server for the local site over stdio, re
 
 # The unit stage starts the console script the client configs (.roo/mcp.json, .mcp.json) name.
 unit: mcp-install
+
+bench-mcp: setup ## Figures: site_status latency and backup_now through MCP vs the module/playbook directly (running day-2 stack)
+	$(TIMED) bench-mcp $(PY) scripts/bench_mcp.py
