@@ -258,12 +258,14 @@ def test_destructive_tools_without_a_valid_plan_are_refused_and_change_nothing(h
             if plan["status"] == "running":
                 plan = await follow(client, plan["job_id"], [])
             confirmation = plan["result"]["confirmation"]
+            STATE["confirmations"] = [confirmation]
             # a restore confirmation is not an upgrade confirmation, and a presented confirmation is spent
             other = await call(client, "apply_upgrade", {**SITE, "image": before["image"], "confirmation": confirmation})
             spent = await call(client, "restore", {**SITE, "backup_id": STATE["backup_id"], "confirmation": confirmation})
             upgrade_plan = (await call(client, "plan_upgrade", {**SITE, "image": before["image"]})).structured_content
             if upgrade_plan["status"] == "running":
                 upgrade_plan = await follow(client, upgrade_plan["job_id"], [])
+            STATE["confirmations"].append(upgrade_plan["result"]["confirmation"])
             # the plan confirms the image it planned, not another one
             other_image = await call(client, "apply_upgrade", {**SITE, "image": before["image"] + "-other",
                                                                "confirmation": upgrade_plan["result"]["confirmation"]})
@@ -295,6 +297,8 @@ def test_audit_log_has_every_call_and_no_secret_appears_anywhere(work, http_serv
     for entry in entries:
         assert {"time", "client", "transport", "tool", "arguments", "outcome", "result", "duration_ms"} <= set(entry)
         assert entry["arguments"].get("confirmation") in (None, "***")
+    audit_text = (work / "audit.jsonl").read_text()
+    assert STATE["confirmations"] and not [c for c in STATE["confirmations"] if c in audit_text]
     site_secrets = SECRETS_DIR / "secrets" / f"localhost-{PROJECT}"
     values = {p.name: p.read_text().strip() for p in site_secrets.iterdir() if p.is_file()}
     values["restic-password"] = (SECRETS_DIR / "restic-password").read_text().strip()

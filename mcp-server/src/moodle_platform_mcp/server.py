@@ -158,6 +158,8 @@ class GuardedServer(MCPServer):
                 sys.stderr.write(self.redactor.text(traceback.format_exc()))
             result = CallToolResult(content=[TextContent(type="text", text=self.redactor.text(message))], is_error=True)
         text = " ".join(t.text for t in result.content if isinstance(t, TextContent))
+        for confirmation in _confirmations(result.structured_content):
+            text = text.replace(confirmation, "***")  # the caller gets it; the audit log does not keep it
         self.audit.record(client=client, transport=self.config.transport, tool=name,
                           arguments={k: ("***" if k == "confirmation" and v else v) for k, v in arguments.items()},
                           outcome=outcome, result=text[:1000], duration_ms=(time.monotonic() - started) * 1000,
@@ -463,6 +465,16 @@ class GuardedServer(MCPServer):
             raise OperationError(f"no restore drill report on site {site.name} yet (run restore_drill): "
                                  f"{'; '.join(run.failures)}")
         return json.loads(base64.b64decode(res["content"]))
+
+
+def _confirmations(data: Any) -> list[str]:
+    """Plan confirmations anywhere in a result (plan_* answers, job_status of a plan job)."""
+    if isinstance(data, dict):
+        found = [v for k, v in data.items() if k == "confirmation" and isinstance(v, str) and v]
+        return found + [c for v in data.values() for c in _confirmations(v)]
+    if isinstance(data, list):
+        return [c for v in data for c in _confirmations(v)]
+    return []
 
 
 def _backup_id(value: str) -> str:
