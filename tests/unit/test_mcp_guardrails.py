@@ -7,6 +7,7 @@ tests/day2/test_mcp_server.py.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
@@ -376,3 +377,40 @@ def test_job_status_streams_progress_and_job_cancel_stops_a_job(tmp_path):
     assert final.structured_content["status"] == "canceled"
     srv.locks.acquire("day2", "after")()  # released when the job ended
     assert [e["outcome"] for e in audit(tmp_path)] == ["ok", "busy", "ok", "ok"]
+
+
+def test_alerts_reads_firing_alerts_from_the_prometheus_api(tmp_path):
+    """alerts against a stand-in of Prometheus' /api/v1/alerts (an HTTP server of this test): firing ones
+    only, secret-looking annotation text redacted."""
+    body = json.dumps({"status": "success", "data": {"alerts": [
+        {"labels": {"alertname": "MoodleRestoreDrillFailed", "project": "day2"}, "state": "firing",
+         "annotations": {"summary": "drill failed; db password=hunter2hunter2"}},
+        {"labels": {"alertname": "MoodleCronStale", "project": "day2"}, "state": "pending", "annotations": {}},
+    ]}}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/api/v1/alerts" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    prometheus = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=prometheus.serve_forever, daemon=True).start()
+    srv = GuardedServer(ServerConfig(sites=[parse_site(f"day2={INVENTORY}")], state_dir=tmp_path, audit_log=None,
+                                     prometheus_url=f"http://127.0.0.1:{prometheus.server_address[1]}"))
+
+    async def go():
+        async with Client(srv) as client:
+            return await client.call_tool("alerts", {"site": "day2"})
+
+    try:
+        result = anyio.run(go)
+    finally:
+        prometheus.shutdown()
+    alerts = result.structured_content["alerts"]
+    assert [a["labels"]["alertname"] for a in alerts] == ["MoodleRestoreDrillFailed"]
+    assert "hunter2hunter2" not in result.model_dump_json()
