@@ -159,9 +159,13 @@ def test_site_status_returns_the_live_values(work, stack):
                 started = time.monotonic()
                 await call(client, "site_status", SITE)
                 times.append(time.monotonic() - started)
-            return first, times
+            logs = {service: await call(client, "logs", {**SITE, "service": service, "lines": 30})
+                    for service in ("web", "db")}
+            return first, times, logs
 
-    result, times = asyncio.run(go())
+    result, times, logs = asyncio.run(go())
+    for service, answer in logs.items():
+        assert not answer.is_error and answer.structured_content["lines"], (service, text(answer))
     assert not result.is_error, text(result)
     status = result.structured_content
     config = dict(sql("SELECT name, value FROM mdl_config WHERE name IN ('version', 'release')"))
