@@ -1,0 +1,3 @@
+from moodle_platform_mcp.cli import main
+
+raise SystemExit(main())
