@@ -20,6 +20,7 @@ from pathlib import Path
 
 import anyio
 import httpx2
+import mcp_types
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
@@ -414,3 +415,40 @@ def test_alerts_reads_firing_alerts_from_the_prometheus_api(tmp_path):
     alerts = result.structured_content["alerts"]
     assert [a["labels"]["alertname"] for a in alerts] == ["MoodleRestoreDrillFailed"]
     assert "hunter2hunter2" not in result.model_dump_json()
+
+
+def test_destructive_tools_ask_the_person_where_the_client_supports_elicitation(tmp_path):
+    """After a valid plan confirmation, a client with elicitation is asked; a decline or confirm=false is
+    refused before any job starts (and the confirmation is spent). An approval starts the job."""
+    srv = server(tmp_path, allow_destructive=True)
+    asked = []
+
+    def person(answer):
+        async def callback(context, params):
+            asked.append(params.message)
+            return mcp_types.ElicitResult(**answer)
+        return callback
+
+    async def call(answer, image):
+        token = srv.tokens.issue("upgrade", "day2", f"{image} major=False")
+        async with Client(srv, elicitation_callback=person(answer)) as client:
+            return await client.call_tool("apply_upgrade", {"site": "day2", "image": image, "confirmation": token})
+
+    declined = anyio.run(call, {"action": "decline"}, "i:2")
+    unconfirmed = anyio.run(call, {"action": "accept", "content": {"confirm": False}}, "i:2")
+    assert declined.is_error and "not approved by the user (decline)" in declined.content[0].text
+    assert unconfirmed.is_error and "confirm=false" in unconfirmed.content[0].text
+    assert len(asked) == 2 and all("Upgrade site day2 to image i:2" in m for m in asked)
+    assert not srv.jobs.running()
+    srv.locks.acquire("day2", "free")()  # refused before the site lock was taken
+
+    approved = anyio.run(call, {"action": "accept", "content": {"confirm": True}}, "i:4")
+    job_id = approved.structured_content["job_id"]
+    assert not approved.is_error and job_id
+    job = srv.jobs.get(job_id)
+    assert job.done.wait(180), "the approved job did not end"
+    assert job.tool == "apply_upgrade" and job.finished  # approved: the upgrade job started (no site in this inventory)
+    srv.locks.acquire("day2", "after")()
+    outcomes = [e["outcome"] for e in audit(tmp_path)]
+    # each call: the question (input-required, answered by the client's retry), then the outcome
+    assert outcomes == ["input-required", "refused", "input-required", "refused", "input-required", "ok"]

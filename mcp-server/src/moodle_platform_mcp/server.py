@@ -19,13 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
 
 from moodle_platform_mcp import __version__
 from moodle_platform_mcp.guardrails import (
@@ -73,6 +74,34 @@ class ServerConfig:
 class ToolSpec:
     kind: str
     site_argument: bool = True
+
+
+class Approval(BaseModel):
+    """What a person is asked (MCP elicitation) before a destructive operation starts."""
+
+    confirm: bool = Field(description="Start this destructive operation now")
+
+
+def _can_ask(ctx: Context) -> bool:
+    caps = ctx.client_capabilities
+    return caps is not None and caps.elicitation is not None and (caps.elicitation.form is not None
+                                                                  or caps.elicitation.url is None)
+
+
+def _ask_restore(site: str, backup_id: str, ctx: Context) -> Elicit[Approval] | None:
+    """The approval question for restore, where the client can ask its user (after the plan confirmation)."""
+    if not _can_ask(ctx):
+        return None
+    return Elicit(f"Restore site {site} from backup {backup_id} (a safety backup is taken first). "
+                  "This is destructive. Start it now?", Approval)
+
+
+def _ask_upgrade(site: str, image: str, ctx: Context) -> Elicit[Approval] | None:
+    """The approval question for apply_upgrade, where the client can ask its user."""
+    if not _can_ask(ctx):
+        return None
+    return Elicit(f"Upgrade site {site} to image {image} (backup first, automatic rollback on failure). "
+                  "This is destructive. Start it now?", Approval)
 
 
 def annotations(kind: str, idempotent: bool, title: str) -> ToolAnnotations:
@@ -136,6 +165,13 @@ class GuardedServer(MCPServer):
                 self.allowlist.get(arguments.get("site"))
             with anyio.fail_after(self.config.call_timeout):
                 result = await super().call_tool(name, arguments, context)
+            if isinstance(result, InputRequiredResult):
+                # The approval question (elicitation) goes to the client; the call is retried with the answer.
+                self.audit.record(client=client, transport=self.config.transport, tool=name,
+                                  arguments={k: ("***" if k == "confirmation" and v else v) for k, v in arguments.items()},
+                                  outcome="input-required", result="approval asked",
+                                  duration_ms=(time.monotonic() - started) * 1000, job_id=None)
+                return result
             result = self._redacted(result)
             if result.is_error:
                 outcome = "refused" if any(t.text.startswith(("refused:", "busy:")) for t in result.content
@@ -194,6 +230,18 @@ class GuardedServer(MCPServer):
 
     def site(self, name: str) -> Site:
         return self.allowlist.get(name)
+
+    @staticmethod
+    def _approved(tool: str, approval: ElicitationResult[Approval] | None) -> str:
+        """A person's answer to the approval question (MCP elicitation, form mode), asked where the client
+        can ask its user: declined, cancelled or not confirmed -> refused, nothing started. Clients without
+        elicitation rely on the plan confirmation alone."""
+        if approval is None:
+            return "not asked (the client has no elicitation)"
+        if approval.action != "accept" or not approval.data.confirm:
+            raise Refused(f"refused: {tool} was not approved by the user ({approval.action}"
+                          f"{', confirm=false' if approval.action == 'accept' else ''}); nothing was started")
+        return "approved by the user"
 
     async def _blocking(self, fn: Callable, *args, **kwargs):
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), abandon_on_cancel=True)
@@ -377,29 +425,36 @@ class GuardedServer(MCPServer):
             return await server._follow(server._start("restore_drill", target, work), wait_seconds, ctx)
 
         async def restore(site: str, backup_id: str, confirmation: str, wait_seconds: float = 0,
-                          ctx: Context | None = None) -> dict[str, Any]:
+                          ctx: Context | None = None,
+                          approval: Annotated[ElicitationResult[Approval], Resolve(_ask_restore)] = None,
+                          ) -> dict[str, Any]:
             """DESTRUCTIVE: replace the site's data with a backup (moodle.platform.restore, after a safety backup).
             Needs the confirmation plan_restore returned for this site and backup."""
             target, backup_id = server.site(site), _backup_id(backup_id)
             server.tokens.consume(confirmation, "restore", site, backup_id)
+            approved = server._approved("restore", approval)
 
             def work(job: Job) -> dict:
                 server._playbook(job, target, "moodle.platform.restore", {"restore_backup_id": backup_id})
-                return {"restored": backup_id}
+                return {"restored": backup_id, "approval": approved}
 
             return await server._follow(server._start("restore", target, work), wait_seconds, ctx)
 
         async def apply_upgrade(site: str, image: str, confirmation: str, allow_major: bool = False,
-                                wait_seconds: float = 0, ctx: Context | None = None) -> dict[str, Any]:
+                                wait_seconds: float = 0, ctx: Context | None = None,
+                                approval: Annotated[ElicitationResult[Approval], Resolve(_ask_upgrade)] = None,
+                                ) -> dict[str, Any]:
             """DESTRUCTIVE: upgrade the site to an image (moodle.platform.upgrade: pre-upgrade backup, upgrade,
             verification, automatic rollback). Needs the confirmation plan_upgrade returned for this site and image."""
             target, image = server.site(site), _image(image)
             server.tokens.consume(confirmation, "upgrade", site, f"{image} major={bool(allow_major)}")
+            approved = server._approved("apply_upgrade", approval)
 
             def work(job: Job) -> dict:
                 run = server._playbook(job, target, "moodle.platform.upgrade",
                                        {"upgrade_image": image, "upgrade_allow_major": allow_major})
-                return {"image": image, "plan": run.results.get("Show the plan", {}).get("msg", "")}
+                return {"image": image, "plan": run.results.get("Show the plan", {}).get("msg", ""),
+                        "approval": approved}
 
             return await server._follow(server._start("apply_upgrade", target, work), wait_seconds, ctx)
 
