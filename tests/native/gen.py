@@ -171,4 +171,20 @@ def gradebook(draw, max_users: int = 6):
                 f |= HID
             cells.append(v)
             flags.append(f)
+    # Site settings (`unlimitedgrades` with `gradeoverhundredprocentmax`): mostly Moodle's defaults.
+    site = draw(
+        st.sampled_from(
+            [
+                None,
+                None,
+                None,
+                {"unlimitedgrades": True},
+                {"unlimitedgrades": True, "gradeoverhundredprocentmax": 2},
+                {"unlimitedgrades": True, "gradeoverhundredprocentmax": 1.5},
+                {"unlimitedgrades": False, "gradeoverhundredprocentmax": 3},
+            ]
+        )
+    )
+    if site is not None:
+        course["site"] = site
     return json.dumps(course), struct.pack(f"<{len(cells)}d", *cells), bytes(flags), nusers

@@ -10,7 +10,7 @@
 //! Layout (integers are exact doubles, `-1` is "none"):
 //!
 //! ```text
-//! VERSION nitems ncats
+//! VERSION nitems ncats maxcoef
 //! per item:     itemtype gradetype grademin grademax multfactor plusfactor aggregationcoef
 //!               aggregationcoef2 weightoverride rawgrademin rawgrademax givenmin givenmax parent
 //!               own_category rawdefaultmin rawdefaultmax id ndeps   (ndeps = -1: no formula)
@@ -31,7 +31,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 /// Format version (the first value).
-pub const VERSION: f64 = 1.0;
+pub const VERSION: f64 = 2.0;
 
 const BINOPS: [BinOp; 11] = [
     BinOp::Add,
@@ -97,7 +97,7 @@ impl Course {
     /// The compiled form of this course (see the module documentation).
     pub fn to_compiled(&self) -> Vec<f64> {
         let mut o = Vec::new();
-        o.extend([VERSION, self.items.len() as f64, self.categories.len() as f64]);
+        o.extend([VERSION, self.items.len() as f64, self.categories.len() as f64, self.maxcoef]);
         for (i, it) in self.items.iter().enumerate() {
             o.extend([
                 index_of(&ITEMTYPES, &it.itemtype),
@@ -221,6 +221,7 @@ fn read(r: &mut Reader<'_>, platform: Platform) -> Option<Course> {
     }
     let nitems = r.count(19)?;
     let ncats = r.int(1.0, r.d.len() as f64)? as usize;
+    let maxcoef = r.num()?;
     let mut items = Vec::with_capacity(nitems);
     let (mut dmin, mut dmax) = (Vec::with_capacity(nitems), Vec::with_capacity(nitems));
     for _ in 0..nitems {
@@ -331,7 +332,7 @@ fn read(r: &mut Reader<'_>, platform: Platform) -> Option<Course> {
     if r.i != r.d.len() {
         return None;
     }
-    Some(Course { items, categories, order, platform, raw_defaults: (dmin, dmax) })
+    Some(Course { items, categories, order, platform, raw_defaults: (dmin, dmax), maxcoef })
 }
 
 #[cfg(test)]
@@ -383,5 +384,49 @@ mod tests {
             }
         }
         assert_eq!(Course::from_compiled(&[2.0], Platform::RUST).unwrap_err(), "compiled course: malformed data");
+    }
+}
+
+#[cfg(test)]
+mod unlimited_tests {
+    use super::*;
+
+    /// `bounded_grade()` with `unlimitedgrades`: an activity grade (adjust_raw_grade), a calculated
+    /// grade (use_formula) and a category total (aggregate_grades) may reach max x factor.
+    fn spec(site: &str) -> String {
+        let mut s = String::from(r#"{"categories": [{"id": 1, "parent": null, "aggregation": 0}],"#);
+        s.push_str(site);
+        s.push_str(
+            r#""items": [{"id": 1, "itemtype": "course", "categoryid": 1},
+            {"id": 2, "idnumber": "a", "categoryid": 1, "grademax": 10, "multfactor": 1.5},
+            {"id": 3, "itemtype": "manual", "categoryid": 1, "calculation": "=[[a]]*10"}]}"#,
+        );
+        s
+    }
+
+    fn finals(c: &Course) -> Vec<f64> {
+        crate::regrade_packed(c, 1, &[0.0, 9.0, 0.0], &[0, 1, 0]).unwrap().finalgrade
+    }
+
+    #[test]
+    fn unlimited_grades_raise_the_bound_by_the_factor() {
+        let limited = Course::from_json(&spec("")).unwrap();
+        assert_eq!(finals(&limited), [100.0, 10.0, 100.0]);
+        let off = Course::from_json(&spec(r#""site": {"unlimitedgrades": false, "gradeoverhundredprocentmax": 2},"#)).unwrap();
+        assert_eq!(finals(&off), [100.0, 10.0, 100.0]);
+        let on = Course::from_json(&spec(r#""site": {"unlimitedgrades": true, "gradeoverhundredprocentmax": 2},"#)).unwrap();
+        assert_eq!(finals(&on), [135.0, 13.5, 135.0]);
+        // The default factor is 10; a factor below the grade caps it.
+        let tight = Course::from_json(&spec(r#""site": {"unlimitedgrades": true, "gradeoverhundredprocentmax": 1.2},"#)).unwrap();
+        assert_eq!(finals(&tight), [120.0, 12.0, 120.0]);
+        // The compiled course (the widget's input) carries the factor.
+        let back = Course::from_compiled(&on.to_compiled(), Platform::RUST).unwrap();
+        assert_eq!(finals(&back), finals(&on));
+    }
+
+    #[test]
+    fn unknown_site_settings_are_rejected() {
+        let e = Course::from_json(&spec(r#""site": {"minmaxtouse": 2},"#)).unwrap_err();
+        assert_eq!(e, "site: unknown setting 'minmaxtouse'");
     }
 }

@@ -133,6 +133,10 @@ pub struct Course {
     /// has Moodle's defaults 0..100, calculated items their item's range, activity and manual
     /// rows the item's raw range.
     pub raw_defaults: (Vec<f64>, Vec<f64>),
+    /// The factor on a value grade's maximum in `grade_item::bounded_grade()`: the site setting
+    /// `gradeoverhundredprocentmax` when `unlimitedgrades` is on, else 1 (grades may not exceed
+    /// the maximum; `grademax * 1.0` is `grademax` exactly).
+    pub maxcoef: f64,
 }
 
 /// What the core takes from the platform it runs on.  [`Platform::RUST`] everywhere but in the
@@ -244,6 +248,7 @@ impl Course {
             return Err("course: 'items' must be a list".into());
         };
         let forced = Forced::from_json(root.get("forced"))?;
+        let maxcoef = site_maxcoef(root.get("site"))?;
         let mut categories = Vec::with_capacity(cats.len());
         let mut parents: Vec<Option<i64>> = Vec::new();
         let mut cat_index = IdIndex::default();
@@ -416,7 +421,8 @@ impl Course {
             }
             item.formula = Some(compiled);
         }
-        let mut course = Course { items: out_items, categories, order: Vec::new(), platform, raw_defaults: (Vec::new(), Vec::new()) };
+        let mut course =
+            Course { items: out_items, categories, order: Vec::new(), platform, raw_defaults: (Vec::new(), Vec::new()), maxcoef };
         course.order = course.dependency_order()?;
         course.pre_regrade();
         course.raw_defaults = course
@@ -529,6 +535,30 @@ impl Course {
             self.categories[c].can_apply_limit_rules = crate::regrade::can_apply_limit_rules(self, c, agg);
         }
     }
+}
+
+/// Site settings that change the regrade (`site` in the spec): `unlimitedgrades` (default off) and
+/// `gradeoverhundredprocentmax` (default 10, as `bounded_grade()` reads it), giving
+/// [`Course::maxcoef`].  Any other key is an error: an unmodelled setting is never ignored.
+fn site_maxcoef(v: Option<&Json>) -> Result<f64, String> {
+    let Some(v) = v else {
+        return Ok(1.0);
+    };
+    let Json::Obj(map) = v else {
+        return Err("course: 'site' must be an object".into());
+    };
+    // The first unknown key in sorted order (as the PHP engine reports it).
+    let mut unknown: Option<&String> = None;
+    for (k, _) in map {
+        if k != "unlimitedgrades" && k != "gradeoverhundredprocentmax" && unknown.is_none_or(|u| k < u) {
+            unknown = Some(k);
+        }
+    }
+    if let Some(k) = unknown {
+        return Err(cat!("site: unknown setting '", k.as_str(), "'"));
+    }
+    let factor = num(v, "gradeoverhundredprocentmax", Some(10.0), "site")?;
+    Ok(if boolean(v, "unlimitedgrades", "site")? { factor } else { 1.0 })
 }
 
 /// Site-forced category settings (`grade_<setting>_flag & 1`).  Moodle's defaults force
