@@ -91,7 +91,34 @@ def random_cases(count: int) -> list[dict]:
     return out
 
 
+def site_cases(count: int) -> list[dict]:
+    """Site settings (issue 13): unlimitedgrades with gradeoverhundredprocentmax.  The targeted
+    gradebooks with factors that push grades over the maximum (multfactor, plusfactor, a formula
+    worth more than its item), with the switch on (factor 2, or the default 10) and off (factor 3:
+    no effect); plus the random gradebooks that drew a site setting."""
+    out = []
+    for k, case in enumerate(targeted()):
+        course = case["course"]
+        for it in course["items"]:
+            if it["idnumber"] == "a1":
+                it["multfactor"] = 1.5
+            elif it["idnumber"] == "a2":
+                it["plusfactor"] = 8.0
+            elif it["idnumber"] == "calc":
+                it["grademax"] = 20.0
+        site = [{"unlimitedgrades": True, "gradeoverhundredprocentmax": 2},
+                {"unlimitedgrades": True},
+                {"unlimitedgrades": False, "gradeoverhundredprocentmax": 3}][k % 3]
+        course["site"] = site
+        out.append(dict(case, name=f"site{k % 3}-{case['name']}"))
+    out += [dict(c, name=f"site-{c['name']}") for c in random_cases(count) if "site" in c["course"]]
+    return out
+
+
 if __name__ == "__main__":
-    cases = targeted() + random_cases(int(sys.argv[2]) if len(sys.argv) > 2 else 200)
+    if len(sys.argv) > 3 and sys.argv[3] == "site":
+        cases = site_cases(int(sys.argv[2]))
+    else:
+        cases = targeted() + random_cases(int(sys.argv[2]) if len(sys.argv) > 2 else 200)
     pathlib.Path(sys.argv[1]).write_text(json.dumps(cases))
     print(f"{len(cases)} input cases")
