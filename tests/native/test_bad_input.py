@@ -61,9 +61,10 @@ def with_site(site) -> str:
     return json.dumps(c)
 
 
-# Site settings: only unlimitedgrades and gradeoverhundredprocentmax are modelled; any other is an error.
+# Site settings: only unlimitedgrades, gradeoverhundredprocentmax and minmaxtouse are modelled; any other is an error.
 CASES += [
-    ("unmodelled site setting", with_site({"minmaxtouse": 2, "zz": 1}), GOOD, FLAGS, 1, "site: unknown setting 'minmaxtouse'"),
+    ("unmodelled site setting", with_site({"zz": 1, "outcomes": 2}), GOOD, FLAGS, 1, "site: unknown setting 'outcomes'"),
+    ("bad minmaxtouse", with_site({"minmaxtouse": 3}), GOOD, FLAGS, 1, "site: minmaxtouse must be 1 or 2, got 3"),
     ("site not an object", with_site([1]), GOOD, FLAGS, 1, "course: 'site' must be an object"),
     (
         "bad factor",

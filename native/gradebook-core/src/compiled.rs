@@ -10,7 +10,7 @@
 //! Layout (integers are exact doubles, `-1` is "none"):
 //!
 //! ```text
-//! VERSION nitems ncats maxcoef
+//! VERSION nitems ncats maxcoef minmax_from_grade
 //! per item:     itemtype gradetype grademin grademax multfactor plusfactor aggregationcoef
 //!               aggregationcoef2 weightoverride rawgrademin rawgrademax givenmin givenmax parent
 //!               own_category rawdefaultmin rawdefaultmax id ndeps   (ndeps = -1: no formula)
@@ -97,7 +97,7 @@ impl Course {
     /// The compiled form of this course (see the module documentation).
     pub fn to_compiled(&self) -> Vec<f64> {
         let mut o = Vec::new();
-        o.extend([VERSION, self.items.len() as f64, self.categories.len() as f64, self.maxcoef]);
+        o.extend([VERSION, self.items.len() as f64, self.categories.len() as f64, self.maxcoef, flag(self.minmax_from_grade)]);
         for (i, it) in self.items.iter().enumerate() {
             o.extend([
                 index_of(&ITEMTYPES, &it.itemtype),
@@ -222,6 +222,7 @@ fn read(r: &mut Reader<'_>, platform: Platform) -> Option<Course> {
     let nitems = r.count(19)?;
     let ncats = r.int(1.0, r.d.len() as f64)? as usize;
     let maxcoef = r.num()?;
+    let minmax_from_grade = r.flag()?;
     let mut items = Vec::with_capacity(nitems);
     let (mut dmin, mut dmax) = (Vec::with_capacity(nitems), Vec::with_capacity(nitems));
     for _ in 0..nitems {
@@ -332,7 +333,7 @@ fn read(r: &mut Reader<'_>, platform: Platform) -> Option<Course> {
     if r.i != r.d.len() {
         return None;
     }
-    Some(Course { items, categories, order, platform, raw_defaults: (dmin, dmax), maxcoef })
+    Some(Course { items, categories, order, platform, raw_defaults: (dmin, dmax), maxcoef, minmax_from_grade })
 }
 
 #[cfg(test)]
@@ -426,7 +427,41 @@ mod unlimited_tests {
 
     #[test]
     fn unknown_site_settings_are_rejected() {
-        let e = Course::from_json(&spec(r#""site": {"minmaxtouse": 2},"#)).unwrap_err();
-        assert_eq!(e, "site: unknown setting 'minmaxtouse'");
+        let e = Course::from_json(&spec(r#""site": {"grade_minmaxtouse": 2, "outcomes": 1},"#)).unwrap_err();
+        assert_eq!(e, "site: unknown setting 'grade_minmaxtouse'");
+    }
+}
+
+#[cfg(test)]
+mod minmaxtouse_tests {
+    use super::*;
+
+    /// `grade_grade::get_grade_min_and_max()` with `minmaxtouse` = 2: a grade is aggregated with its
+    /// row's raw range.  The activity (now 0..10) was graded out of 0..20: raw 10 is 5/10 either way,
+    /// but the mean normalises 5 with 0..20 (25%) instead of 0..10 (50%).
+    fn spec(site: &str) -> String {
+        let mut s = String::from(r#"{"categories": [{"id": 1, "parent": null, "aggregation": 0}],"#);
+        s.push_str(site);
+        s.push_str(
+            r#""items": [{"id": 1, "itemtype": "course", "categoryid": 1},
+            {"id": 2, "categoryid": 1, "grademax": 10, "rawgrademax": 20}]}"#,
+        );
+        s
+    }
+
+    fn finals(c: &Course) -> Vec<f64> {
+        crate::regrade_packed(c, 1, &[0.0, 10.0], &[0, 1]).unwrap().finalgrade
+    }
+
+    #[test]
+    fn initial_min_max_normalise_with_the_row_range() {
+        assert_eq!(finals(&Course::from_json(&spec("")).unwrap()), [50.0, 5.0]);
+        assert_eq!(finals(&Course::from_json(&spec(r#""site": {"minmaxtouse": 1},"#)).unwrap()), [50.0, 5.0]);
+        let two = Course::from_json(&spec(r#""site": {"minmaxtouse": 2},"#)).unwrap();
+        assert_eq!(finals(&two), [25.0, 5.0]);
+        let back = Course::from_compiled(&two.to_compiled(), Platform::RUST).unwrap();
+        assert_eq!(finals(&back), finals(&two));
+        let e = Course::from_json(&spec(r#""site": {"minmaxtouse": 3},"#)).unwrap_err();
+        assert_eq!(e, "site: minmaxtouse must be 1 or 2, got 3");
     }
 }

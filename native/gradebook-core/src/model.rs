@@ -137,6 +137,10 @@ pub struct Course {
     /// `gradeoverhundredprocentmax` when `unlimitedgrades` is on, else 1 (grades may not exceed
     /// the maximum; `grademax * 1.0` is `grademax` exactly).
     pub maxcoef: f64,
+    /// `minmaxtouse` = 2 (course setting, else the site's `grade_minmaxtouse`): every grade is
+    /// aggregated with its own row's `rawgrademin`/`rawgrademax` (`grade_grade::get_grade_min_and_max()`),
+    /// i.e. the item's raw range ([`Course::raw_defaults`]), not the item's current range.
+    pub minmax_from_grade: bool,
 }
 
 /// What the core takes from the platform it runs on.  [`Platform::RUST`] everywhere but in the
@@ -248,7 +252,7 @@ impl Course {
             return Err("course: 'items' must be a list".into());
         };
         let forced = Forced::from_json(root.get("forced"))?;
-        let maxcoef = site_maxcoef(root.get("site"))?;
+        let (maxcoef, minmax_from_grade) = site_settings(root.get("site"))?;
         let mut categories = Vec::with_capacity(cats.len());
         let mut parents: Vec<Option<i64>> = Vec::new();
         let mut cat_index = IdIndex::default();
@@ -422,7 +426,7 @@ impl Course {
             item.formula = Some(compiled);
         }
         let mut course =
-            Course { items: out_items, categories, order: Vec::new(), platform, raw_defaults: (Vec::new(), Vec::new()), maxcoef };
+            Course { items: out_items, categories, order: Vec::new(), platform, raw_defaults: (Vec::new(), Vec::new()), maxcoef, minmax_from_grade };
         course.order = course.dependency_order()?;
         course.pre_regrade();
         course.raw_defaults = course
@@ -537,12 +541,13 @@ impl Course {
     }
 }
 
-/// Site settings that change the regrade (`site` in the spec): `unlimitedgrades` (default off) and
+/// Settings that change the regrade (`site` in the spec): `unlimitedgrades` (default off) and
 /// `gradeoverhundredprocentmax` (default 10, as `bounded_grade()` reads it), giving
-/// [`Course::maxcoef`].  Any other key is an error: an unmodelled setting is never ignored.
-fn site_maxcoef(v: Option<&Json>) -> Result<f64, String> {
+/// [`Course::maxcoef`]; `minmaxtouse` (1 or 2, default 1: the course's effective setting), giving
+/// [`Course::minmax_from_grade`].  Any other key is an error: an unmodelled setting is never ignored.
+fn site_settings(v: Option<&Json>) -> Result<(f64, bool), String> {
     let Some(v) = v else {
-        return Ok(1.0);
+        return Ok((1.0, false));
     };
     let Json::Obj(map) = v else {
         return Err("course: 'site' must be an object".into());
@@ -550,7 +555,8 @@ fn site_maxcoef(v: Option<&Json>) -> Result<f64, String> {
     // The first unknown key in sorted order (as the PHP engine reports it).
     let mut unknown: Option<&String> = None;
     for (k, _) in map {
-        if k != "unlimitedgrades" && k != "gradeoverhundredprocentmax" && unknown.is_none_or(|u| k < u) {
+        let known = k == "unlimitedgrades" || k == "gradeoverhundredprocentmax" || k == "minmaxtouse";
+        if !known && unknown.is_none_or(|u| k < u) {
             unknown = Some(k);
         }
     }
@@ -558,7 +564,11 @@ fn site_maxcoef(v: Option<&Json>) -> Result<f64, String> {
         return Err(cat!("site: unknown setting '", k.as_str(), "'"));
     }
     let factor = num(v, "gradeoverhundredprocentmax", Some(10.0), "site")?;
-    Ok(if boolean(v, "unlimitedgrades", "site")? { factor } else { 1.0 })
+    let minmaxtouse = int(v, "minmaxtouse", Some(1), "site")?;
+    if minmaxtouse != 1 && minmaxtouse != 2 {
+        return Err(cat!("site: minmaxtouse must be 1 or 2, got ", minmaxtouse));
+    }
+    Ok((if boolean(v, "unlimitedgrades", "site")? { factor } else { 1.0 }, minmaxtouse == 2))
 }
 
 /// Site-forced category settings (`grade_<setting>_flag & 1`).  Moodle's defaults force

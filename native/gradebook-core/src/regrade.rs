@@ -2,10 +2,10 @@
 //! / `aggregate_grades()` / `aggregate_values_and_adjust_bounds()` / `apply_limit_rules()` and
 //! `grade_item::compute()` / `adjust_raw_grade()` / `bounded_grade()` from Moodle 4.5.
 //!
-//! Site settings: `unlimitedgrades` with `gradeoverhundredprocentmax` ([`Course::maxcoef`]) are
-//! modelled; the others are Moodle's defaults - scales are included in aggregation, min/max come
-//! from the grade item (`grade_minmaxtouse` = 1), no gradebook calculation freeze, no outcomes
-//! (the plugin's loader refuses courses that use them; docs/native.md lists every setting).
+//! Settings: `unlimitedgrades` with `gradeoverhundredprocentmax` ([`Course::maxcoef`]) and
+//! `minmaxtouse` ([`Course::minmax_from_grade`]) are modelled; the others are Moodle's defaults -
+//! scales are included in aggregation, no gradebook calculation freeze, no outcomes (the plugin's
+//! loader refuses courses that use them; docs/native.md lists every setting).
 
 use crate::model::{aggregation as agg, flag, gradetype, Course, Item, ItemType};
 use crate::phpmath::{db_decimal5, php_int, php_round_with, php_string14, Pow};
@@ -474,11 +474,12 @@ impl Course {
         out.rawmax[total] = db_decimal5(rmax);
     }
 
-    /// `grade_grade::get_grade_min()` / `get_grade_max()` of one cell.
+    /// `grade_grade::get_grade_min()` / `get_grade_max()` of one cell: the row's range for totals
+    /// and with `minmaxtouse` = 2, else the item's.
     #[inline]
     fn user_min_max(&self, d: usize, out: &UserGrades) -> (f64, f64) {
         let it = &self.items[d];
-        if it.is_aggregate() && !it.is_calculated() {
+        if (it.is_aggregate() && !it.is_calculated()) || self.minmax_from_grade {
             (out.rawmin[d], out.rawmax[d])
         } else {
             (it.grademin, it.grademax)

@@ -50,6 +50,8 @@ class php_engine {
     /** @var float factor on a value grade's maximum in bounded_grade(): gradeoverhundredprocentmax with
      * unlimitedgrades on, else 1 */
     public float $maxcoef = 1.0;
+    /** @var bool minmaxtouse = 2: every grade is aggregated with its row's raw range (the item's raw range) */
+    public bool $minmaxfromgrade = false;
 
     /**
      * Value a DECIMAL(10,5) column holds after PHP wrote $v (14 significant digits, then half up).
@@ -171,7 +173,7 @@ class php_engine {
         }
         $e = new php_engine();
         $forced = self::forced($root);
-        $e->maxcoef = self::site_maxcoef($root);
+        [$e->maxcoef, $e->minmaxfromgrade] = self::site_settings($root);
         $catindex = [];
         $parents = [];
         foreach ($root['categories'] as $i => $c) {
@@ -344,15 +346,15 @@ class php_engine {
     }
 
     /**
-     * Site settings that change the regrade: unlimitedgrades (default off) with
-     * gradeoverhundredprocentmax (default 10); any other key is an error.
+     * Settings that change the regrade: unlimitedgrades (default off) with gradeoverhundredprocentmax
+     * (default 10), minmaxtouse (1 or 2, default 1); any other key is an error.
      *
      * @param array $root
-     * @return float the factor on a value grade's maximum (1 when unlimitedgrades is off)
+     * @return array [the factor on a value grade's maximum (1 when unlimitedgrades is off), minmaxtouse == 2]
      */
-    private static function site_maxcoef(array $root): float {
+    private static function site_settings(array $root): array {
         if (!array_key_exists('site', $root)) {
-            return 1.0;
+            return [1.0, false];
         }
         $site = $root['site'];
         if (!is_array($site) || (array_is_list($site) && $site)) {
@@ -361,12 +363,16 @@ class php_engine {
         $keys = array_map('strval', array_keys($site));
         sort($keys, SORT_STRING);
         foreach ($keys as $key) {
-            if ($key !== 'unlimitedgrades' && $key !== 'gradeoverhundredprocentmax') {
+            if ($key !== 'unlimitedgrades' && $key !== 'gradeoverhundredprocentmax' && $key !== 'minmaxtouse') {
                 self::fail("site: unknown setting '{$key}'");
             }
         }
         $factor = self::num($site, 'gradeoverhundredprocentmax', 10.0, 'site');
-        return self::boolean($site, 'unlimitedgrades', 'site') ? $factor : 1.0;
+        $minmaxtouse = self::int($site, 'minmaxtouse', 1, 'site');
+        if ($minmaxtouse !== 1 && $minmaxtouse !== 2) {
+            self::fail("site: minmaxtouse must be 1 or 2, got {$minmaxtouse}");
+        }
+        return [self::boolean($site, 'unlimitedgrades', 'site') ? $factor : 1.0, $minmaxtouse === 2];
     }
 
     /**
@@ -857,7 +863,7 @@ class php_engine {
 
     private function user_min_max(int $d, array $rmin, array $rmax): array {
         $it = $this->items[$d];
-        if ($it['aggregate'] && $it['formula'] === null) {
+        if (($it['aggregate'] && $it['formula'] === null) || $this->minmaxfromgrade) {
             return [$rmin[$d], $rmax[$d]];
         }
         return [$it['grademin'], $it['grademax']];
@@ -1113,7 +1119,7 @@ class php_engine {
      * @return float[]
      */
     public function compiled(): array {
-        $o = [2, count($this->items), count($this->categories), $this->maxcoef];
+        $o = [2, count($this->items), count($this->categories), $this->maxcoef, $this->minmaxfromgrade ? 1 : 0];
         foreach ($this->items as $it) {
             $calculated = $it['formula'] !== null;
             if ($calculated) {
