@@ -10,9 +10,9 @@ PY=${PY:-$ROOT/.venv/bin/python}
 mkdir -p "$CACHE"
 echo "golden: building the harness image (bookworm + php8.2 + MariaDB)"
 docker build -q -t moodle-platform/native-golden:dev "$HERE" >/dev/null
-# GOLDEN_SET=site: only the site-setting cases (unlimitedgrades), into cases_site.json.
+# GOLDEN_SET=site: only the setting cases (unlimitedgrades, minmaxtouse), into cases_site.json.
 if [ "${GOLDEN_SET:-main}" = site ]; then
-  IN=in-site.json OUT=out-site.json DEST=cases_site.json SET=site RANDOM_CASES=${GOLDEN_RANDOM_CASES:-120}
+  IN=in-site.json OUT=out-site.json DEST=cases_site.json SET=site RANDOM_CASES=${GOLDEN_RANDOM_CASES:-80}
 else
   IN=in.json OUT=out.json DEST=cases.json SET=main RANDOM_CASES=${GOLDEN_RANDOM_CASES:-200}
 fi

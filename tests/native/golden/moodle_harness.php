@@ -56,6 +56,10 @@ foreach ($cases as $k => $case) {
     $n = count($spec['items']);
     $course = create_course((object)['fullname' => "golden {$k}", 'shortname' => "golden{$k}-" . uniqid(), 'category' => 1]);
     $cid = $course->id;
+    if (isset($site['minmaxtouse'])) {
+        // The course setting "Min and max grades used in calculation" (grade_settings).
+        grade_set_setting($cid, 'minmaxtouse', (int)$site['minmaxtouse']);
+    }
     $coursecat = grade_category::fetch_course_category($cid);
     // Categories (parents first).
     $catmap = [];
