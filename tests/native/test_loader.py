@@ -15,11 +15,11 @@ import pytest
 
 COURSEID = 7
 
-# Moodle 4.5's install defaults for the site settings the loader reads (admin/settings/grades.php).
+# Moodle 4.5's install defaults for the site settings the loader reads (admin/settings/grades.php;
+# gradeoverhundredprocentmax has no admin setting: unset, bounded_grade() then uses 10).
 SITE_DEFAULTS = {
     "grade_minmaxtouse": "1",
     "unlimitedgrades": "0",
-    "gradeoverhundredprocentmax": "10",
     "grade_includescalesinaggregation": "1",
     "enableoutcomes": "0",
     "grade_aggregation": "13",
@@ -219,12 +219,10 @@ def pending(r):
 
 # (name, mutation, words the message must contain)
 REFUSALS = [
-    ("course minmaxtouse = 2", lambda r: r["coursesettings"].update(minmaxtouse="2"), ["course setting minmaxtouse = 2"]),
-    ("site grade_minmaxtouse = 2", set_cfg(grade_minmaxtouse="2"), ["site setting grade_minmaxtouse = 2"]),
     (
-        "unlimitedgrades",
-        set_cfg(unlimitedgrades="1", gradeoverhundredprocentmax="5"),
-        ["unlimitedgrades", "gradeoverhundredprocentmax = 5"],
+        "unlimitedgrades with a factor that is not a number",
+        set_cfg(unlimitedgrades="1", gradeoverhundredprocentmax="lots"),
+        ["site setting gradeoverhundredprocentmax = 'lots'", "unlimitedgrades on"],
     ),
     (
         "calculation freeze",
@@ -261,13 +259,95 @@ def test_every_unmodelled_setting_is_listed(php):
     for _, mutate, _ in REFUSALS:
         mutate(req)
     out = load(php, req)
-    # Both minmaxtouse cases give one reason: the course setting, when set, overrides the site default.
-    assert len(out["refused"]) == len(REFUSALS) - 1, out["refused"]
+    assert len(out["refused"]) == len(REFUSALS), out["refused"]
 
 
-def test_course_minmaxtouse_1_overrides_site_default_2(php):
-    out = load(php, with_(lambda r: (r["cfg"].update(grade_minmaxtouse="2"), r["coursesettings"].update(minmaxtouse="1"))))
+def quiz_max_lowered(r):
+    """The quiz's maximum was lowered from 10 to 5 after grading: its rows keep 0..10."""
+    r["items"][1]["grademax"] = "5.00000"
+
+
+@pytest.mark.parametrize(
+    "coursesettings,cfg,expected",
+    [
+        ({}, {}, 1),
+        ({"minmaxtouse": "2"}, {}, 2),
+        ({}, {"grade_minmaxtouse": "2"}, 2),  # the site default
+        ({"minmaxtouse": "1"}, {"grade_minmaxtouse": "2"}, 1),  # the course setting wins
+        ({"minmaxtouse": None}, {"grade_minmaxtouse": "2"}, 2),  # grade_get_setting(): NULL is unset
+    ],
+)
+def test_minmaxtouse_is_modelled(php, core, coursesettings, cfg, expected):
+    """grade_grade::get_grade_min_and_max(): with 2 ("initial grade min/max") each grade is aggregated
+    with its row's range - here the quiz's 0..10 instead of the item's 0..5 (the course total is a
+    mean: user 100's 3.5/10 and 65/100 give 50, not 67.5)."""
+    import json
+
+    def mean_total(r):
+        quiz_max_lowered(r)
+        r["cats"][0]["aggregation"] = 0
+
+    def setup(r):
+        mean_total(r)
+        r["coursesettings"].update(coursesettings)
+        r["cfg"].update(cfg)
+
+    out = load(php, with_(setup))
     assert "refused" not in out, out
+    course = json.loads(out["course"])
+    assert course["site"]["minmaxtouse"] == expected
+    assert course["items"][1]["rawgrademax"] == 10.0
+    assert finals(php, core, out, 2)[0] == (67.5 if expected == 1 else 50.0)
+
+
+def calc_overridden_with_old_range(r):
+    r["items"].append(item(17, "manual", 1, calculation="=##gi11##*2", grademax="20.00000", sortorder=8))
+    r["grades"].append(grade(17, 100, finalgrade="9.00000", rawmax="100.00000", overridden=1700000000))
+
+
+def assign_rows_out_of_50(r):
+    for g in r["grades"]:
+        if g["itemid"] == 13:
+            g["rawgrademax"] = "50.00000"
+
+
+def quiz_row_missing(r):
+    quiz_max_lowered(r)
+    r["grades"] = [g for g in r["grades"] if not (g["itemid"] == 11 and g["userid"] == 101)]
+
+
+def quiz_ranges_differ(r):
+    r["grades"][6]["rawgrademax"] = "20.00000"
+
+
+def manual_ranges_differ(r):
+    r["grades"][4]["rawgrademax"] = "50.00000"
+
+
+# With minmaxtouse = 2: stored ranges the model (one range per item) cannot represent.
+MINMAX_REFUSALS = [
+    ("activity ranges differ", quiz_ranges_differ, ["stored with different ranges", "items 11"]),
+    ("manual ranges differ", manual_ranges_differ, ["stored with different ranges", "items 14"]),
+    ("row missing", quiz_row_missing, ["users without a grade row", "items 11"]),
+    ("module rescales its grades", assign_rows_out_of_50, ["modules that rescale their own grades", "items 13"]),
+    ("calculated grade overridden", calc_overridden_with_old_range, ["overridden or locked calculated grades", "items 17"]),
+]
+
+
+@pytest.mark.parametrize("mutate,words", [r[1:] for r in MINMAX_REFUSALS], ids=[r[0] for r in MINMAX_REFUSALS])
+def test_minmaxtouse_2_refuses_ranges_it_cannot_model(php, mutate, words):
+    def two(r):
+        r["coursesettings"]["minmaxtouse"] = "2"
+        mutate(r)
+
+    out = load(php, with_(two))
+    assert "refused" in out, f"the loader accepted a course it does not model: {out.get('course')}"
+    assert len(out["refused"]) == 1, out["refused"]
+    for w in [*words, "with minmaxtouse = 2"]:
+        assert w in out["refused"][0], out["refused"]
+    # The same course with minmaxtouse = 1 is modelled (or refused for another reason only).
+    other = load(php, with_(mutate))
+    assert all("minmaxtouse" not in reason for reason in other.get("refused", []))
 
 
 def test_settings_that_do_not_apply_are_not_refused(php):
@@ -333,3 +413,25 @@ def test_manual_rescale_module_may_have_per_user_ranges(php):
     req = with_(assign_ranges)
     req["manualrescale"] = []
     assert "grade_grades.rawgrademin/rawgrademax" in load(php, req)["refused"][0]
+
+
+@pytest.mark.parametrize(
+    "cfg,expected",
+    [
+        ({}, 10.0),  # Moodle's default: grades may not exceed the maximum
+        ({"unlimitedgrades": "1"}, 10.5),  # factor 10 (gradeoverhundredprocentmax unset)
+        ({"unlimitedgrades": "1", "gradeoverhundredprocentmax": "1.02"}, 10.2),
+        ({"unlimitedgrades": "0", "gradeoverhundredprocentmax": "3"}, 10.0),  # the factor alone does nothing
+    ],
+)
+def test_unlimited_grades_are_modelled(php, core, cfg, expected):
+    """grade_item::bounded_grade(): with unlimitedgrades a value grade may reach its maximum x
+    gradeoverhundredprocentmax; the quiz (0..10, multfactor 1.5) turns raw 7 into 10.5."""
+
+    def quiz_factor(r):
+        r["items"][1]["multfactor"] = "1.50000"
+        r["cfg"].update(cfg)
+
+    out = load(php, with_(quiz_factor))
+    assert "refused" not in out, out
+    assert finals(php, core, out, 2)[1] == expected

@@ -94,6 +94,20 @@ class course_loader {
     }
 
     /**
+     * The course's effective "Min and max grades used in calculation", as
+     * grade_grade::get_grade_min_and_max() reads it: the course setting, else the site default
+     * grade_minmaxtouse; only 2 (initial grade min/max) differs from the default behaviour.
+     *
+     * @param object $cfg $CFG
+     * @param array $coursesettings grade_settings of the course, name => value
+     * @return int 1 or 2
+     */
+    public static function minmaxtouse(object $cfg, array $coursesettings): int {
+        $v = $coursesettings['minmaxtouse'] ?? $cfg->grade_minmaxtouse ?? null;
+        return $v !== null && $v == self::MINMAX_FROM_GRADE_GRADE ? self::MINMAX_FROM_GRADE_GRADE : 1;
+    }
+
+    /**
      * Every setting and column in the course's records that changes Moodle's regrade but is not
      * modelled by the engines (docs/native.md, "Settings the regrade reads").
      *
@@ -107,20 +121,11 @@ class course_loader {
     public static function refusals(int $courseid, object $cfg, array $coursesettings, array $items,
             array $pendingdeletion): array {
         $reasons = [];
-        // grade_grade::get_grade_min_and_max(): the course setting, else the site default.
-        if (isset($coursesettings['minmaxtouse'])) {
-            if ((int)$coursesettings['minmaxtouse'] === self::MINMAX_FROM_GRADE_GRADE) {
-                $reasons[] = 'course setting minmaxtouse = 2 ("Min and max grades used in calculation": ' .
-                    'initial grade min/max) is not modelled';
-            }
-        } else if (isset($cfg->grade_minmaxtouse) && (int)$cfg->grade_minmaxtouse === self::MINMAX_FROM_GRADE_GRADE) {
-            $reasons[] = 'site setting grade_minmaxtouse = 2 ("Min and max grades used in calculation": ' .
-                'initial grade min/max, the default of this course) is not modelled';
-        }
-        // grade_item::bounded_grade().
-        if (!empty($cfg->unlimitedgrades)) {
-            $reasons[] = 'site setting unlimitedgrades is on (grades above the maximum, up to ' .
-                'gradeoverhundredprocentmax = ' . ($cfg->gradeoverhundredprocentmax ?? 10) . ' times it) is not modelled';
+        // grade_item::bounded_grade(): unlimitedgrades is modelled with a numeric factor.
+        if (!empty($cfg->unlimitedgrades) && isset($cfg->gradeoverhundredprocentmax) &&
+                !is_numeric($cfg->gradeoverhundredprocentmax)) {
+            $reasons[] = 'site setting gradeoverhundredprocentmax = ' . var_export($cfg->gradeoverhundredprocentmax, true) .
+                ' (not a number, with unlimitedgrades on) is not modelled';
         }
         // grade_category::aggregate_grades(), apply_limit_rules(), auto_update_*() and use_formula():
         // a frozen gradebook runs the code of an older Moodle.
@@ -203,7 +208,13 @@ class course_loader {
                     : (int)$cfg->{"grade_{$setting}"};
             }
         }
-        $spec = ['forced' => (object)$forced, 'categories' => [], 'items' => []];
+        // grade_item::bounded_grade(): a value grade may reach max x gradeoverhundredprocentmax (default 10).
+        $site = ['unlimitedgrades' => !empty($cfg->unlimitedgrades),
+            'gradeoverhundredprocentmax' => isset($cfg->gradeoverhundredprocentmax) && is_numeric($cfg->gradeoverhundredprocentmax)
+                ? (float)$cfg->gradeoverhundredprocentmax : 10.0];
+        $minmaxtouse = self::minmaxtouse($cfg, $coursesettings);
+        $site['minmaxtouse'] = $minmaxtouse;
+        $spec = ['forced' => (object)$forced, 'site' => $site, 'categories' => [], 'items' => []];
         foreach ($cats as $c) {
             $spec['categories'][] = ['id' => (int)$c->id, 'parent' => $c->parent ? (int)$c->parent : null,
                 'aggregation' => (int)$c->aggregation, 'aggregateonlygraded' => (bool)$c->aggregateonlygraded,
@@ -239,6 +250,11 @@ class course_loader {
         $rawrange = [];
         $rangediffers = [];
         $gradelocktime = [];
+        // minmaxtouse = 2: each grade's row range (grade_grade::get_grade_min_and_max()).
+        $rowrange = [];
+        $rowcount = [];
+        $rowdiffers = [];
+        $calcfixed = [];
         foreach ($grades as $g) {
             if (!isset($index[$g->itemid], $row[$g->userid])) {
                 continue;
@@ -249,6 +265,22 @@ class course_loader {
                 $gradelocktime[$l->items[$i]->id] = true;
             }
             $fixed = !empty($g->overridden) || !empty($g->locked);
+            $it = $l->items[$i];
+            $range = [(float)$g->rawgrademin, (float)$g->rawgrademax];
+            if (!empty($it->calculation)) {
+                // use_formula() gives a calculated grade its item's range, unless the grade is
+                // overridden or locked (then the stored range stays).
+                if ($fixed && $range !== [(float)$it->grademin, (float)$it->grademax]) {
+                    $calcfixed[$it->id] = true;
+                }
+            } else if (!in_array($it->itemtype, ['course', 'category'], true)) {
+                $rowcount[$i] = ($rowcount[$i] ?? 0) + 1;
+                if (!isset($rowrange[$i])) {
+                    $rowrange[$i] = $range;
+                } else if ($rowrange[$i] !== $range) {
+                    $rowdiffers[$it->id] = true;
+                }
+            }
             $v = ($rawused[$i] && !$fixed) ? $g->rawgrade : $g->finalgrade;
             $f = ($v !== null ? 1 : 0) | (!empty($g->excluded) ? 2 : 0) | ($fixed ? 4 : 0) | (!empty($g->hidden) ? 8 : 0);
             $cells[$k] = $v === null ? 0.0 : (float)$v;
@@ -267,12 +299,52 @@ class course_loader {
             $reasons[] = 'grades locked at a date (grade_grades.locktime, in items ' .
                 implode(', ', array_keys($gradelocktime)) . ') are not modelled';
         }
+        if ($minmaxtouse === self::MINMAX_FROM_GRADE_GRADE) {
+            $missing = [];
+            $rescaled = [];
+            foreach ($rowrange as $i => $range) {
+                $it = $l->items[$i];
+                if ($range === [(float)$it->grademin, (float)$it->grademax]) {
+                    continue;
+                }
+                if ($rowcount[$i] < count($l->userids)) {
+                    // aggregate_grades() creates the missing rows with the item's range, after it
+                    // read the ranges of the others.
+                    $missing[] = $it->id;
+                }
+                if (in_array($it->itemmodule ?? null, $manualrescale, true)) {
+                    $rescaled[] = $it->id;
+                }
+            }
+            $with = ' (with minmaxtouse = 2) are not modelled';
+            if ($rowdiffers) {
+                $reasons[] = 'grades of one item stored with different ranges (grade_grades.rawgrademin/rawgrademax ' .
+                    'differ between users of items ' . implode(', ', array_keys($rowdiffers)) . ')' . $with;
+            }
+            if ($missing) {
+                $reasons[] = 'users without a grade row in items stored with a range other than the item\'s (items ' .
+                    implode(', ', $missing) . ')' . $with;
+            }
+            if ($rescaled) {
+                $reasons[] = 'grades of modules that rescale their own grades stored with a range other than the ' .
+                    'item\'s (items ' . implode(', ', $rescaled) . ')' . $with;
+            }
+            if ($calcfixed) {
+                $reasons[] = 'overridden or locked calculated grades stored with a range other than the item\'s (items ' .
+                    implode(', ', array_keys($calcfixed)) . ')' . $with;
+            }
+            $rangediffers = [];
+        }
         if ($rangediffers) {
             $reasons[] = 'raw grades of one item graded out of different ranges (grade_grades.rawgrademin/rawgrademax ' .
                 'differ between users of items ' . implode(', ', array_keys($rangediffers)) . ') are not modelled';
         }
         if ($reasons) {
             throw new unsupported_course($courseid, $reasons);
+        }
+        if ($minmaxtouse === self::MINMAX_FROM_GRADE_GRADE) {
+            // The model's raw range of an item is then every one of its rows' range.
+            $rawrange = $rowrange;
         }
         foreach ($rawrange as $i => [$rmin, $rmax]) {
             $it = $l->items[$i];
