@@ -370,18 +370,13 @@ def test_module_rescaling_its_own_grades_is_not_standardised(php, core):
     """adjust_raw_grade(): a module with a rescale_activity_grades callback (mod_assign) keeps its
     raw grade as is; any other module's raw grade is standardised from the row's raw range."""
 
-    def raw_out_of_50(r):
-        for g in r["grades"]:
-            if g["itemid"] == 13:
-                g["rawgrademax"] = "50.00000"
-
-    rescaling = load(php, with_(raw_out_of_50))
+    rescaling = load(php, with_(assign_rows_out_of_50))
     assert "refused" not in rescaling, rescaling
     f = finals(php, core, rescaling, 2)
     assert (f[3], f[8]) == (50.0, 90.0)  # raw 50 and 90 kept (the item's range is 0..100)
 
     def not_rescaling(r):
-        raw_out_of_50(r)
+        assign_rows_out_of_50(r)
         r["manualrescale"] = []
 
     plain = load(php, with_(not_rescaling))

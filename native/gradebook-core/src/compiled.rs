@@ -389,79 +389,62 @@ mod tests {
 }
 
 #[cfg(test)]
-mod unlimited_tests {
+mod site_tests {
     use super::*;
+
+    /// A one-category course (mean) with the given `site` settings and items after the course total.
+    fn course(site: &str, items: &str) -> Result<Course, String> {
+        let mut s = String::from(r#"{"categories": [{"id": 1, "parent": null, "aggregation": 0}],"#);
+        s.push_str(site);
+        s.push_str(r#""items": [{"id": 1, "itemtype": "course", "categoryid": 1}, "#);
+        s.push_str(items);
+        s.push_str("]}");
+        Course::from_json(&s)
+    }
+
+    fn finals(c: &Course, cells: &[f64], flags: &[u8]) -> Vec<f64> {
+        crate::regrade_packed(c, 1, cells, flags).unwrap().finalgrade
+    }
 
     /// `bounded_grade()` with `unlimitedgrades`: an activity grade (adjust_raw_grade), a calculated
     /// grade (use_formula) and a category total (aggregate_grades) may reach max x factor.
-    fn spec(site: &str) -> String {
-        let mut s = String::from(r#"{"categories": [{"id": 1, "parent": null, "aggregation": 0}],"#);
-        s.push_str(site);
-        s.push_str(
-            r#""items": [{"id": 1, "itemtype": "course", "categoryid": 1},
-            {"id": 2, "idnumber": "a", "categoryid": 1, "grademax": 10, "multfactor": 1.5},
-            {"id": 3, "itemtype": "manual", "categoryid": 1, "calculation": "=[[a]]*10"}]}"#,
-        );
-        s
-    }
-
-    fn finals(c: &Course) -> Vec<f64> {
-        crate::regrade_packed(c, 1, &[0.0, 9.0, 0.0], &[0, 1, 0]).unwrap().finalgrade
-    }
-
     #[test]
     fn unlimited_grades_raise_the_bound_by_the_factor() {
-        let limited = Course::from_json(&spec("")).unwrap();
-        assert_eq!(finals(&limited), [100.0, 10.0, 100.0]);
-        let off = Course::from_json(&spec(r#""site": {"unlimitedgrades": false, "gradeoverhundredprocentmax": 2},"#)).unwrap();
-        assert_eq!(finals(&off), [100.0, 10.0, 100.0]);
-        let on = Course::from_json(&spec(r#""site": {"unlimitedgrades": true, "gradeoverhundredprocentmax": 2},"#)).unwrap();
-        assert_eq!(finals(&on), [135.0, 13.5, 135.0]);
-        // The default factor is 10; a factor below the grade caps it.
-        let tight = Course::from_json(&spec(r#""site": {"unlimitedgrades": true, "gradeoverhundredprocentmax": 1.2},"#)).unwrap();
-        assert_eq!(finals(&tight), [120.0, 12.0, 120.0]);
+        let items = r#"{"id": 2, "idnumber": "a", "categoryid": 1, "grademax": 10, "multfactor": 1.5},
+            {"id": 3, "itemtype": "manual", "categoryid": 1, "calculation": "=[[a]]*10"}"#;
+        let run = |site: &str| finals(&course(site, items).unwrap(), &[0.0, 9.0, 0.0], &[0, 1, 0]);
+        assert_eq!(run(""), [100.0, 10.0, 100.0]);
+        assert_eq!(run(r#""site": {"unlimitedgrades": false, "gradeoverhundredprocentmax": 2},"#), [100.0, 10.0, 100.0]);
+        assert_eq!(run(r#""site": {"unlimitedgrades": true, "gradeoverhundredprocentmax": 2},"#), [135.0, 13.5, 135.0]);
+        // A factor below the grade caps it.
+        assert_eq!(run(r#""site": {"unlimitedgrades": true, "gradeoverhundredprocentmax": 1.2},"#), [120.0, 12.0, 120.0]);
         // The compiled course (the widget's input) carries the factor.
+        let on = course(r#""site": {"unlimitedgrades": true, "gradeoverhundredprocentmax": 2},"#, items).unwrap();
         let back = Course::from_compiled(&on.to_compiled(), Platform::RUST).unwrap();
-        assert_eq!(finals(&back), finals(&on));
+        assert_eq!(finals(&back, &[0.0, 9.0, 0.0], &[0, 1, 0]), [135.0, 13.5, 135.0]);
     }
-
-    #[test]
-    fn unknown_site_settings_are_rejected() {
-        let e = Course::from_json(&spec(r#""site": {"grade_minmaxtouse": 2, "outcomes": 1},"#)).unwrap_err();
-        assert_eq!(e, "site: unknown setting 'grade_minmaxtouse'");
-    }
-}
-
-#[cfg(test)]
-mod minmaxtouse_tests {
-    use super::*;
 
     /// `grade_grade::get_grade_min_and_max()` with `minmaxtouse` = 2: a grade is aggregated with its
     /// row's raw range.  The activity (now 0..10) was graded out of 0..20: raw 10 is 5/10 either way,
     /// but the mean normalises 5 with 0..20 (25%) instead of 0..10 (50%).
-    fn spec(site: &str) -> String {
-        let mut s = String::from(r#"{"categories": [{"id": 1, "parent": null, "aggregation": 0}],"#);
-        s.push_str(site);
-        s.push_str(
-            r#""items": [{"id": 1, "itemtype": "course", "categoryid": 1},
-            {"id": 2, "categoryid": 1, "grademax": 10, "rawgrademax": 20}]}"#,
-        );
-        s
-    }
-
-    fn finals(c: &Course) -> Vec<f64> {
-        crate::regrade_packed(c, 1, &[0.0, 10.0], &[0, 1]).unwrap().finalgrade
+    #[test]
+    fn initial_min_max_normalise_with_the_row_range() {
+        let items = r#"{"id": 2, "categoryid": 1, "grademax": 10, "rawgrademax": 20}"#;
+        let run = |c: &Course| finals(c, &[0.0, 10.0], &[0, 1]);
+        assert_eq!(run(&course("", items).unwrap()), [50.0, 5.0]);
+        assert_eq!(run(&course(r#""site": {"minmaxtouse": 1},"#, items).unwrap()), [50.0, 5.0]);
+        let two = course(r#""site": {"minmaxtouse": 2},"#, items).unwrap();
+        assert_eq!(run(&two), [25.0, 5.0]);
+        let back = Course::from_compiled(&two.to_compiled(), Platform::RUST).unwrap();
+        assert_eq!(run(&back), [25.0, 5.0]);
     }
 
     #[test]
-    fn initial_min_max_normalise_with_the_row_range() {
-        assert_eq!(finals(&Course::from_json(&spec("")).unwrap()), [50.0, 5.0]);
-        assert_eq!(finals(&Course::from_json(&spec(r#""site": {"minmaxtouse": 1},"#)).unwrap()), [50.0, 5.0]);
-        let two = Course::from_json(&spec(r#""site": {"minmaxtouse": 2},"#)).unwrap();
-        assert_eq!(finals(&two), [25.0, 5.0]);
-        let back = Course::from_compiled(&two.to_compiled(), Platform::RUST).unwrap();
-        assert_eq!(finals(&back), finals(&two));
-        let e = Course::from_json(&spec(r#""site": {"minmaxtouse": 3},"#)).unwrap_err();
+    fn unknown_or_invalid_site_settings_are_rejected() {
+        let items = r#"{"id": 2, "categoryid": 1}"#;
+        let e = course(r#""site": {"outcomes": 1, "grade_minmaxtouse": 2},"#, items).unwrap_err();
+        assert_eq!(e, "site: unknown setting 'grade_minmaxtouse'");
+        let e = course(r#""site": {"minmaxtouse": 3},"#, items).unwrap_err();
         assert_eq!(e, "site: minmaxtouse must be 1 or 2, got 3");
     }
 }
