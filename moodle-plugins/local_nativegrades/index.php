@@ -33,6 +33,20 @@ require_capability('moodle/grade:view', $context);
 $PAGE->set_url(new moodle_url('/local/nativegrades/index.php', ['id' => $course->id]));
 $PAGE->set_title(get_string('whatif', 'local_nativegrades'));
 $PAGE->set_heading(format_string($course->fullname));
+try {
+    // The widget's engines would compute a course that uses an unmodelled setting wrongly: say so instead.
+    \local_nativegrades\local\course_loader::load($course->id, [(int)$USER->id]);
+    $refusal = null;
+} catch (\local_nativegrades\local\unsupported_course $e) {
+    $refusal = get_string('unsupportedcourse', 'local_nativegrades', implode('; ', $e->reasons));
+}
+if ($refusal !== null) {
+    echo $OUTPUT->header();
+    echo $OUTPUT->heading(get_string('whatif', 'local_nativegrades'));
+    echo $OUTPUT->notification($refusal, \core\output\notification::NOTIFY_WARNING);
+    echo $OUTPUT->footer();
+    exit;
+}
 $PAGE->requires->js_call_amd('local_nativegrades/whatif', 'init',
     ['#local-nativegrades-whatif', (int)$course->id, 0, (new moodle_url('/local/nativegrades/wasm'))->out(false)]);
 

@@ -171,4 +171,24 @@ def gradebook(draw, max_users: int = 6):
                 f |= HID
             cells.append(v)
             flags.append(f)
+    # Site settings (`unlimitedgrades` with `gradeoverhundredprocentmax`, the course's effective
+    # `minmaxtouse`): mostly Moodle's defaults.
+    site = draw(
+        st.sampled_from(
+            [
+                None,
+                None,
+                None,
+                {"unlimitedgrades": True},
+                {"unlimitedgrades": True, "gradeoverhundredprocentmax": 2},
+                {"unlimitedgrades": True, "gradeoverhundredprocentmax": 1.5},
+                {"unlimitedgrades": False, "gradeoverhundredprocentmax": 3},
+            ]
+        )
+    )
+    minmaxtouse = draw(st.sampled_from([None, None, 1, 2, 2]))
+    if minmaxtouse is not None:
+        site = dict(site or {}, minmaxtouse=minmaxtouse)
+    if site is not None:
+        course["site"] = site
     return json.dumps(course), struct.pack(f"<{len(cells)}d", *cells), bytes(flags), nusers

@@ -6,14 +6,27 @@
 // Request:  {"op":"regrade","course":"<json>","grades":"<b64 e*>","flags":"<b64>","nusers":N}
 //           {"op":"round","values":[[v, places], ...]}   (PHP's own round(), for the core's port)
 //           {"op":"string14","values":[v, ...]}           ((float)(string)$v)
+//           {"op":"load","courseid":N,"cfg":{...},"coursesettings":{...},"cats":[...],"items":[...],
+//            "grades":[...],"userids":[...],"manualrescale":[...],"pendingdeletion":[...]}
+//                     course_loader::from_records() on table rows as Moodle's $DB returns them
+//                     -> {"course","grades","flags"} or {"refused":[reasons],"error":message}
 // Response: {"php":{...}|{"error":"Class: message"},"ext":{...}|null,"php_rows":{...},"ext_rows":{...}|null}
 //           (*_rows: the rows API's per-user arrays packed as {"final","hasvalue"})
 
 $plugin = getenv('NATIVEGRADES_PLUGIN') ?: __DIR__ . '/../../moodle-plugins/local_nativegrades';
 require_once($plugin . '/classes/local/formula.php');
 require_once($plugin . '/classes/local/php_engine.php');
+require_once($plugin . '/classes/local/unsupported_course.php');
+require_once($plugin . '/classes/local/course_loader.php');
 
+use local_nativegrades\local\course_loader;
 use local_nativegrades\local\php_engine;
+use local_nativegrades\local\unsupported_course;
+
+// Table rows as stdClass with string columns (NULL stays null), as Moodle's $DB returns them.
+function rows(array $rows): array {
+    return array_map(fn($r) => (object)array_map(fn($v) => $v === null ? null : (string)$v, $r), $rows);
+}
 
 function encode_result(array $r): array {
     return array_map('base64_encode', $r);
@@ -65,6 +78,15 @@ while (($line = fgets(STDIN)) !== false) {
         $out = ['values' => array_map(fn($v) => (float)(string)(float)$v, $req['values']),
                 'engine' => array_map(fn($v) => php_engine::string14((float)$v), $req['values']),
                 'decimal5' => array_map(fn($v) => php_engine::db_decimal5((float)$v), $req['values'])];
+    } else if ($op === 'load') {
+        try {
+            $l = course_loader::from_records($req['courseid'], (object)$req['cfg'], $req['coursesettings'],
+                rows($req['cats']), rows($req['items']), rows($req['grades']), $req['userids'],
+                $req['manualrescale'] ?? [], $req['pendingdeletion'] ?? []);
+            $out = ['course' => $l->coursejson, 'grades' => base64_encode($l->grades), 'flags' => base64_encode($l->flags)];
+        } catch (unsupported_course $e) {
+            $out = ['refused' => $e->reasons, 'error' => $e->getMessage()];
+        }
     } else if ($op === 'info') {
         $out = ['php' => PHP_VERSION, 'zts' => PHP_ZTS, 'ext' => $hasext ? moodle_gradebook_version() : null];
     } else {

@@ -55,6 +55,28 @@ def cycle_course() -> str:
     return json.dumps(c)
 
 
+def with_site(site) -> str:
+    c = json.loads(json.dumps(BASE))
+    c["site"] = site
+    return json.dumps(c)
+
+
+# Site settings: only unlimitedgrades, gradeoverhundredprocentmax and minmaxtouse are modelled; any other is an error.
+CASES += [
+    ("unmodelled site setting", with_site({"zz": 1, "outcomes": 2}), GOOD, FLAGS, 1, "site: unknown setting 'outcomes'"),
+    ("bad minmaxtouse", with_site({"minmaxtouse": 3}), GOOD, FLAGS, 1, "site: minmaxtouse must be 1 or 2, got 3"),
+    ("site not an object", with_site([1]), GOOD, FLAGS, 1, "course: 'site' must be an object"),
+    (
+        "bad factor",
+        with_site({"unlimitedgrades": True, "gradeoverhundredprocentmax": "x"}),
+        GOOD,
+        FLAGS,
+        1,
+        "site: 'gradeoverhundredprocentmax' must be a number",
+    ),
+    ("bad switch", with_site({"unlimitedgrades": "yes"}), GOOD, FLAGS, 1, "site: 'unlimitedgrades' must be a boolean"),
+]
+
 CASES.append(("two-item cycle", cycle_course(), GOOD, b"\x00\x00\x00", 1, "item 2 [[a]] -> item 3 [[b]] -> item 2 [[a]]"))
 
 

@@ -135,9 +135,10 @@ def big_course(nitems: int = 1200, nusers: int = 6) -> tuple[dict, list[dict]]:
     return {"categories": cats, "items": items}, rows
 
 
-def test_wasm2js_fallback_equals_wasm_and_core_on_a_large_course(core, tmp_path):
-    course, rows = big_course()
-    case = tmp_path / "big.json"
+def browser_builds(core, course: dict, rows: list[dict], tmp_path) -> dict:
+    """Both browser builds (WebAssembly, wasm2js) on the course compiled by the core; each must
+    equal the core byte for byte."""
+    case = tmp_path / "case.json"
     c = core.Course(json.dumps(course))
     # The browser builds read the course compiled, as the web service sends it.
     case.write_text(json.dumps({"compiled": base64.b64encode(c.compiled()).decode(), "rows": rows}))
@@ -145,10 +146,6 @@ def test_wasm2js_fallback_equals_wasm_and_core_on_a_large_course(core, tmp_path)
                          capture_output=True, text=True, cwd=HERE / "widget", timeout=300)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
-    before, after = r["jsMemory"]
-    assert after > before, "the case should make the wasm2js memory grow (that path must be covered)"
-    # A malformed compiled course is a clear JS Error in both builds, not a crash.
-    assert r["badInput"] == {"wasm": "Error: compiled course: malformed data", "js": "Error: compiled course: malformed data"}
     n = len(course["items"])
     for k, row in enumerate(rows):
         g = c.regrade(struct.pack(f"<{n}d", *row["cells"]), bytes(row["flags"]), 1)
@@ -156,3 +153,27 @@ def test_wasm2js_fallback_equals_wasm_and_core_on_a_large_course(core, tmp_path)
         want = [fin[i] if g["hasvalue"][i] else None for i in range(n)]
         assert r["wasm"][k] == want, f"WebAssembly build differs from the core for user {k}"
         assert r["js"][k] == want, f"wasm2js build differs from the core for user {k}"
+    return r
+
+
+def test_browser_builds_model_the_site_settings(core, tmp_path):
+    """unlimitedgrades (grades over the maximum) and minmaxtouse 2 (activities graded out of
+    another range) travel in the compiled course."""
+    course, rows = big_course(nitems=150, nusers=3)
+    for it in course["items"][11::4]:
+        # Graded out of half the item's range, then x1.5: up to three times the maximum.
+        it["multfactor"] = 1.5
+        it["rawgrademax"] = it["grademax"] / 2
+    defaults = browser_builds(core, course, rows, tmp_path)["wasm"]
+    for settings in ({"unlimitedgrades": True, "gradeoverhundredprocentmax": 2}, {"minmaxtouse": 2}):
+        course["site"] = settings
+        assert browser_builds(core, course, rows, tmp_path)["wasm"] != defaults, f"{settings} changed nothing"
+
+
+def test_wasm2js_fallback_equals_wasm_and_core_on_a_large_course(core, tmp_path):
+    course, rows = big_course()
+    r = browser_builds(core, course, rows, tmp_path)
+    before, after = r["jsMemory"]
+    assert after > before, "the case should make the wasm2js memory grow (that path must be covered)"
+    # A malformed compiled course is a clear JS Error in both builds, not a crash.
+    assert r["badInput"] == {"wasm": "Error: compiled course: malformed data", "js": "Error: compiled course: malformed data"}

@@ -20,7 +20,8 @@
  *
  *   php local/nativegrades/cli/regrade_compare.php --courseid=2 [--against-stored]
  *
- * Exit status: 0 when the engines agree (and, with --against-stored, match Moodle), 1 otherwise.
+ * Exit status: 0 when the engines agree (and, with --against-stored, match Moodle), 1 otherwise,
+ * 3 when the course uses a setting the engines do not model (listed; nothing is compared).
  *
  * @package    local_nativegrades
  * @copyright  moodle.platform contributors
@@ -33,6 +34,7 @@ require_once($CFG->libdir . '/clilib.php');
 
 use local_nativegrades\local\course_loader;
 use local_nativegrades\local\engine;
+use local_nativegrades\local\unsupported_course;
 
 [$options, $unrecognized] = cli_get_params(['courseid' => 0, 'against-stored' => false, 'help' => false], ['h' => 'help']);
 if ($options['help'] || empty($options['courseid'])) {
@@ -41,7 +43,17 @@ if ($options['help'] || empty($options['courseid'])) {
 }
 $courseid = (int)$options['courseid'];
 $t0 = microtime(true);
-$l = course_loader::load($courseid);
+try {
+    $l = course_loader::load($courseid);
+} catch (unsupported_course $e) {
+    // Nothing to compare: the engines would regrade this course wrongly. Moodle's own
+    // grade_regrade_final_grades() is the only correct regrade for it.
+    cli_writeln("course {$courseid}: not regraded by the native gradebook, Moodle's own regrade applies:");
+    foreach ($e->reasons as $reason) {
+        cli_writeln("  - {$reason}");
+    }
+    exit(3);
+}
 $tload = microtime(true) - $t0;
 $n = count($l->items);
 $nu = count($l->userids);

@@ -10,7 +10,7 @@
 //! Layout (integers are exact doubles, `-1` is "none"):
 //!
 //! ```text
-//! VERSION nitems ncats
+//! VERSION nitems ncats maxcoef minmax_from_grade
 //! per item:     itemtype gradetype grademin grademax multfactor plusfactor aggregationcoef
 //!               aggregationcoef2 weightoverride rawgrademin rawgrademax givenmin givenmax parent
 //!               own_category rawdefaultmin rawdefaultmax id ndeps   (ndeps = -1: no formula)
@@ -31,7 +31,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 /// Format version (the first value).
-pub const VERSION: f64 = 1.0;
+pub const VERSION: f64 = 2.0;
 
 const BINOPS: [BinOp; 11] = [
     BinOp::Add,
@@ -97,7 +97,7 @@ impl Course {
     /// The compiled form of this course (see the module documentation).
     pub fn to_compiled(&self) -> Vec<f64> {
         let mut o = Vec::new();
-        o.extend([VERSION, self.items.len() as f64, self.categories.len() as f64]);
+        o.extend([VERSION, self.items.len() as f64, self.categories.len() as f64, self.maxcoef, flag(self.minmax_from_grade)]);
         for (i, it) in self.items.iter().enumerate() {
             o.extend([
                 index_of(&ITEMTYPES, &it.itemtype),
@@ -221,6 +221,8 @@ fn read(r: &mut Reader<'_>, platform: Platform) -> Option<Course> {
     }
     let nitems = r.count(19)?;
     let ncats = r.int(1.0, r.d.len() as f64)? as usize;
+    let maxcoef = r.num()?;
+    let minmax_from_grade = r.flag()?;
     let mut items = Vec::with_capacity(nitems);
     let (mut dmin, mut dmax) = (Vec::with_capacity(nitems), Vec::with_capacity(nitems));
     for _ in 0..nitems {
@@ -331,7 +333,7 @@ fn read(r: &mut Reader<'_>, platform: Platform) -> Option<Course> {
     if r.i != r.d.len() {
         return None;
     }
-    Some(Course { items, categories, order, platform, raw_defaults: (dmin, dmax) })
+    Some(Course { items, categories, order, platform, raw_defaults: (dmin, dmax), maxcoef, minmax_from_grade })
 }
 
 #[cfg(test)]
@@ -383,5 +385,66 @@ mod tests {
             }
         }
         assert_eq!(Course::from_compiled(&[2.0], Platform::RUST).unwrap_err(), "compiled course: malformed data");
+    }
+}
+
+#[cfg(test)]
+mod site_tests {
+    use super::*;
+
+    /// A one-category course (mean) with the given `site` settings and items after the course total.
+    fn course(site: &str, items: &str) -> Result<Course, String> {
+        let mut s = String::from(r#"{"categories": [{"id": 1, "parent": null, "aggregation": 0}],"#);
+        s.push_str(site);
+        s.push_str(r#""items": [{"id": 1, "itemtype": "course", "categoryid": 1}, "#);
+        s.push_str(items);
+        s.push_str("]}");
+        Course::from_json(&s)
+    }
+
+    fn finals(c: &Course, cells: &[f64], flags: &[u8]) -> Vec<f64> {
+        crate::regrade_packed(c, 1, cells, flags).unwrap().finalgrade
+    }
+
+    /// `bounded_grade()` with `unlimitedgrades`: an activity grade (adjust_raw_grade), a calculated
+    /// grade (use_formula) and a category total (aggregate_grades) may reach max x factor.
+    #[test]
+    fn unlimited_grades_raise_the_bound_by_the_factor() {
+        let items = r#"{"id": 2, "idnumber": "a", "categoryid": 1, "grademax": 10, "multfactor": 1.5},
+            {"id": 3, "itemtype": "manual", "categoryid": 1, "calculation": "=[[a]]*10"}"#;
+        let run = |site: &str| finals(&course(site, items).unwrap(), &[0.0, 9.0, 0.0], &[0, 1, 0]);
+        assert_eq!(run(""), [100.0, 10.0, 100.0]);
+        assert_eq!(run(r#""site": {"unlimitedgrades": false, "gradeoverhundredprocentmax": 2},"#), [100.0, 10.0, 100.0]);
+        assert_eq!(run(r#""site": {"unlimitedgrades": true, "gradeoverhundredprocentmax": 2},"#), [135.0, 13.5, 135.0]);
+        // A factor below the grade caps it.
+        assert_eq!(run(r#""site": {"unlimitedgrades": true, "gradeoverhundredprocentmax": 1.2},"#), [120.0, 12.0, 120.0]);
+        // The compiled course (the widget's input) carries the factor.
+        let on = course(r#""site": {"unlimitedgrades": true, "gradeoverhundredprocentmax": 2},"#, items).unwrap();
+        let back = Course::from_compiled(&on.to_compiled(), Platform::RUST).unwrap();
+        assert_eq!(finals(&back, &[0.0, 9.0, 0.0], &[0, 1, 0]), [135.0, 13.5, 135.0]);
+    }
+
+    /// `grade_grade::get_grade_min_and_max()` with `minmaxtouse` = 2: a grade is aggregated with its
+    /// row's raw range.  The activity (now 0..10) was graded out of 0..20: raw 10 is 5/10 either way,
+    /// but the mean normalises 5 with 0..20 (25%) instead of 0..10 (50%).
+    #[test]
+    fn initial_min_max_normalise_with_the_row_range() {
+        let items = r#"{"id": 2, "categoryid": 1, "grademax": 10, "rawgrademax": 20}"#;
+        let run = |c: &Course| finals(c, &[0.0, 10.0], &[0, 1]);
+        assert_eq!(run(&course("", items).unwrap()), [50.0, 5.0]);
+        assert_eq!(run(&course(r#""site": {"minmaxtouse": 1},"#, items).unwrap()), [50.0, 5.0]);
+        let two = course(r#""site": {"minmaxtouse": 2},"#, items).unwrap();
+        assert_eq!(run(&two), [25.0, 5.0]);
+        let back = Course::from_compiled(&two.to_compiled(), Platform::RUST).unwrap();
+        assert_eq!(run(&back), [25.0, 5.0]);
+    }
+
+    #[test]
+    fn unknown_or_invalid_site_settings_are_rejected() {
+        let items = r#"{"id": 2, "categoryid": 1}"#;
+        let e = course(r#""site": {"outcomes": 1, "grade_minmaxtouse": 2},"#, items).unwrap_err();
+        assert_eq!(e, "site: unknown setting 'grade_minmaxtouse'");
+        let e = course(r#""site": {"minmaxtouse": 3},"#, items).unwrap_err();
+        assert_eq!(e, "site: minmaxtouse must be 1 or 2, got 3");
     }
 }

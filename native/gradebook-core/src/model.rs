@@ -133,6 +133,14 @@ pub struct Course {
     /// has Moodle's defaults 0..100, calculated items their item's range, activity and manual
     /// rows the item's raw range.
     pub raw_defaults: (Vec<f64>, Vec<f64>),
+    /// The factor on a value grade's maximum in `grade_item::bounded_grade()`: the site setting
+    /// `gradeoverhundredprocentmax` when `unlimitedgrades` is on, else 1 (grades may not exceed
+    /// the maximum; `grademax * 1.0` is `grademax` exactly).
+    pub maxcoef: f64,
+    /// `minmaxtouse` = 2 (course setting, else the site's `grade_minmaxtouse`): every grade is
+    /// aggregated with its own row's `rawgrademin`/`rawgrademax` (`grade_grade::get_grade_min_and_max()`),
+    /// i.e. the item's raw range ([`Course::raw_defaults`]), not the item's current range.
+    pub minmax_from_grade: bool,
 }
 
 /// What the core takes from the platform it runs on.  [`Platform::RUST`] everywhere but in the
@@ -244,6 +252,7 @@ impl Course {
             return Err("course: 'items' must be a list".into());
         };
         let forced = Forced::from_json(root.get("forced"))?;
+        let (maxcoef, minmax_from_grade) = site_settings(root.get("site"))?;
         let mut categories = Vec::with_capacity(cats.len());
         let mut parents: Vec<Option<i64>> = Vec::new();
         let mut cat_index = IdIndex::default();
@@ -416,7 +425,8 @@ impl Course {
             }
             item.formula = Some(compiled);
         }
-        let mut course = Course { items: out_items, categories, order: Vec::new(), platform, raw_defaults: (Vec::new(), Vec::new()) };
+        let mut course =
+            Course { items: out_items, categories, order: Vec::new(), platform, raw_defaults: (Vec::new(), Vec::new()), maxcoef, minmax_from_grade };
         course.order = course.dependency_order()?;
         course.pre_regrade();
         course.raw_defaults = course
@@ -529,6 +539,36 @@ impl Course {
             self.categories[c].can_apply_limit_rules = crate::regrade::can_apply_limit_rules(self, c, agg);
         }
     }
+}
+
+/// Settings that change the regrade (`site` in the spec): `unlimitedgrades` (default off) and
+/// `gradeoverhundredprocentmax` (default 10, as `bounded_grade()` reads it), giving
+/// [`Course::maxcoef`]; `minmaxtouse` (1 or 2, default 1: the course's effective setting), giving
+/// [`Course::minmax_from_grade`].  Any other key is an error: an unmodelled setting is never ignored.
+fn site_settings(v: Option<&Json>) -> Result<(f64, bool), String> {
+    let Some(v) = v else {
+        return Ok((1.0, false));
+    };
+    let Json::Obj(map) = v else {
+        return Err("course: 'site' must be an object".into());
+    };
+    // The first unknown key in sorted order (as the PHP engine reports it).
+    let mut unknown: Option<&String> = None;
+    for (k, _) in map {
+        let known = k == "unlimitedgrades" || k == "gradeoverhundredprocentmax" || k == "minmaxtouse";
+        if !known && unknown.is_none_or(|u| k < u) {
+            unknown = Some(k);
+        }
+    }
+    if let Some(k) = unknown {
+        return Err(cat!("site: unknown setting '", k.as_str(), "'"));
+    }
+    let factor = num(v, "gradeoverhundredprocentmax", Some(10.0), "site")?;
+    let minmaxtouse = int(v, "minmaxtouse", Some(1), "site")?;
+    if minmaxtouse != 1 && minmaxtouse != 2 {
+        return Err(cat!("site: minmaxtouse must be 1 or 2, got ", minmaxtouse));
+    }
+    Ok((if boolean(v, "unlimitedgrades", "site")? { factor } else { 1.0 }, minmaxtouse == 2))
 }
 
 /// Site-forced category settings (`grade_<setting>_flag & 1`).  Moodle's defaults force

@@ -2,9 +2,10 @@
 //! / `aggregate_grades()` / `aggregate_values_and_adjust_bounds()` / `apply_limit_rules()` and
 //! `grade_item::compute()` / `adjust_raw_grade()` / `bounded_grade()` from Moodle 4.5.
 //!
-//! Site settings are Moodle's defaults: grades may not exceed the maximum (`unlimitedgrades`
-//! off), scales are included in aggregation, min/max come from the grade item
-//! (`grade_minmaxtouse` = 1), no gradebook calculation freeze, outcomes are not modelled.
+//! Settings: `unlimitedgrades` with `gradeoverhundredprocentmax` ([`Course::maxcoef`]) and
+//! `minmaxtouse` ([`Course::minmax_from_grade`]) are modelled; the others are Moodle's defaults -
+//! scales are included in aggregation, no gradebook calculation freeze, no outcomes (the plugin's
+//! loader refuses courses that use them; docs/native.md lists every setting).
 
 use crate::model::{aggregation as agg, flag, gradetype, Course, Item, ItemType};
 use crate::phpmath::{db_decimal5, php_int, php_round_with, php_string14, Pow};
@@ -33,18 +34,20 @@ fn bounded_number(min: f64, v: f64, max: f64) -> f64 {
     v
 }
 
-/// `grade_item::bounded_grade()` with the item's (possibly per-user adjusted) range.
+/// `grade_item::bounded_grade()` with the item's (possibly per-user adjusted) range; a value
+/// grade may reach `grademax * maxcoef` (`unlimitedgrades`, [`Course::maxcoef`]), a scale grade never
+/// exceeds its maximum.
 #[inline]
-fn bounded_grade(gradetype_: i32, grademin: f64, grademax: f64, v: f64, pow: Pow) -> f64 {
+fn bounded_grade(gradetype_: i32, grademin: f64, grademax: f64, maxcoef: f64, v: f64, pow: Pow) -> f64 {
     if gradetype_ == gradetype::SCALE {
         // "1.5 is rounded to 2": (int)bounded_number(min, round(v + 0.00001), max)
         return php_int(bounded_number(grademin, php_round_with(v + 0.00001, 0, pow), grademax)) as f64;
     }
-    bounded_number(grademin, v, grademax)
+    bounded_number(grademin, v, grademax * maxcoef)
 }
 
 /// `grade_item::adjust_raw_grade()` for an activity item.
-pub fn adjust_raw_grade(it: &Item, raw: f64, pow: Pow) -> Option<f64> {
+pub fn adjust_raw_grade(it: &Item, raw: f64, maxcoef: f64, pow: Pow) -> Option<f64> {
     if it.gradetype == gradetype::VALUE {
         if it.grademax < it.grademin {
             return None;
@@ -58,7 +61,7 @@ pub fn adjust_raw_grade(it: &Item, raw: f64, pow: Pow) -> Option<f64> {
         }
         g *= it.multfactor;
         g += it.plusfactor;
-        Some(bounded_grade(it.gradetype, it.grademin, it.grademax, g, pow))
+        Some(bounded_grade(it.gradetype, it.grademin, it.grademax, maxcoef, g, pow))
     } else if it.gradetype == gradetype::SCALE {
         if it.grademax < 0.0 {
             return None;
@@ -70,7 +73,7 @@ pub fn adjust_raw_grade(it: &Item, raw: f64, pow: Pow) -> Option<f64> {
         if it.rawgrademin != it.grademin || it.rawgrademax != it.grademax {
             g = standardise_score(g, it.rawgrademin, it.rawgrademax, it.grademin, it.grademax);
         }
-        Some(bounded_grade(it.gradetype, it.grademin, it.grademax, g, pow))
+        Some(bounded_grade(it.gradetype, it.grademin, it.grademax, maxcoef, g, pow))
     } else {
         None
     }
@@ -362,7 +365,7 @@ impl Course {
             }
             match it.itemtype {
                 ItemType::Mod if !it.is_calculated() => {
-                    out.finalgrade[i] = adjust_raw_grade(it, v, self.platform.pow_fn()).map(db_decimal5);
+                    out.finalgrade[i] = adjust_raw_grade(it, v, self.maxcoef, self.platform.pow_fn()).map(db_decimal5);
                 }
                 ItemType::Manual if !it.is_calculated() => out.finalgrade[i] = Some(v),
                 _ => {}
@@ -407,7 +410,7 @@ impl Course {
         } else {
             match formula.eval_with(&s.params, &mut s.stack, &self.platform) {
                 Some(r) if !r.is_nan() => {
-                    Some(db_decimal5(bounded_grade(it.gradetype, it.grademin, it.grademax, r, self.platform.pow_fn())))
+                    Some(db_decimal5(bounded_grade(it.gradetype, it.grademin, it.grademax, self.maxcoef, r, self.platform.pow_fn())))
                 }
                 _ => None,
             }
@@ -464,18 +467,19 @@ impl Course {
         if !allnull {
             out.finalgrade[total] = grade.map(|g| {
                 let g = standardise_score(g, 0.0, 1.0, rmin, rmax);
-                db_decimal5(bounded_grade(titem.gradetype, bmin, bmax, g, self.platform.pow_fn()))
+                db_decimal5(bounded_grade(titem.gradetype, bmin, bmax, self.maxcoef, g, self.platform.pow_fn()))
             });
         }
         out.rawmin[total] = db_decimal5(rmin);
         out.rawmax[total] = db_decimal5(rmax);
     }
 
-    /// `grade_grade::get_grade_min()` / `get_grade_max()` of one cell.
+    /// `grade_grade::get_grade_min()` / `get_grade_max()` of one cell: the row's range for totals
+    /// and with `minmaxtouse` = 2, else the item's.
     #[inline]
     fn user_min_max(&self, d: usize, out: &UserGrades) -> (f64, f64) {
         let it = &self.items[d];
-        if it.is_aggregate() && !it.is_calculated() {
+        if (it.is_aggregate() && !it.is_calculated()) || self.minmax_from_grade {
             (out.rawmin[d], out.rawmax[d])
         } else {
             (it.grademin, it.grademax)

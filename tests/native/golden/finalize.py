@@ -34,8 +34,15 @@ fixture = {
             "set_calculation, grade_grades rows) and regraded by grade_regrade_final_grades(); expected "
             "values are what Moodle stored in grade_grades (finalgrade, rawgrademin, rawgrademax)"
         ),
-        "inputs": "tests/native/golden/make_cases.py (targeted cases per aggregation method + derandomized hypothesis cases)",
-        "site_settings": "Moodle defaults (grade_minmaxtouse=1, unlimitedgrades off, scales included)",
+        "inputs": (
+            "tests/native/golden/make_cases.py (targeted cases per aggregation method + derandomized hypothesis "
+            "cases; cases_site.json: GOLDEN_SET=site, the site-setting cases)"
+        ),
+        "site_settings": (
+            "Moodle defaults (grade_minmaxtouse=1, unlimitedgrades off, gradeoverhundredprocentmax unset, scales "
+            "included) except a case's 'site' (unlimitedgrades, gradeoverhundredprocentmax), set with set_config() "
+            "before its regrade and reset after it"
+        ),
         "generated_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%MZ"),
     },
     "cases": data["cases"],

@@ -91,7 +91,48 @@ def random_cases(count: int) -> list[dict]:
     return out
 
 
+SITE_VARIANTS = [
+    {"unlimitedgrades": True, "gradeoverhundredprocentmax": 2},
+    {"unlimitedgrades": True},
+    {"unlimitedgrades": False, "gradeoverhundredprocentmax": 3},
+    {"minmaxtouse": 2},
+    {"minmaxtouse": 2, "unlimitedgrades": True, "gradeoverhundredprocentmax": 2},
+    {"minmaxtouse": 1},
+]
+
+
+def site_cases(count: int) -> list[dict]:
+    """Settings of issue 13: unlimitedgrades with gradeoverhundredprocentmax, and the course setting
+    minmaxtouse.  The targeted gradebooks with factors that push grades over the maximum
+    (multfactor, plusfactor, a formula worth more than its item) and grades stored with raw ranges
+    other than their item's (activities graded out of another range, a manual item whose maximum
+    changed), half of them per variant; plus the random gradebooks that drew a setting."""
+    out = []
+    for v, site in enumerate(SITE_VARIANTS):
+        # Every other targeted case (each method, option and limit rule still appears per variant).
+        for case in targeted()[v % 2 :: 2]:
+            course = case["course"]
+            for it in course["items"]:
+                if it["idnumber"] == "a1":
+                    it.update(multfactor=1.5, rawgrademax=20.0)
+                elif it["idnumber"] == "a2":
+                    it["plusfactor"] = 8.0
+                elif it["idnumber"] == "a3":
+                    it.update(rawgrademin=5.0, rawgrademax=40.0)
+                elif it["idnumber"] == "x1":
+                    it["rawgrademax"] = 10.0
+                elif it["idnumber"] == "calc":
+                    it["grademax"] = 20.0
+            course["site"] = site
+            out.append(dict(case, name=f"site{v}-{case['name']}"))
+    out += [dict(c, name=f"site-{c['name']}") for c in random_cases(count) if "site" in c["course"]]
+    return out
+
+
 if __name__ == "__main__":
-    cases = targeted() + random_cases(int(sys.argv[2]) if len(sys.argv) > 2 else 200)
+    if len(sys.argv) > 3 and sys.argv[3] == "site":
+        cases = site_cases(int(sys.argv[2]))
+    else:
+        cases = targeted() + random_cases(int(sys.argv[2]) if len(sys.argv) > 2 else 200)
     pathlib.Path(sys.argv[1]).write_text(json.dumps(cases))
     print(f"{len(cases)} input cases")

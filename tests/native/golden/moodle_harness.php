@@ -32,13 +32,34 @@ function scale_for(int $n): int {
     return $scales[$n];
 }
 
+// Site settings a case may set (the spec's "site"); restored after every case.
+$sitedefaults = ['unlimitedgrades' => get_config('core', 'unlimitedgrades'),
+    'gradeoverhundredprocentmax' => get_config('core', 'gradeoverhundredprocentmax')];
+function set_site(array $values): void {
+    foreach ($values as $name => $value) {
+        if ($value === false || $value === null) {
+            unset_config($name);
+        } else {
+            set_config($name, $value);
+        }
+    }
+}
+
 foreach ($cases as $k => $case) {
+  set_site($sitedefaults);
   try {
     $spec = $case['course'];
+    $site = $spec['site'] ?? [];
+    set_site(['unlimitedgrades' => empty($site['unlimitedgrades']) ? 0 : 1,
+        'gradeoverhundredprocentmax' => $site['gradeoverhundredprocentmax'] ?? $sitedefaults['gradeoverhundredprocentmax']]);
     $nusers = $case['nusers'];
     $n = count($spec['items']);
     $course = create_course((object)['fullname' => "golden {$k}", 'shortname' => "golden{$k}-" . uniqid(), 'category' => 1]);
     $cid = $course->id;
+    if (isset($site['minmaxtouse'])) {
+        // The course setting "Min and max grades used in calculation" (grade_settings).
+        grade_set_setting($cid, 'minmaxtouse', (int)$site['minmaxtouse']);
+    }
     $coursecat = grade_category::fetch_course_category($cid);
     // Categories (parents first).
     $catmap = [];
@@ -223,6 +244,9 @@ foreach ($cases as $k => $case) {
     $dropped[] = ['case' => $k, 'errors' => [get_class($e) . ': ' . $e->getMessage()]];
   }
 }
+set_site($sitedefaults);
+fwrite(STDERR, 'golden: site defaults unlimitedgrades=' . var_export($sitedefaults['unlimitedgrades'], true) .
+    ' gradeoverhundredprocentmax=' . var_export($sitedefaults['gradeoverhundredprocentmax'], true) . "\n");
 file_put_contents($out, json_encode(['cases' => $results, 'dropped' => $dropped],
     JSON_PRETTY_PRINT | JSON_PRESERVE_ZERO_FRACTION | JSON_UNESCAPED_SLASHES));
 fwrite(STDERR, 'golden: wrote ' . count($results) . ' cases, dropped ' . count($dropped) . " (Moodle reported errors)\n");

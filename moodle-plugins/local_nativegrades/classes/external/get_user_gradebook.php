@@ -24,6 +24,7 @@ use core_external\external_value;
 use local_nativegrades\local\course_loader;
 use local_nativegrades\local\engine;
 use local_nativegrades\local\php_engine;
+use local_nativegrades\local\unsupported_course;
 
 /**
  * Returns a user's grade structure for the what-if widget: the course description the engine
@@ -53,6 +54,7 @@ class get_user_gradebook extends external_api {
      * @param int $courseid
      * @param int $userid
      * @return array [loader, userid, canseehidden]
+     * @throws \moodle_exception unsupportedcourse when the engines do not model a setting the course uses
      */
     public static function load_for(int $courseid, int $userid): array {
         global $USER;
@@ -65,7 +67,13 @@ class get_user_gradebook extends external_api {
             require_capability('moodle/grade:view', $context);
         }
         $canseehidden = has_capability('moodle/grade:viewhidden', $context);
-        return [course_loader::load($courseid, [$userid]), $userid, $canseehidden];
+        try {
+            $loader = course_loader::load($courseid, [$userid]);
+        } catch (unsupported_course $e) {
+            // The engines would compute this course wrongly: no numbers rather than wrong ones.
+            throw new \moodle_exception('unsupportedcourse', 'local_nativegrades', '', implode('; ', $e->reasons));
+        }
+        return [$loader, $userid, $canseehidden];
     }
 
     /**

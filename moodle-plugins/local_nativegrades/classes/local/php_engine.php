@@ -47,6 +47,11 @@ class php_engine {
     public array $categories = [];
     /** @var int[] computed items in dependency order */
     public array $order = [];
+    /** @var float factor on a value grade's maximum in bounded_grade(): gradeoverhundredprocentmax with
+     * unlimitedgrades on, else 1 */
+    public float $maxcoef = 1.0;
+    /** @var bool minmaxtouse = 2: every grade is aggregated with its row's raw range (the item's raw range) */
+    public bool $minmaxfromgrade = false;
 
     /**
      * Value a DECIMAL(10,5) column holds after PHP wrote $v (14 significant digits, then half up).
@@ -168,6 +173,7 @@ class php_engine {
         }
         $e = new php_engine();
         $forced = self::forced($root);
+        [$e->maxcoef, $e->minmaxfromgrade] = self::site_settings($root);
         $catindex = [];
         $parents = [];
         foreach ($root['categories'] as $i => $c) {
@@ -337,6 +343,36 @@ class php_engine {
         $e->order = $e->dependency_order();
         $e->pre_regrade();
         return $e;
+    }
+
+    /**
+     * Settings that change the regrade: unlimitedgrades (default off) with gradeoverhundredprocentmax
+     * (default 10), minmaxtouse (1 or 2, default 1); any other key is an error.
+     *
+     * @param array $root
+     * @return array [the factor on a value grade's maximum (1 when unlimitedgrades is off), minmaxtouse == 2]
+     */
+    private static function site_settings(array $root): array {
+        if (!array_key_exists('site', $root)) {
+            return [1.0, false];
+        }
+        $site = $root['site'];
+        if (!is_array($site) || (array_is_list($site) && $site)) {
+            self::fail("course: 'site' must be an object");
+        }
+        $keys = array_map('strval', array_keys($site));
+        sort($keys, SORT_STRING);
+        foreach ($keys as $key) {
+            if ($key !== 'unlimitedgrades' && $key !== 'gradeoverhundredprocentmax' && $key !== 'minmaxtouse') {
+                self::fail("site: unknown setting '{$key}'");
+            }
+        }
+        $factor = self::num($site, 'gradeoverhundredprocentmax', 10.0, 'site');
+        $minmaxtouse = self::int($site, 'minmaxtouse', 1, 'site');
+        if ($minmaxtouse !== 1 && $minmaxtouse !== 2) {
+            self::fail("site: minmaxtouse must be 1 or 2, got {$minmaxtouse}");
+        }
+        return [self::boolean($site, 'unlimitedgrades', 'site') ? $factor : 1.0, $minmaxtouse === 2];
     }
 
     /**
@@ -710,16 +746,18 @@ class php_engine {
         return $factor * $diff + $tmin;
     }
 
-    private static function bounded(int $gradetype, float $min, float $max, float $v): float {
+    private static function bounded(int $gradetype, float $min, float $max, float $maxcoef, float $v): float {
         if ($gradetype == 2) {
             $r = round($v + 0.00001);
             $b = $r < $min ? $min : ($r > $max ? $max : $r);
             return (float)(int)$b;
         }
+        // grade_item::bounded_grade(): with unlimitedgrades a value grade may reach max x factor.
+        $max = $max * $maxcoef;
         return $v < $min ? $min : ($v > $max ? $max : $v);
     }
 
-    private static function adjust_raw_grade(array $it, float $raw): ?float {
+    private static function adjust_raw_grade(array $it, float $raw, float $maxcoef): ?float {
         if ($it['gradetype'] == 1) {
             if ($it['grademax'] < $it['grademin']) {
                 return null;
@@ -733,7 +771,7 @@ class php_engine {
             }
             $g *= $it['multfactor'];
             $g += $it['plusfactor'];
-            return self::bounded(1, $it['grademin'], $it['grademax'], $g);
+            return self::bounded(1, $it['grademin'], $it['grademax'], $maxcoef, $g);
         } else if ($it['gradetype'] == 2) {
             if ($it['grademax'] < 0) {
                 return null;
@@ -745,7 +783,7 @@ class php_engine {
             if ($it['rawgrademin'] != $it['grademin'] || $it['rawgrademax'] != $it['grademax']) {
                 $g = self::standardise($g, $it['rawgrademin'], $it['rawgrademax'], $it['grademin'], $it['grademax']);
             }
-            return self::bounded(2, $it['grademin'], $it['grademax'], $g);
+            return self::bounded(2, $it['grademin'], $it['grademax'], $maxcoef, $g);
         }
         return null;
     }
@@ -787,7 +825,7 @@ class php_engine {
             if ($f & self::OVERRIDDEN) {
                 $final[$i] = $v;
             } else if (!$calculated && $it['itemtype'] === 'mod') {
-                $a = self::adjust_raw_grade($it, $v);
+                $a = self::adjust_raw_grade($it, $v, $this->maxcoef);
                 $final[$i] = $a === null ? null : self::db_decimal5($a);
             } else if (!$calculated && $it['itemtype'] === 'manual') {
                 $final[$i] = $v;
@@ -814,7 +852,7 @@ class php_engine {
                 } else {
                     $r = $it['formula']->evaluate($params);
                     $final[$i] = ($r === null || is_nan($r)) ? null :
-                        self::db_decimal5(self::bounded($it['gradetype'], $it['grademin'], $it['grademax'], $r));
+                        self::db_decimal5(self::bounded($it['gradetype'], $it['grademin'], $it['grademax'], $this->maxcoef, $r));
                 }
             } else if ($it['own'] !== null) {
                 $this->aggregate_grades($it['own'], $flags, $final, $rmin, $rmax);
@@ -825,7 +863,7 @@ class php_engine {
 
     private function user_min_max(int $d, array $rmin, array $rmax): array {
         $it = $this->items[$d];
-        if ($it['aggregate'] && $it['formula'] === null) {
+        if (($it['aggregate'] && $it['formula'] === null) || $this->minmaxfromgrade) {
             return [$rmin[$d], $rmax[$d]];
         }
         return [$it['grademin'], $it['grademax']];
@@ -873,7 +911,7 @@ class php_engine {
         }
         if (!$allnull && $grade !== null) {
             $g = self::standardise($grade, 0.0, 1.0, $gmin, $gmax);
-            $final[$total] = self::db_decimal5(self::bounded($titem['gradetype'], $bmin, $bmax, $g));
+            $final[$total] = self::db_decimal5(self::bounded($titem['gradetype'], $bmin, $bmax, $this->maxcoef, $g));
         }
         $rmin[$total] = self::db_decimal5($gmin);
         $rmax[$total] = self::db_decimal5($gmax);
@@ -1081,7 +1119,7 @@ class php_engine {
      * @return float[]
      */
     public function compiled(): array {
-        $o = [1, count($this->items), count($this->categories)];
+        $o = [2, count($this->items), count($this->categories), $this->maxcoef, $this->minmaxfromgrade ? 1 : 0];
         foreach ($this->items as $it) {
             $calculated = $it['formula'] !== null;
             if ($calculated) {

@@ -25,6 +25,7 @@
 defined('MOODLE_INTERNAL') || die();
 
 $string['pluginname'] = 'Native gradebook';
+$string['unsupportedcourse'] = 'The what-if calculator cannot compute this course exactly, so it shows no totals: {$a}. The gradebook reports show Moodle\'s own totals.';
 $string['useextension'] = 'Use the moodle_gradebook extension';
 $string['useextension_desc'] = 'When the PHP extension is loaded, regrade with it; otherwise the pure-PHP engine gives the same results.';
 $string['whatif'] = 'What-if calculator';
