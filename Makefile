@@ -67,20 +67,23 @@ lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_spec
 unit: setup ## Python unit tests of the collection
 	$(TIMED) unit pytest -q $(COLLECTION)/tests/unit tests/unit
 
-# After the shared stages, `make test` runs its test targets in two lanes at once (scripts/lanes; the
-# machine is mostly waiting on containers, health checks and restic in the stack tests):
-#   stacks: the Compose stand-in deployments that share the day-2 stack and the default image build
-#           cache (compose-test, the EE static tests, day-2 with the EE/AWX job tests), one after another;
-#   others: every other area (k8s, monitoring with its own project/ports/image cache, native, ...).
+# After the shared set-up, `make test` runs its stages in two lanes at once (scripts/lanes; the machine is
+# mostly waiting on containers, health checks and restic in the stack tests):
+#   stacks: the day-2 stand-in stack and what shares it (the EE static tests, then day-2 with the MCP and
+#           EE/AWX job tests), one after another;
+#   others: the static checks and every other area, one after another (lint, unit, collection, the role
+#           scenarios, compose-test, aws, k8s, monitoring, native); the Compose scenarios there have their
+#           own projects, ports and image build caches.
 # Everything that installs with apt (dpkg takes one writer) or materialises shared inputs runs before the
 # split; the lanes' sub-makes then take those targets as done (-o).
-TEST_LANE_STACKS := compose-test ee-test day2-test
-TEST_PREREQS     := setup host standin native-deps monitoring-tools collection-tarball
-TEST_DONE_FLAGS   = $(foreach t,$(TEST_PREREQS) lint unit collection-test test-images roles-test,-o $(t))
-test: setup lint unit collection-test host roles-test $(TEST_PREREQS) ## Everything CI runs
+TEST_LANE_STACKS := ee-test day2-test
+TEST_LANE_FIRST  := lint unit collection-test roles-test
+TEST_PREREQS     := setup host standin native-deps monitoring-tools collection-tarball test-images
+TEST_DONE_FLAGS   = $(foreach t,$(TEST_PREREQS),-o $(t))
+test: $(TEST_PREREQS) ## Everything CI runs
 	$(TIMED) test-lanes $(ROOT)/scripts/lanes \
 	  "stacks=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_STACKS),$(TEST_TARGETS))" \
-	  "others=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(filter-out $(TEST_LANE_STACKS),$(TEST_TARGETS))"
+	  "others=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(TEST_LANE_FIRST) $(filter-out $(TEST_LANE_STACKS),$(TEST_TARGETS))"
 	@echo "make test: all stages passed"
 
 test-serial: setup lint unit collection-test host roles-test $(TEST_TARGETS) ## The same stages one after another

@@ -10,7 +10,7 @@ day2-molecule: setup host
 	$(TIMED) day2-molecule molecule test -s day2
 
 day2-stack-test: setup host day2-molecule
-	$(TIMED) day2-stack $(DAY2_PYTEST) -x -q -p no:cacheprovider tests/day2
+	$(TIMED) day2-stack $(DAY2_PYTEST) -x -q -p no:cacheprovider --durations=25 tests/day2
 
 bench-backup: setup host ## Benchmark: ~1 GB moodledata, full + 1% incremental backup, restore to serving (prints figures)
 	$(TIMED) bench-backup $(PY) scripts/bench_backup.py
