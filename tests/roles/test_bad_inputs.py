@@ -1,4 +1,4 @@
-"""Bad input to docker_host and base_image fails with a clear message and changes nothing.
+"""Bad input to docker_host, base_image and service_images fails with a clear message and changes nothing.
 
 Each case runs the real role against this machine (the local Docker host) through
 tests/roles/apply_role.yml, then checks the exit status, the message a person would read,
@@ -57,6 +57,8 @@ CASES = [
      {"base_image_include": ["ca certificates"]}, r"base_image_include must hold Debian package names"),
     ("base_image-duplicate-suites", "base_image",
      {"base_image_suites": ["bookworm", "bookworm"]}, r"without duplicates"),
+    ("service_images-unknown-mariadb-version", "service_images",
+     {"service_images_mariadb_version": "11.4"}, r"service_images_mariadb_version.*(one of|choices).*10\.11, 11\.8"),
 ]
 
 
