@@ -33,6 +33,14 @@ BAD = [
       "compose_stack_redis_password=short"], "is a placeholder or too weak"),
     (["compose_stack_cron_mode=ofelia"], "cron mode 'ofelia' needs"),
     (["compose_stack_environment=staging"], "compose_stack_environment"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://10.0.0.5", "compose_stack_tls_mode=acme"],
+     "a DNS name in compose_stack_wwwroot, not an IP address or localhost (it is '10.0.0.5')"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_tls_mode=acme",
+      "compose_stack_acme_email=admin@example.com"], "compose_stack_acme_email (it is 'admin@example.com')"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_tls_mode=acme",
+      "compose_stack_acme_ca_root=/nonexistent/roots.pem"], "compose_stack_acme_ca_root '/nonexistent/roots.pem' is not a file"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_tls_mode=provided"],
+     "a provided certificate needs both"),
 ]
 
 
