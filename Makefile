@@ -96,5 +96,6 @@ MOODLE_STANDIN_ON := $(filter 1 true yes,$(MOODLE_STANDIN))
 MOODLE_SOURCE_VARS := $(if $(MOODLE_SRC),-e moodle_image_source_type=local -e moodle_image_source_path=$(abspath $(MOODLE_SRC)),$(if \
   $(MOODLE_STANDIN_ON),-e moodle_image_source_type=local -e moodle_image_source_path=$(ROOT)/build/moodle-standin))
 
-up: setup $(if $(MOODLE_STANDIN_ON),standin) ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080); MOODLE_SRC=/path/to/moodle-4.5 or MOODLE_STANDIN=1
-	$(TIMED) site ansible-playbook site.yml -i inventories/local $(MOODLE_SOURCE_VARS)
+# DEV=1 adds the development overlay (Xdebug, debug display, Adminer): inventories/local-dev.yml.
+up: setup $(if $(MOODLE_STANDIN_ON),standin) ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080); MOODLE_SRC=/path/to/moodle-4.5 or MOODLE_STANDIN=1; DEV=1 for the dev overlay
+	$(TIMED) site ansible-playbook site.yml -i inventories/local $(MOODLE_SOURCE_VARS) $(if $(filter 1 true yes,$(DEV)),-e @inventories/local-dev.yml)
