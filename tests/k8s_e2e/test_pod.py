@@ -1,0 +1,80 @@
+"""A pod really runs on the single-node cluster: scheduled, its image (built here FROM our base image,
+imported from Docker) started by the kubelet through containerd and runc, its readiness probe
+answered over the pod network, its log read through the API, and a Service (ClusterIP and NodePort,
+kube-proxy's iptables rules) answering."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.k8s.harness import wait_for
+
+from .conftest import build_image
+
+HERE = Path(__file__).resolve().parent
+NS = "e2e-hello"
+
+
+@pytest.fixture(scope="module")
+def hello(cluster):
+    image = build_image(HERE / "hello", "moodle-platform/k8s-e2e-hello")
+    cluster.import_images(image)
+    cluster.namespace(NS)
+    labels = {"app": "hello"}
+    cluster.apply({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello", "namespace": NS, "labels": labels},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "hello", "image": image, "imagePullPolicy": "Never",
+                "ports": [{"containerPort": 8080}],
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1},
+                "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]}},
+            }],
+        }})
+    cluster.apply({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello", "namespace": NS},
+        "spec": {"type": "NodePort", "selector": labels, "ports": [{"port": 80, "targetPort": 8080}]}})
+    return cluster
+
+
+def _ready(cluster):
+    pod = cluster.core.read_namespaced_pod("hello", NS)
+    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    return pod if pod.status.phase == "Running" and ready else None
+
+
+def test_pod_runs_ready_and_logs_through_the_api(hello):
+    pod = wait_for(lambda: _ready(hello), timeout=120, interval=1, what="pod hello Running and Ready")
+    assert pod.spec.node_name == "moodle-k8s-node"
+    assert pod.status.pod_ip and pod.status.pod_ip.startswith("10.244.0."), pod.status.pod_ip
+    # The readiness probe (the kubelet over the pod network) shows up in the container's own log.
+    log = wait_for(lambda: (lg := hello.pod_log("hello", NS)) and "GET /ready" in lg and lg, timeout=30,
+                   what="the probe's request in the pod log")
+    assert "hello-server listening on 8080 as uid 65534" in log, log
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 (http to the test cluster)
+        return r.read().decode()
+
+
+def test_service_cluster_ip_and_node_port_answer(hello):
+    wait_for(lambda: _ready(hello), timeout=120, interval=1, what="pod hello Ready")
+    svc = hello.core.read_namespaced_service("hello", NS)
+    cluster_ip, node_port = svc.spec.cluster_ip, svc.spec.ports[0].node_port
+
+    def answer(url):
+        try:
+            return _get(url)
+        except OSError:
+            return None
+    assert wait_for(lambda: answer(f"http://{cluster_ip}/"), timeout=60, what="ClusterIP") == "hello from hello\n"
+    assert wait_for(lambda: answer(f"http://{hello.node_ip}:{node_port}/"), timeout=60,
+                    what="NodePort") == "hello from hello\n"
+    assert "served: GET / HTTP" in hello.pod_log("hello", NS)
