@@ -12,7 +12,8 @@
 # start-cluster.sh reuses it for a real single-node cluster through the environment:
 #   K8S_APISERVER_ADDRESS        address to bind and advertise (default 127.0.0.1)
 #   K8S_APISERVER_KUBELET_CLIENT 1: also sign a client certificate the API server uses towards kubelets
-#   K8S_APISERVER_EXTRA_ARGS     more kube-apiserver flags (a later flag overrides an earlier one)
+#   K8S_APISERVER_AUTHZ          --authorization-mode (default RBAC)
+#   K8S_APISERVER_EXTRA_ARGS     more kube-apiserver flags (a later scalar flag overrides an earlier one)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -70,7 +71,7 @@ echo "$!" >"$state/etcd.pid"
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
   --client-ca-file "$pki/ca.crt" \
   --token-auth-file "$state/tokens.csv" \
-  --authorization-mode RBAC \
+  --authorization-mode "${K8S_APISERVER_AUTHZ:-RBAC}" \
   --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --api-audiences https://kubernetes.default.svc \

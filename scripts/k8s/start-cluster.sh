@@ -78,6 +78,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   enable_selinux = false
   # Pod network namespaces under our state dir, not the host's /run/netns.
   netns_mounts_under_state_dir = true
+  # This host gives root no CAP_SYS_RESOURCE (CapEff lacks it; `echo -1 >/proc/self/oom_score_adj` is
+  # refused), so runc cannot lower a container's oom_score_adj (the sandbox asks for -998) and fails with
+  # "can't get final child's PID from pipe: EOF". Clamp to containerd's own score instead (as rootless does).
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -111,7 +115,7 @@ ctr -a "$K8S_CONTAINERD_SOCK" version >/dev/null 2>&1 || { tail -20 "$state/cont
 # --- etcd + kube-apiserver, bound to the node IP (pods reach it through the kubernetes Service).
 log "etcd + kube-apiserver on $node_ip"
 K8S_APISERVER_ADDRESS="$node_ip" K8S_APISERVER_KUBELET_CLIENT=1 \
-K8S_APISERVER_EXTRA_ARGS="--authorization-mode Node,RBAC --endpoint-reconciler-type lease
+K8S_APISERVER_AUTHZ=Node,RBAC K8S_APISERVER_EXTRA_ARGS="--endpoint-reconciler-type lease --kubelet-preferred-address-types InternalIP
   --service-cluster-ip-range $K8S_SERVICE_RANGE
   --enable-admission-plugins NamespaceLifecycle,ServiceAccount,LimitRanger,ResourceQuota,DefaultStorageClass,NodeRestriction,PodSecurity" \
   "$here/start-apiserver.sh" "$state" >/dev/null
@@ -183,6 +187,8 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 maxPods: 50
+# Container logs under our own directory (the kubelet still links them from /var/log/containers).
+podLogsDir: $K8S_CLUSTER_ROOT/pod-logs
 YAML
 mkdir -p "$K8S_CLUSTER_ROOT/kubelet"
 start kubelet "$kubelet" --config "$state/kubelet.yaml" --kubeconfig "$state/kubelet.kubeconfig" \
@@ -215,7 +221,7 @@ for _ in $(seq 1 240); do
   for name in containerd controller-manager scheduler kubelet kube-proxy; do
     kill -0 "$(cat "$state/$name.pid")" 2>/dev/null || { tail -30 "$state/$name.log" >&2; die "$name exited (log: $state/$name.log)"; }
   done
-  if api "/api/v1/nodes/$K8S_NODE_NAME" 2>/dev/null | python3 -c '
+  if api "/api/v1/nodes/$K8S_NODE_NAME" 2>/dev/null | python3 2>/dev/null -c '
 import json, sys
 n = json.load(sys.stdin)
 sys.exit(0 if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", [])) else 1)'; then

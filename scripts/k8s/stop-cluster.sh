@@ -80,7 +80,15 @@ for ipt in iptables ip6tables; do
     for c in $chains; do $ipt -t "$table" -X "$c" 2>/dev/null; done
   done
 done
-rm -rf "$K8S_CLUSTER_ROOT/cni/ipam" "$K8S_CLUSTER_ROOT/kubelet/pods"
+rm -rf "$K8S_CLUSTER_ROOT/cni/ipam" "$K8S_CLUSTER_ROOT/kubelet/pods" "$K8S_CLUSTER_ROOT/pod-logs"
+# The kubelet's links to our pods' logs in /var/log/containers (only those pointing into our dir).
+for l in /var/log/containers/*.log; do
+  [[ -L $l && "$(readlink "$l")" == "$K8S_CLUSTER_ROOT/pod-logs/"* ]] && rm -f "$l"
+done
+# The kubelet's (now empty) kubepods cgroups, in every hierarchy.
+for cg in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+  [[ -d $cg ]] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+done
 
 # 6. Kernel tunables the kubelet changed: back to the host's values.
 if [[ -f $state/sysctl.orig ]]; then

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8s.harness import Cluster
+from k8s.harness import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "k8s"
-STATE = Path(os.environ.get("K8S_E2E_STATE", "/var/lib/moodle-k8s/e2e"))
+STATE = Path(os.environ.get("K8S_E2E_STATE", "/var/lib/moodle-k8s/cluster"))
 TIMES: list[tuple[str, float]] = []
 
 
@@ -54,6 +54,9 @@ class RealCluster(Cluster):
 def cluster():
     if os.geteuid() != 0:
         pytest.fail("the single-node cluster runs as root (kubelet, containerd, CNI, iptables)")
+    if os.environ.get("K8S_E2E_REUSE") == "1":  # a cluster already up in STATE (make k8s-cluster-up): debugging
+        yield RealCluster(STATE)
+        return
     started = time.monotonic()
     proc = subprocess.run(["bash", str(SCRIPTS / "start-cluster.sh"), str(STATE)], timeout=600)
     if proc.returncode != 0:

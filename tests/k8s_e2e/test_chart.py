@@ -26,7 +26,7 @@ import pytest
 import yaml
 from kubernetes.stream import stream
 
-from tests.k8s.harness import CHARTS, helm_bin, kube_version, wait_for
+from k8s.harness import CHARTS, helm_bin, kube_version, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "build" / "moodle-standin"  # materialized by `make standin`

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8s.harness import wait_for
+from k8s.harness import wait_for
 
 from .conftest import build_image
 
@@ -45,6 +45,10 @@ def hello(cluster):
 
 def _ready(cluster):
     pod = cluster.core.read_namespaced_pod("hello", NS)
+    for status in pod.status.container_statuses or []:
+        if status.restart_count:  # it crashed: fail now, with its log
+            previous = cluster.core.read_namespaced_pod_log("hello", NS, previous=True)
+            raise AssertionError(f"container restarted: {status.last_state.to_dict()}\nlog: {previous}")
     ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
     return pod if pod.status.phase == "Running" and ready else None
 

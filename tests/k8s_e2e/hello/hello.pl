@@ -5,7 +5,8 @@ use strict;
 use warnings;
 use IO::Socket::INET;
 $| = 1;
-my $port = $ENV{HELLO_PORT} || 8080;
+# Port 8080, fixed: Kubernetes' service links put HELLO_PORT=tcp://... into this pod's environment.
+my $port = 8080;
 my $server = IO::Socket::INET->new(LocalPort => $port, Listen => 16, ReuseAddr => 1, Proto => 'tcp')
   or die "cannot listen on $port: $!\n";
 print "hello-server listening on $port as uid $<\n";
