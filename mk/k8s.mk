@@ -67,8 +67,8 @@ k8s-cluster-deps: ## Host packages for the single-node cluster (containerd, runc
 k8s-node-tools: k8s-tools ## kube-controller-manager, kube-scheduler, kubelet, kube-proxy from the k8s.io/kubernetes module (cached)
 	$(TIMED) k8s-node-tools bash scripts/k8s/build-tools.sh node
 
-k8s-cluster-images: host ## The cluster's pause image (pause.c from the kubernetes module, FROM scratch)
-	$(TIMED) k8s-cluster-images bash scripts/k8s/cluster-image.sh pause
+k8s-cluster-images: host k8s-node-tools ## The cluster's pause image (pause.c from the kubernetes module) and CoreDNS image, FROM scratch
+	$(TIMED) k8s-cluster-images bash scripts/k8s/cluster-image.sh all
 
 k8s-cluster: k8s-cluster-deps k8s-node-tools k8s-cluster-images ## Start the single-node cluster, wait for a Ready node, stop it (smoke)
 	$(TIMED) k8s-cluster-start bash scripts/k8s/start-cluster.sh $(K8S_CLUSTER_STATE)

@@ -132,11 +132,22 @@ build_node() {
   for cmd in $missing; do log "building $cmd"; k8s_build_cmd "$mod" "$cmd"; done
 }
 
+build_coredns() {
+  local dir="$K8S_CACHE_DIR/coredns-$COREDNS_VERSION"
+  [[ -x $dir/coredns ]] && { log "coredns $COREDNS_VERSION cached"; return; }
+  log "building coredns $COREDNS_VERSION (a few minutes on 2 cores)"
+  local tmp; tmp="$(mktemp -d "$K8S_CACHE_DIR/.coredns.XXXX")"
+  GOBIN="$tmp" nice -n 10 go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
+  mkdir -p "$dir" && mv "$tmp/coredns" "$dir/coredns" && rmdir "$tmp"
+  log "coredns ready: $dir/coredns"
+}
+
 case "${1:-all}" in
   etcd) build_etcd ;;
   helm) build_helm ;;
   kube-apiserver) build_apiserver ;;
-  node) build_node ;;
+  node) build_node; build_coredns ;;
+  coredns) build_coredns ;;
   all) build_etcd; build_helm; build_apiserver; log "all tools cached under $K8S_CACHE_DIR" ;;
-  *) echo "usage: $0 [all|etcd|helm|kube-apiserver|node]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|etcd|helm|kube-apiserver|node|coredns]" >&2; exit 2 ;;
 esac

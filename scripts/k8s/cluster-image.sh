@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Images for the single-node cluster, from the local Docker engine (no registry):
 #   cluster-image.sh pause          build moodle-platform/k8s-pause (static pause binary FROM scratch)
+#   cluster-image.sh coredns        build moodle-platform/k8s-coredns (CoreDNS from its Go module, FROM scratch)
+#   cluster-image.sh all            both
 #   cluster-image.sh import IMAGE.. copy images from Docker into the cluster's containerd (k8s.io namespace)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,6 +24,17 @@ build_pause() {
   echo "pause image $K8S_PAUSE_IMAGE built"
 }
 
+build_coredns() {
+  if docker image inspect "$K8S_COREDNS_IMAGE" >/dev/null 2>&1; then echo "CoreDNS image $K8S_COREDNS_IMAGE present"; return; fi
+  local bin="$K8S_CACHE_DIR/coredns-$COREDNS_VERSION/coredns" ctx
+  [[ -x $bin ]] || "$here/build-tools.sh" coredns
+  ctx="$(mktemp -d)"; trap 'rm -rf "$ctx"' RETURN
+  cp "$bin" "$ctx/coredns"
+  printf 'FROM scratch\nCOPY coredns /coredns\nUSER 65534:65534\nENTRYPOINT ["/coredns"]\n' >"$ctx/Dockerfile"
+  docker build -q -t "$K8S_COREDNS_IMAGE" --label org.moodle-platform.k8s-cluster=coredns "$ctx" >/dev/null
+  echo "CoreDNS image $K8S_COREDNS_IMAGE built"
+}
+
 import_images() {
   local img id stamp
   for img in "$@"; do
@@ -40,6 +53,8 @@ import_images() {
 
 case "${1:-}" in
   pause) build_pause ;;
+  coredns) build_coredns ;;
+  all) build_pause; build_coredns ;;
   import) shift; import_images "$@" ;;
-  *) echo "usage: $0 pause | import IMAGE..." >&2; exit 2 ;;
+  *) echo "usage: $0 pause | coredns | all | import IMAGE..." >&2; exit 2 ;;
 esac

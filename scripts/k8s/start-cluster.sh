@@ -94,6 +94,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$cni_conf"
 TOML
+# firewall: br_netfilter is on here (Docker) and Docker's FORWARD policy is DROP, so pod-to-pod traffic
+# on the bridge (e.g. to a headless Service's pod IP) is dropped unless the CNI-FORWARD chain accepts it.
 cat >"$cni_conf/10-moodle-k8s.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
@@ -102,7 +104,8 @@ cat >"$cni_conf/10-moodle-k8s.conflist" <<JSON
     {"type": "bridge", "bridge": "$K8S_BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
      "ipam": {"type": "host-local", "dataDir": "$K8S_CLUSTER_ROOT/cni/ipam",
               "ranges": [[{"subnet": "$K8S_POD_SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-    {"type": "portmap", "capabilities": {"portMappings": true}}
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "firewall", "backend": "iptables"}
   ]
 }
 JSON
@@ -216,20 +219,36 @@ start kube-proxy "$proxy" --config "$state/kube-proxy.yaml"
 # --- Wait for a Ready node (CNI config present, runtime up, kubelet registered).
 token="$(sed -n 's/^ *token: //p' "$state/admin.kubeconfig")"
 api() { curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" "$server$1"; }
-log "waiting for node $K8S_NODE_NAME to be Ready"
-for _ in $(seq 1 240); do
+alive() {
   for name in containerd controller-manager scheduler kubelet kube-proxy; do
     kill -0 "$(cat "$state/$name.pid")" 2>/dev/null || { tail -30 "$state/$name.log" >&2; die "$name exited (log: $state/$name.log)"; }
   done
-  if api "/api/v1/nodes/$K8S_NODE_NAME" 2>/dev/null | python3 2>/dev/null -c '
-import json, sys
-n = json.load(sys.stdin)
-sys.exit(0 if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", [])) else 1)'; then
-    log "node $K8S_NODE_NAME Ready; cluster up in $((SECONDS - t0))s (kubeconfig $state/admin.kubeconfig)"
-    echo "$((SECONDS - t0))" >"$state/start-seconds"
-    exit 0
-  fi
-  sleep 0.5
-done
-tail -30 "$state/kubelet.log" >&2
-die "node $K8S_NODE_NAME not Ready after 120 s"
+}
+# wait_json WHAT URL PYTHON-EXPRESSION(o): poll the API until the expression is true (up to 120 s).
+wait_json() {
+  local what="$1" url="$2" expr="$3"
+  for _ in $(seq 1 240); do
+    alive
+    api "$url" 2>/dev/null | python3 2>/dev/null -c "import json, sys; o = json.load(sys.stdin); sys.exit(0 if ($expr) else 1)" && return 0
+    sleep 0.5
+  done
+  tail -30 "$state/kubelet.log" >&2
+  die "$what not reached after 120 s"
+}
+log "waiting for node $K8S_NODE_NAME to be Ready"
+wait_json "node Ready" "/api/v1/nodes/$K8S_NODE_NAME" \
+  'any(c["type"] == "Ready" and c["status"] == "True" for c in o["status"].get("conditions", []))'
+log "node $K8S_NODE_NAME Ready"
+
+# --- Cluster DNS (CoreDNS as a pod; the kubelet hands $K8S_DNS_IP to every pod).
+if docker image inspect "$K8S_COREDNS_IMAGE" >/dev/null 2>&1; then
+  log "CoreDNS ($K8S_COREDNS_IMAGE) on $K8S_DNS_IP"
+  "$here/cluster-image.sh" import "$K8S_COREDNS_IMAGE"
+  "${PYTHON:-python3}" "$here/apply-addon.py" "$state/admin.kubeconfig" "$here/addons/coredns.yaml" \
+    "IMAGE=docker.io/$K8S_COREDNS_IMAGE" "DNS_IP=$K8S_DNS_IP" >/dev/null
+  wait_json "CoreDNS Ready" /apis/apps/v1/namespaces/kube-system/deployments/coredns 'o["status"].get("readyReplicas", 0) >= 1'
+else
+  log "no CoreDNS image ($K8S_COREDNS_IMAGE; make k8s-cluster-images): pods get no cluster DNS"
+fi
+echo "$((SECONDS - t0))" >"$state/start-seconds"
+log "cluster up in $((SECONDS - t0))s (kubeconfig $state/admin.kubeconfig)"

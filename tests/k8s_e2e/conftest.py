@@ -9,29 +9,28 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-
 from k8s.harness import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "k8s"
 STATE = Path(os.environ.get("K8S_E2E_STATE", "/var/lib/moodle-k8s/cluster"))
-TIMES: list[tuple[str, float]] = []
+TIMES: dict[str, float] = {}  # per scenario: set-up (its fixtures: image builds, helm install) + call + teardown
 
 
 def pytest_runtest_logreport(report):
-    if report.when == "call":
-        TIMES.append((report.nodeid, report.duration))
+    TIMES[report.nodeid] = TIMES.get(report.nodeid, 0.0) + report.duration
 
 
 def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     for line in (STATE / "timings").read_text().splitlines() if (STATE / "timings").exists() else []:
         tr.write_line(f"[k8s-e2e] {line}")
-    for nodeid, seconds in TIMES:
+    for nodeid, seconds in TIMES.items():
         tr.write_line(f"[k8s-e2e] scenario {nodeid}: {seconds:.1f}s")
 
 
@@ -58,7 +57,8 @@ def cluster():
         yield RealCluster(STATE)
         return
     started = time.monotonic()
-    proc = subprocess.run(["bash", str(SCRIPTS / "start-cluster.sh"), str(STATE)], timeout=600)
+    proc = subprocess.run(["bash", str(SCRIPTS / "start-cluster.sh"), str(STATE)], timeout=600,
+                          env={**os.environ, "PYTHON": sys.executable})
     if proc.returncode != 0:
         pytest.fail(f"start-cluster.sh failed (exit {proc.returncode}); logs in {STATE}")
     (STATE / "timings").write_text(f"cluster start (processes up to a Ready node): {time.monotonic() - started:.1f}s\n")

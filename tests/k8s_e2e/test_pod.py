@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from k8s.harness import wait_for
 
 from .conftest import build_image
@@ -82,3 +81,43 @@ def test_service_cluster_ip_and_node_port_answer(hello):
     assert wait_for(lambda: answer(f"http://{hello.node_ip}:{node_port}/"), timeout=60,
                     what="NodePort") == "hello from hello\n"
     assert "served: GET / HTTP" in hello.pod_log("hello", NS)
+
+
+CLIENT = r"""
+use IO::Socket::INET;
+my ($host, $port) = @ARGV;
+my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Timeout => 5) or die "connect $host:$port: $@\n";
+print $s "GET /from-pod HTTP/1.0\r\nHost: hello\r\n\r\n";
+print while <$s>;
+"""
+
+
+def _client(cluster, name: str, host: str, port: int) -> tuple[str, str]:
+    """Run a one-shot client pod (the hello image, perl) that GETs /from-pod from HOST:PORT."""
+    image = cluster.core.read_namespaced_pod("hello", NS).spec.containers[0].image
+    cluster.apply({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
+        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
+                 "securityContext": {"runAsNonRoot": True, "runAsUser": 65534},
+                 "containers": [{"name": "client", "image": image, "imagePullPolicy": "Never",
+                                 "command": ["/usr/bin/perl", "-e", CLIENT, host, str(port)]}]}})
+    phase = wait_for(lambda: (p := cluster.core.read_namespaced_pod(name, NS).status.phase) in ("Succeeded", "Failed")
+                     and p, timeout=90, interval=1, what=f"{name} pod finished")
+    return phase, cluster.pod_log(name, NS)
+
+
+def test_pod_reaches_service_by_cluster_dns_name(hello):
+    """CoreDNS (the cluster DNS) resolves the Service's name inside a pod, and kube-proxy routes the
+    pod's connection to the ClusterIP back to the hello pod on the same bridge."""
+    wait_for(lambda: _ready(hello), timeout=120, interval=1, what="pod hello Ready")
+    phase, log = _client(hello, "client-dns", "hello.e2e-hello.svc.cluster.local", 80)
+    assert phase == "Succeeded" and "hello from hello" in log, (phase, log)
+    assert "served: GET /from-pod HTTP/1.0" in hello.pod_log("hello", NS)
+
+
+def test_pod_reaches_pod_ip_directly(hello):
+    """Pod to pod on the bridge without a Service (what a headless Service gives a client): the CNI
+    firewall plugin accepts it in FORWARD, where this host's Docker sets the policy to DROP."""
+    pod = wait_for(lambda: _ready(hello), timeout=120, interval=1, what="pod hello Ready")
+    phase, log = _client(hello, "client-direct", pod.status.pod_ip, 8080)
+    assert phase == "Succeeded" and "hello from hello" in log, (phase, log)
