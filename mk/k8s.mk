@@ -67,7 +67,7 @@ k8s-cluster-deps: ## Host packages for the single-node cluster (containerd, runc
 k8s-node-tools: k8s-tools ## kube-controller-manager, kube-scheduler, kubelet, kube-proxy from the k8s.io/kubernetes module (cached)
 	$(TIMED) k8s-node-tools bash scripts/k8s/build-tools.sh node
 
-k8s-cluster-images: host k8s-node-tools ## The cluster's pause image (pause.c from the kubernetes module) and CoreDNS image, FROM scratch
+k8s-cluster-images: k8s-node-tools ## The cluster's pause image (pause.c from the kubernetes module) and CoreDNS image, FROM scratch
 	$(TIMED) k8s-cluster-images bash scripts/k8s/cluster-image.sh all
 
 k8s-cluster: k8s-cluster-deps k8s-node-tools k8s-cluster-images ## Start the single-node cluster, wait for a Ready node, stop it (smoke)
@@ -80,5 +80,5 @@ k8s-cluster-up: k8s-cluster-deps k8s-node-tools k8s-cluster-images ## Start the 
 k8s-cluster-down: ## Stop the cluster started by k8s-cluster-up and clean up after it
 	$(TIMED) k8s-cluster-stop bash scripts/k8s/stop-cluster.sh $(K8S_CLUSTER_STATE)
 
-k8s-e2e: setup standin k8s-cluster-deps k8s-node-tools k8s-cluster-images k8s-tools ## Real pods on the single-node cluster: a pod, a Service, the chart with the stand-in images (one cluster for all)
+k8s-e2e: setup host standin k8s-cluster-deps k8s-node-tools k8s-cluster-images k8s-tools ## Real pods on the single-node cluster: a pod, a Service, the chart with the stand-in images (one cluster for all)
 	$(TIMED) k8s-e2e $(K8S_PYTEST) tests/k8s_e2e
