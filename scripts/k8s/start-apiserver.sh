@@ -18,8 +18,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
-# shellcheck source=pki.sh
-source "$here/pki.sh"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 addr="${K8S_APISERVER_ADDRESS:-127.0.0.1}"
 state="${1:?usage: $0 STATE_DIR}"
 etcd_bin="$K8S_CACHE_DIR/etcd-$ETCD_VERSION/etcd"

@@ -17,8 +17,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/versions.env"
 # shellcheck source=cluster.env
 source "$here/cluster.env"
-# shellcheck source=pki.sh
-source "$here/pki.sh"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 state="${1:-$K8S_CLUSTER_ROOT/cluster}"
 t0=$SECONDS
 log() { printf '[k8s-cluster %(%H:%M:%S)T +%ss] %s\n' -1 "$((SECONDS - t0))" "$*"; }

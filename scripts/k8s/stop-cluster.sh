@@ -12,22 +12,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/versions.env"
 # shellcheck source=cluster.env
 source "$here/cluster.env"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 state="${1:-$K8S_CLUSTER_ROOT/cluster}"
 t0=$SECONDS
 log() { printf '[k8s-cluster-stop %(%H:%M:%S)T +%ss] %s\n' -1 "$((SECONDS - t0))" "$*"; }
 ctr_() { ctr -a "$K8S_CONTAINERD_SOCK" -n k8s.io "$@"; }
 running() { [[ -f $state/$1.pid ]] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
-stop_pid() {  # stop_pid NAME: TERM, up to 10 s, then KILL (only the recorded PID)
-  local f="$state/$1.pid" pid
-  [[ -f $f ]] || return 0
-  pid="$(cat "$f")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-  fi
-  rm -f "$f"
-}
+stop_pid() { k8s_stop_pid "$state" "$1"; }
 
 # 1. No new pods (controllers and scheduler off), then every pod deleted at once; the kubelet stops
 #    their sandboxes (CNI DEL). Wait until containerd has no running task.
