@@ -22,6 +22,13 @@ STATE = Path(os.environ.get("K8S_E2E_STATE", "/var/lib/moodle-k8s/cluster"))
 TIMES: dict[str, float] = {}  # per scenario: set-up (its fixtures: image builds, helm install) + call + teardown
 
 
+NOTES: list[str] = []  # stage times inside fixtures (image builds, helm install, ...), printed at the end
+
+
+def note(line: str) -> None:
+    NOTES.append(line)
+
+
 def pytest_runtest_logreport(report):
     TIMES[report.nodeid] = TIMES.get(report.nodeid, 0.0) + report.duration
 
@@ -29,6 +36,8 @@ def pytest_runtest_logreport(report):
 def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     for line in (STATE / "timings").read_text().splitlines() if (STATE / "timings").exists() else []:
+        tr.write_line(f"[k8s-e2e] {line}")
+    for line in NOTES:
         tr.write_line(f"[k8s-e2e] {line}")
     for nodeid, seconds in TIMES.items():
         tr.write_line(f"[k8s-e2e] scenario {nodeid}: {seconds:.1f}s")

@@ -33,6 +33,8 @@ import yaml
 from k8s.harness import CHARTS, helm_bin, kube_version, wait_for
 from kubernetes.stream import stream
 
+from .conftest import note
+
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "build" / "moodle-standin"  # materialized by `make standin`
 # Own build caches (not the other suites'): the image tags are content hashes, so a cache hit is exact.
@@ -82,7 +84,7 @@ def images(cluster) -> dict:
         refs = json.loads(out.read_text())
     built = time.monotonic()
     cluster.import_images(*refs.values())
-    print(f"\n[k8s-e2e] images built/checked in {built - started:.1f}s, imported in {time.monotonic() - built:.1f}s")
+    note(f"images built/checked in {built - started:.1f}s, imported in {time.monotonic() - built:.1f}s")
     return refs
 
 
@@ -189,12 +191,12 @@ def release(cluster, images):
     started = time.monotonic()
     _test_side_database(cluster, images["mariadb"])
     _wait_ready(cluster, "test-db")
-    print(f"\n[k8s-e2e] test-side database Ready in {time.monotonic() - started:.1f}s")
+    note(f"test-side database Ready in {time.monotonic() - started:.1f}s")
     started = time.monotonic()
     _helm(cluster, "install", RELEASE, chart, "-n", NS, *_values(images))
     _bind_volumes(cluster, Path(cluster.state_dir), claims)
     _wait_ready(cluster, "redis")
-    print(f"[k8s-e2e] helm install -> Redis Ready in {time.monotonic() - started:.1f}s")
+    note(f"helm install -> Redis Ready in {time.monotonic() - started:.1f}s")
     return {"admin_password": admin_password, "images": images, "started": started}
 
 
@@ -274,10 +276,10 @@ class Client:
 def test_helm_install_web_and_cron_ready_as_uid_33_read_only_and_login(cluster, release):
     t = time.monotonic()
     install_log = _install_site(cluster, release["images"])
-    print(f"\n[k8s-e2e] install Job done in {time.monotonic() - t:.1f}s")
+    note(f"install Job done in {time.monotonic() - t:.1f}s")
     web = _wait_ready(cluster, "web")
     cron = _wait_ready(cluster, "cron")
-    print(f"[k8s-e2e] web and cron Ready {time.monotonic() - release['started']:.1f}s after helm install")
+    note(f"web and cron Ready {time.monotonic() - release['started']:.1f}s after helm install")
     assert "System (stand-in)" in install_log, install_log
 
     # The web container really runs as uid 33 on a read-only root filesystem.
