@@ -356,11 +356,14 @@ def test_two_web_replicas_on_rwx_moodledata(cluster, release):
           "--set", f"persistence.existingClaim={claim}")
 
     def two_ready():
-        pods = [p for p in _pods(cluster, "web") if p.metadata.deletion_timestamp is None
-                and any(v.persistent_volume_claim and v.persistent_volume_claim.claim_name == claim
-                        for v in p.spec.volumes or [])]
-        ready = [p for p in pods if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
-        return ready if len(ready) == 2 else None
+        # Exactly the 2 new pods (the old single-replica pod gone, not just terminating: while it shuts
+        # down, a connection the Service still sends it is reset), both on the RWX claim and Ready.
+        pods = _pods(cluster, "web")
+        on_claim = [p for p in pods if p.metadata.deletion_timestamp is None
+                    and any(v.persistent_volume_claim and v.persistent_volume_claim.claim_name == claim
+                            for v in p.spec.volumes or [])]
+        ready = [p for p in on_claim if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+        return ready if len(pods) == 2 and len(ready) == 2 else None
     try:
         pods = wait_for(two_ready, timeout=240, interval=2, what="2 web pods Ready on the RWX claim")
     except AssertionError as exc:
