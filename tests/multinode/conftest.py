@@ -46,9 +46,8 @@ def run(argv, check=True, timeout=900):
 
 
 def playbook(path, *extra, check=True, limit=None, timeout=1800):
-    """ansible-playbook with the test inventory and its secrets; one fork: both "hosts" share this machine's
-    build directories, which real hosts never do."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="false", ANSIBLE_FORKS="1",
+    """ansible-playbook with the test inventory and its secrets."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="false",
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     args = [ANSIBLE_PLAYBOOK, str(path), "-i", str(INVENTORY), "-e", f"@{SECRETS}"]
     if limit:
