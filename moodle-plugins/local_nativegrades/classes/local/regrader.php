@@ -279,10 +279,11 @@ class regrader {
             $m = $this->model->items[$i];
             $itemid = (int)$it->id;
             if ($m['formula'] !== null) {
-                // grade_item::compute(): rows for every user with a grade in the course.
+                // grade_item::compute(): rows (grade_grade's default range 0..100) for every user with a
+                // grade in the course; use_formula() then gives them the item's range.
                 foreach (array_keys($incourse) as $userid) {
                     if (!isset($rows[$itemid][$userid])) {
-                        $insert($itemid, $userid, $m['grademin'], $m['grademax']);
+                        $insert($itemid, $userid, 0.0, 100.0);
                     }
                 }
                 foreach ($rows[$itemid] ?? [] as $userid => $g) {
