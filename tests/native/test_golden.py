@@ -47,7 +47,7 @@ def test_site_fixture_covers_every_setting_variant():
         n = len(items)
         for k, v in enumerate(c["expected"]["final"]):
             it = items[k % n]
-            if c["expected"]["hasvalue"][k] and not it.get("itemtype") in ("course", "category"):
+            if c["expected"]["hasvalue"][k] and it.get("itemtype") not in ("course", "category"):
                 over += v > it.get("grademax", 100.0)
     assert over > 0
 
