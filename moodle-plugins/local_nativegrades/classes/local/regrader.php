@@ -310,38 +310,33 @@ class regrader {
                 $catusers += $rows[(int)$l->items[$d]->id] ?? [];
             }
             ksort($catusers);
-            $aog = $this->model->categories[$c]['aggregateonlygraded'];
+            $cat = $this->model->categories[$c];
             foreach (array_keys($catusers) as $userid) {
                 if (!isset($rows[$itemid][$userid])) {
                     $insert($itemid, $userid, 0.0, 100.0);
                 }
                 $g = $rows[$itemid][$userid];
-                foreach ($deps as $d) {
-                    $did = (int)$l->items[$d]->id;
-                    if (!isset($rows[$did][$userid])) {
-                        $insert($did, $userid, $this->model->items[$d]['grademin'], $this->model->items[$d]['grademax']);
-                    }
-                }
                 if (!empty($g->locked) || !empty($g->overridden) || !isset($rowof[$userid])) {
                     continue;
+                }
+                // aggregate_grades(): the children's missing rows are created (with their item's range).
+                $hadrows = false;
+                foreach ($deps as $d) {
+                    $did = (int)$l->items[$d]->id;
+                    if (isset($rows[$did][$userid])) {
+                        $hadrows = true;
+                    } else {
+                        $insert($did, $userid, $this->model->items[$d]['grademin'], $this->model->items[$d]['grademax']);
+                    }
                 }
                 $u = $rowof[$userid];
                 $k = $u * $n + $i;
                 $new = $has[$k] === "\1" ? $final[$k] : null;
                 $old = $g->finalgrade === null ? null : (float)$g->finalgrade;
-                // Without a grade the stored range stays, unless every child counted and was empty
-                // (aggregate_grades()' "all null" branch writes the range).
-                $counted = false;
-                if ($new === null && !$aog) {
-                    foreach ($deps as $d) {
-                        $counted = $counted || !((ord($l->flags[$u * $n + $d]) & php_engine::EXCLUDED));
-                    }
-                }
-                if ($new !== null || $counted) {
-                    [$newmin, $newmax] = [$rmin[$k], $rmax[$k]];
-                } else {
-                    [$newmin, $newmax] = [(float)$g->rawgrademin, (float)$g->rawgrademax];
-                }
+                [$newmin, $newmax] = self::aggregated($cat, $deps, $this->model->items, $hadrows,
+                        array_map(fn($d) => ord($l->flags[$u * $n + $d]) & php_engine::EXCLUDED, $deps),
+                        array_map(fn($d) => $has[$u * $n + $d] === "\1", $deps))
+                    ? [$rmin[$k], $rmax[$k]] : [(float)$g->rawgrademin, (float)$g->rawgrademax];
                 if (grade_floats_different($old, $new) || grade_floats_different((float)$g->rawgrademax, $newmax) ||
                         grade_floats_different((float)$g->rawgrademin, $newmin)) {
                     $updates[] = [$g, $new, $newmin, $newmax, 'aggregation', \core\event\base::USER_OTHER];
@@ -407,6 +402,41 @@ class regrader {
             \core\event\user_graded::create_from_grade($gg, $relateduser)->trigger();
             $this->events++;
         }
+    }
+
+    /**
+     * Did aggregate_grades() aggregate any value for this user (then it writes the total's range,
+     * even when the result is empty)?  Not when the user had no row in the category's children, no
+     * child counted (excluded, or empty while only graded items are aggregated), or "drop the
+     * lowest" dropped every one.
+     *
+     * @param array $cat the category (php_engine, forced settings applied)
+     * @param int[] $deps its children's item indexes
+     * @param array[] $items php_engine items
+     * @param bool $hadrows the user had a row in one of the children
+     * @param int[] $excluded per child: non-zero when excluded
+     * @param bool[] $graded per child: has a final grade
+     * @return bool
+     */
+    private static function aggregated(array $cat, array $deps, array $items, bool $hadrows, array $excluded,
+            array $graded): bool {
+        if (!$hadrows) {
+            return false;
+        }
+        $counted = 0;
+        $undroppable = false;
+        $extraused = in_array($cat['aggregation'], [11, 12, 13], true);
+        foreach ($deps as $j => $d) {
+            if ($excluded[$j] || ($cat['aggregateonlygraded'] && !$graded[$j])) {
+                continue;
+            }
+            $counted++;
+            $undroppable = $undroppable || ($extraused && $items[$d]['aggregationcoef'] > 0);
+        }
+        if ($counted === 0) {
+            return false;
+        }
+        return !($cat['canapply'] && $cat['droplow'] > 0 && $counted <= $cat['droplow'] && !$undroppable);
     }
 
     /**
