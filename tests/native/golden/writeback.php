@@ -12,8 +12,6 @@ use local_nativegrades\local\regrader;
 
 /** Columns excepted from the comparison: timestamps and ids (rows are keyed by itemid/userid). */
 const WB_SKIP = ['id', 'timecreated', 'timemodified', 'oldid'];
-/** Columns Moodle's regrade writes and the native one does not (yet). */
-const WB_NOT_WRITTEN = ['aggregationstatus', 'aggregationweight'];
 
 function wb_grade_rows(int $cid): array {
     global $DB;
@@ -117,9 +115,7 @@ function wb_diff(array $a, array $b): array {
             }
             foreach ($x as $col => $v) {
                 if ($v !== ($y[$col] ?? null)) {
-                    // The native regrade does not write these two yet (docs/native.md): reported apart.
-                    $where = in_array($col, WB_NOT_WRITTEN, true) ? 'grade_grades.aggregationstatus/weight (not written natively)' : $t;
-                    $out[$where][] = "{$k}.{$col}: moodle " . json_encode($v) . ' native ' . json_encode($y[$col] ?? null);
+                    $out[$t][] = "{$k}.{$col}: moodle " . json_encode($v) . ' native ' . json_encode($y[$col] ?? null);
                 }
             }
         }

@@ -40,8 +40,8 @@ namespace local_nativegrades\local;
  * Everything runs in one delegated transaction.  Courses the loader refuses are regraded by
  * Moodle's own grade_regrade_final_grades() (the result says so and why).
  *
- * Not written (yet): grade_grades.aggregationstatus and aggregationweight (the engines do not
- * compute them); see docs/native.md.
+ *  - grade_grades.aggregationstatus/aggregationweight (set_usedinaggregation()): from the PHP
+ *    engine's usage trace (the compiled engines do not report them), bulk, no history.
  *
  * @package    local_nativegrades
  * @copyright  moodle.platform contributors
@@ -131,6 +131,8 @@ class regrader {
     public int $inserted = 0;
     /** @var int user_graded events triggered */
     public int $events = 0;
+    /** @var int aggregationstatus/aggregationweight of grade rows set */
+    public int $statuses = 0;
     /** @var int grade items updated */
     public int $itemsupdated = 0;
 
@@ -274,6 +276,7 @@ class regrader {
                 $rows[(int)$g->itemid][(int)$g->userid]->finalgrade = $new;
             }
         }
+        $aggregatedfor = [];
         foreach ($this->model->order as $i) {
             $it = $l->items[$i];
             $m = $this->model->items[$i];
@@ -330,6 +333,7 @@ class regrader {
                     }
                 }
                 $u = $rowof[$userid];
+                $aggregatedfor[$c][$u] = $hadrows;
                 $k = $u * $n + $i;
                 $new = $has[$k] === "\1" ? $final[$k] : null;
                 $old = $g->finalgrade === null ? null : (float)$g->finalgrade;
@@ -343,6 +347,7 @@ class regrader {
                 }
             }
         }
+        $statuses = $this->usage($aggregatedfor, $rows, $final, $has);
         // Bulk write: one UPDATE per chunk (CASE id WHEN ... ), then the history rows.
         foreach (array_chunk($updates, self::CHUNK) as $chunk) {
             $ids = [];
@@ -385,6 +390,23 @@ class regrader {
         if ($histrows) {
             $DB->insert_records('grade_grades_history', $histrows);
         }
+        // grade_category::set_usedinaggregation(): no history rows, no events.
+        foreach (array_chunk($statuses, self::CHUNK) as $chunk) {
+            $ids = [];
+            $cs = $cw = '';
+            $ps = $pw = [];
+            foreach ($chunk as [$id, $status, $weight]) {
+                $ids[] = $id;
+                $cs .= " WHEN {$id} THEN ?";
+                $ps[] = $status;
+                $cw .= " WHEN {$id} THEN ?";
+                $pw[] = $weight;
+            }
+            [$idsql, $idp] = $DB->get_in_or_equal($ids);
+            $DB->execute("UPDATE {grade_grades} SET aggregationstatus = CASE id{$cs} END, aggregationweight = CASE id{$cw} END
+                           WHERE id $idsql", array_merge($ps, $pw, $idp));
+            $this->statuses += count($chunk);
+        }
         // grade_grade::notify_changed() for non-activity grades: the availability cache of each user.
         if (!empty($CFG->enableavailability) && class_exists('\availability_grade\callbacks')) {
             foreach (array_keys($users) as $userid) {
@@ -402,6 +424,77 @@ class regrader {
             \core\event\user_graded::create_from_grade($gg, $relateduser)->trigger();
             $this->events++;
         }
+    }
+
+    /**
+     * grade_grades.aggregationstatus/aggregationweight as grade_category::set_usedinaggregation() leaves
+     * them: the PHP engine regrades every user again with its usage trace on (which grades were used,
+     * with which weight, dropped, empty or extra credit), in Moodle's user order; its final grades
+     * must equal the engine's (else nothing is written).
+     *
+     * @param array $aggregatedfor category index => user row => the user had a row in its children
+     *     (the categories aggregate_grades() processed for the user, totals not locked or overridden)
+     * @param array $rows itemid => userid => grade row (after the inserts)
+     * @param float[] $final the engine's final grades
+     * @param string $has the engine's hasvalue bytes
+     * @return array[] [grade id, status, weight] for every row that changes
+     */
+    private function usage(array $aggregatedfor, array $rows, array $final, string $has): array {
+        $l = $this->l;
+        $m = $this->model;
+        $n = count($l->items);
+        $cells = array_values(unpack('e*', $l->grades));
+        $m->usage = [];
+        $out = [];
+        foreach ($l->userids as $u => $userid) {
+            $flags = array_map('ord', str_split(substr($l->flags, $u * $n, $n)));
+            [$f] = $m->regrade_user(array_slice($cells, $u * $n, $n), $flags);
+            for ($i = 0; $i < $n; $i++) {
+                $e = $has[$u * $n + $i] === "\1" ? $final[$u * $n + $i] : null;
+                if ($f[$i] !== $e) {
+                    throw new \coding_exception("native regrade: the PHP engine and the engine in use disagree on user {$userid}, " .
+                        "item {$l->items[$i]->id}: " . var_export($f[$i], true) . ' vs ' . var_export($e, true));
+                }
+            }
+            foreach ($aggregatedfor as $c => $users) {
+                if (!isset($users[$u]) || !isset($m->usage[$c])) {
+                    continue;
+                }
+                $use = $users[$u] ? $m->usage[$c] : ['novalue' => [], 'dropped' => [], 'extra' => [], 'weights' => []];
+                $members = $m->categories[$c]['deps'];
+                foreach ($m->items as $j => $it) {
+                    if ($it['parent'] === $c && !$it['aggregate']) {
+                        $members[] = $j;
+                    }
+                }
+                foreach (array_unique($members) as $d) {
+                    $g = $rows[(int)$l->items[$d]->id][$userid] ?? null;
+                    if ($g === null) {
+                        continue;
+                    }
+                    $weight = (float)$g->aggregationweight;
+                    if (isset($use['novalue'][$d])) {
+                        [$status, $weight] = ['novalue', 0.0];
+                    } else if (isset($use['dropped'][$d])) {
+                        [$status, $weight] = ['dropped', 0.0];
+                    } else if (isset($use['extra'][$d])) {
+                        $status = 'extra';
+                        if (isset($use['weights'][$d])) {
+                            $weight = $use['weights'][$d];
+                        }
+                    } else if (isset($use['weights'][$d])) {
+                        [$status, $weight] = ['used', $use['weights'][$d]];
+                    } else {
+                        [$status, $weight] = ['unknown', 0.0];
+                    }
+                    $oldweight = $g->aggregationweight === null ? null : (float)$g->aggregationweight;
+                    if ($g->aggregationstatus !== $status || grade_floats_different($oldweight, $weight)) {
+                        $out[] = [(int)$g->id, $status, $weight];
+                    }
+                }
+            }
+        }
+        return $out;
     }
 
     /**
