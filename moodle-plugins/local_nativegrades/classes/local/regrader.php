@@ -472,22 +472,8 @@ class regrader {
                     if ($g === null) {
                         continue;
                     }
-                    $weight = (float)$g->aggregationweight;
-                    if (isset($use['novalue'][$d])) {
-                        [$status, $weight] = ['novalue', 0.0];
-                    } else if (isset($use['dropped'][$d])) {
-                        [$status, $weight] = ['dropped', 0.0];
-                    } else if (isset($use['extra'][$d])) {
-                        $status = 'extra';
-                        if (isset($use['weights'][$d])) {
-                            $weight = $use['weights'][$d];
-                        }
-                    } else if (isset($use['weights'][$d])) {
-                        [$status, $weight] = ['used', $use['weights'][$d]];
-                    } else {
-                        [$status, $weight] = ['unknown', 0.0];
-                    }
                     $oldweight = $g->aggregationweight === null ? null : (float)$g->aggregationweight;
+                    [$status, $weight] = self::status($use, $d, $oldweight);
                     if ($g->aggregationstatus !== $status || grade_floats_different($oldweight, $weight)) {
                         $out[] = [(int)$g->id, $status, $weight];
                     }
@@ -495,6 +481,27 @@ class regrader {
             }
         }
         return $out;
+    }
+
+    /**
+     * One grade's aggregationstatus and aggregationweight after set_usedinaggregation().
+     *
+     * @param array $use php_engine::$usage of its category for the user
+     * @param int $d the grade's item index
+     * @param float|null $oldweight its stored aggregationweight (extra credit without a weight keeps it)
+     * @return array [status, weight]
+     */
+    public static function status(array $use, int $d, ?float $oldweight): array {
+        if (isset($use['novalue'][$d])) {
+            return ['novalue', 0.0];
+        } else if (isset($use['dropped'][$d])) {
+            return ['dropped', 0.0];
+        } else if (isset($use['extra'][$d])) {
+            return ['extra', $use['weights'][$d] ?? $oldweight];
+        } else if (isset($use['weights'][$d])) {
+            return ['used', $use['weights'][$d]];
+        }
+        return ['unknown', 0.0];
     }
 
     /**
