@@ -150,7 +150,10 @@ function wb_check(int $cid): array {
     $status = grade_regrade_final_grades($cid);
     $tm = microtime(true) - $t0;
     $moodle = wb_record($cid, $s);
-    $report = ['moodle_seconds' => $tm, 'moodle_status' => $status === true ? true : array_values(array_map('strval', $status))];
+    $report = ['moodle_seconds' => $tm, 'moodle_status' => $status === true ? true : array_values(array_map('strval', $status)),
+        // Moodle's set_usedinaggregation() result per grade (golden data for test_usage.py).
+        'moodle_usage' => array_map(fn($g) => [$g['aggregationstatus'], $g['aggregationweight'] === null ? null :
+            (float)$g['aggregationweight']], $moodle['grade_grades'])];
     foreach (['php', 'native'] as $engine) {
         wb_restore($cid, $s);
         $t0 = microtime(true);
