@@ -75,6 +75,8 @@ def targeted() -> list[dict]:
 
 def random_cases(count: int) -> list[dict]:
     out: list[dict] = []
+    if count <= 0:
+        return out
 
     @settings(max_examples=count, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
