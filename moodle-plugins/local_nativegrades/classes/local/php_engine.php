@@ -58,6 +58,11 @@ class php_engine {
      *     (grade_category::set_usedinaggregation()'s input; used by the regrader's write-back)
      */
     public ?array $usage = null;
+    /**
+     * @var array|null usage only: per category index, the order in which the user's grades of its
+     *     children reach aggregate_grades() (the database's row order; ties sort in it)
+     */
+    public ?array $usageorder = null;
     /** @var array per category index: the total's grademin/max as the previous user's aggregation left them */
     private array $usagebounds = [];
     /** @var array Natural's per-user weights and maximum of the last aggregation (usage only) */
@@ -898,7 +903,7 @@ class php_engine {
         $issum = $cat['aggregation'] == self::SUM;
         $values = [];
         $allnull = true;
-        foreach ($cat['deps'] as $d) {
+        foreach ($track && isset($this->usageorder[$c]) ? $this->usageorder[$c] : $cat['deps'] as $d) {
             $v = $final[$d];
             if ($v === null && $cat['aggregateonlygraded']) {
                 $novalue[$d] = 0;

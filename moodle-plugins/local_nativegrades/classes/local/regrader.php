@@ -88,6 +88,16 @@ class regrader {
         }
         try {
             $l = course_loader::load($courseid);
+            $tx = $DB->start_delegated_transaction();
+            try {
+                $w = new self($courseid, $l);
+                $w->write_items();
+                $w->write_grades($engine);
+                $DB->set_field('grade_items', 'needsupdate', 0, ['courseid' => $courseid]);
+                $tx->allow_commit();
+            } catch (\Throwable $e) {
+                $tx->rollback($e);
+            }
         } catch (unsupported_course $e) {
             // Moodle's own regrade is the only correct one for this course.
             $out['mode'] = 'moodle';
@@ -103,12 +113,6 @@ class regrader {
             $out['seconds'] = microtime(true) - $t0;
             return $out;
         }
-        $tx = $DB->start_delegated_transaction();
-        $w = new self($courseid, $l);
-        $w->write_items();
-        $w->write_grades($engine);
-        $DB->set_field('grade_items', 'needsupdate', 0, ['courseid' => $courseid]);
-        $tx->allow_commit();
         // Moodle's caches of grade objects of this course are stale now.
         \grade_category::clean_record_set();
         $out['changed'] = $w->changed;
@@ -440,20 +444,51 @@ class regrader {
      * @return array[] [grade id, status, weight] for every row that changes
      */
     private function usage(array $aggregatedfor, array $rows, array $final, string $has): array {
+        global $DB;
         $l = $this->l;
         $m = $this->model;
         $n = count($l->items);
         $cells = array_values(unpack('e*', $l->grades));
         $m->usage = [];
         $out = [];
+        // The row order generate_grades() reads (same query): ties in a category sort in it, and
+        // which of equal grades the minimum, maximum or median weight goes to depends on it.
+        $orders = [];
+        $index = [];
+        foreach ($l->items as $i => $it) {
+            $index[(int)$it->id] = $i;
+        }
+        $rowof = array_flip($l->userids);
+        foreach (array_keys($aggregatedfor) as $c) {
+            $deps = $m->categories[$c]['deps'];
+            $gis = array_merge(array_map(fn($d) => (int)$l->items[$d]->id, $deps), [(int)$l->items[$m->categories[$c]['item']]->id]);
+            [$usql, $params] = $DB->get_in_or_equal($gis);
+            $rs = $DB->get_recordset_select('grade_grades', "itemid $usql", $params, 'userid', implode(',', self::REQUIRED));
+            $isdep = array_flip($deps);
+            foreach ($rs as $r) {
+                $d = $index[(int)$r->itemid];
+                if (isset($isdep[$d], $rowof[(int)$r->userid])) {
+                    $orders[$rowof[(int)$r->userid]][$c][] = $d;
+                }
+            }
+            $rs->close();
+        }
         foreach ($l->userids as $u => $userid) {
+            $order = $orders[$u] ?? [];
+            foreach ($order as $c => $seen) {
+                // Children without a row at that time come last (aggregate_grades() fills them in).
+                $order[$c] = array_merge($seen, array_values(array_diff($m->categories[$c]['deps'], $seen)));
+            }
+            $m->usageorder = $order;
             $flags = array_map('ord', str_split(substr($l->flags, $u * $n, $n)));
             [$f] = $m->regrade_user(array_slice($cells, $u * $n, $n), $flags);
             for ($i = 0; $i < $n; $i++) {
                 $e = $has[$u * $n + $i] === "\1" ? $final[$u * $n + $i] : null;
                 if ($f[$i] !== $e) {
-                    throw new \coding_exception("native regrade: the PHP engine and the engine in use disagree on user {$userid}, " .
-                        "item {$l->items[$i]->id}: " . var_export($f[$i], true) . ' vs ' . var_export($e, true));
+                    // In the database's row order the grades come out otherwise (ties): not modelled.
+                    throw new unsupported_course($this->courseid, ["grades in the database's row order aggregate " .
+                        "differently (user {$userid}, item {$l->items[$i]->id}: " . var_export($f[$i], true) . ' vs ' .
+                        var_export($e, true) . ')']);
                 }
             }
             foreach ($aggregatedfor as $c => $users) {
