@@ -10,7 +10,8 @@
 //            "grades":[...],"userids":[...],"manualrescale":[...],"pendingdeletion":[...]}
 //                     course_loader::from_records() on table rows as Moodle's $DB returns them
 //                     -> {"course","grades","flags"} or {"refused":[reasons],"error":message}
-//           {"op":"usage","course":"<json>","grades":"<b64 e*>","flags":"<b64>","nusers":N}
+//           {"op":"usage","course":"<json>","grades":"<b64 e*>","flags":"<b64>","nusers":N,
+//            "orders":{total item id:{user index:[child item ids in the database's row order]}}}
 //                     the regrader's aggregationstatus/aggregationweight per cell (every grade row
 //                     present, as in the golden harness): [status, DECIMAL(10,5) weight] or null
 // Response: {"php":{...}|{"error":"Class: message"},"ext":{...}|null,"php_rows":{...},"ext_rows":{...}|null}
@@ -99,7 +100,18 @@ while (($line = fgets(STDIN)) !== false) {
         $cells = array_values(unpack('e*', base64_decode($req['grades'])) ?: []);
         $flags = array_map('ord', str_split(base64_decode($req['flags'])));
         $usage = array_fill(0, $n * $req['nusers'], null);
+        $index = [];
+        foreach ($e->items as $i => $it) {
+            $index[$it['id']] = $i;
+        }
         for ($u = 0; $u < $req['nusers']; $u++) {
+            // The database's row order of each category's children for this user (ties sort in it).
+            $e->usageorder = [];
+            foreach ($req['orders'] ?? [] as $totalid => $byuser) {
+                if (isset($byuser[(string)$u])) {
+                    $e->usageorder[$e->items[$index[(int)$totalid]]['own']] = array_map(fn($id) => $index[$id], $byuser[(string)$u]);
+                }
+            }
             $e->regrade_user(array_slice($cells, $u * $n, $n), array_slice($flags, $u * $n, $n));
             foreach ($e->usage as $c => $use) {
                 $members = $e->categories[$c]['deps'];

@@ -21,7 +21,12 @@ def main(cases_path: str, report_path: str, dest: str) -> None:
         for u in range(case["nusers"]):
             for it in items:
                 usage.append(r["moodle_usage"].get(f"{it['id']}:{100000 + u}"))
-        out.append({k: case[k] for k in ("name", "course", "nusers", "cells", "flags")} | {"usage": usage})
+        # Per category total (item id) and user index: the order of its children's rows in Moodle's query.
+        orders = {
+            tid: {str(int(uid) - 100000): ids for uid, ids in by_user.items()}
+            for tid, by_user in (r.get("moodle_orders") or {}).items()
+        }
+        out.append({k: case[k] for k in ("name", "course", "nusers", "cells", "flags")} | {"usage": usage, "orders": orders})
     prov = {
         "generated_by": "tests/native/golden/writeback.sh (moodle_harness.php + writeback.php) and usage_cases.py",
         "moodle": "grade_regrade_final_grades() of Moodle 4.5.6 on MariaDB 10.11 (the golden harness)",

@@ -150,8 +150,24 @@ function wb_check(int $cid): array {
     $status = grade_regrade_final_grades($cid);
     $tm = microtime(true) - $t0;
     $moodle = wb_record($cid, $s);
+    // The row order generate_grades()' query returns per category and user (ties sort in it).
+    $orders = [];
+    foreach (grade_category::fetch_all(['courseid' => $cid]) as $cat) {
+        $gi = $cat->load_grade_item();
+        $gis = array_merge($gi->depends_on(), [$gi->id]);
+        [$usql, $params] = $GLOBALS['DB']->get_in_or_equal($gis);
+        $rs = $GLOBALS['DB']->get_recordset_select('grade_grades', "itemid $usql", $params, 'userid',
+            implode(',', (new grade_grade())->required_fields));
+        foreach ($rs as $r) {
+            if ((int)$r->itemid !== (int)$gi->id) {
+                $orders[$gi->id][$r->userid][] = (int)$r->itemid;
+            }
+        }
+        $rs->close();
+    }
     $report = ['moodle_seconds' => $tm, 'moodle_status' => $status === true ? true : array_values(array_map('strval', $status)),
         // Moodle's set_usedinaggregation() result per grade (golden data for test_usage.py).
+        'moodle_orders' => $orders,
         'moodle_usage' => array_map(fn($g) => [$g['aggregationstatus'], $g['aggregationweight'] === null ? null :
             (float)$g['aggregationweight']], $moodle['grade_grades'])];
     foreach (['php', 'native'] as $engine) {
