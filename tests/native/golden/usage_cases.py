@@ -14,7 +14,7 @@ def main(cases_path: str, report_path: str, dest: str) -> None:
     out = []
     for r in json.load(open(report_path)):
         case = cases.get(r["name"])
-        if case is None or r["moodle_status"] is not True:
+        if case is None or r["moodle_status"] is not True or not case["nusers"]:
             continue
         items = case["course"]["items"]
         usage = []
