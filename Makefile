@@ -70,13 +70,13 @@ unit: setup ## Python unit tests of the collection
 # After the shared set-up, `make test` runs its stages in two lanes at once (scripts/lanes; the machine is
 # mostly waiting on containers, health checks and restic in the stack tests):
 #   stacks: the day-2 stand-in stack and what shares it (the EE static tests, then day-2 with the MCP and
-#           EE/AWX job tests), one after another;
+#           EE/AWX job tests), then the two-node stand-in site (own projects, ports and build caches);
 #   others: the static checks and every other area, one after another (lint, unit, collection, the role
 #           scenarios, compose-test, aws, k8s, monitoring, native); the Compose scenarios there have their
 #           own projects, ports and image build caches.
 # Everything that installs with apt (dpkg takes one writer) or materialises shared inputs runs before the
 # split; the lanes' sub-makes then take those targets as done (-o).
-TEST_LANE_STACKS := ee-test day2-test
+TEST_LANE_STACKS := ee-test day2-test multinode-test
 TEST_LANE_FIRST  := lint unit collection-test roles-test
 TEST_PREREQS     := setup host standin native-deps monitoring-tools collection-tarball test-images
 TEST_DONE_FLAGS   = $(foreach t,$(TEST_PREREQS),-o $(t))
@@ -96,5 +96,6 @@ MOODLE_STANDIN_ON := $(filter 1 true yes,$(MOODLE_STANDIN))
 MOODLE_SOURCE_VARS := $(if $(MOODLE_SRC),-e moodle_image_source_type=local -e moodle_image_source_path=$(abspath $(MOODLE_SRC)),$(if \
   $(MOODLE_STANDIN_ON),-e moodle_image_source_type=local -e moodle_image_source_path=$(ROOT)/build/moodle-standin))
 
-up: setup $(if $(MOODLE_STANDIN_ON),standin) ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080); MOODLE_SRC=/path/to/moodle-4.5 or MOODLE_STANDIN=1
-	$(TIMED) site ansible-playbook site.yml -i inventories/local $(MOODLE_SOURCE_VARS)
+# DEV=1 adds the development overlay (Xdebug, debug display, Adminer): inventories/local-dev.yml.
+up: setup $(if $(MOODLE_STANDIN_ON),standin) ## Deploy Moodle on the local Docker engine (http://127.0.0.1:8080); MOODLE_SRC=/path/to/moodle-4.5 or MOODLE_STANDIN=1; DEV=1 for the dev overlay
+	$(TIMED) site ansible-playbook site.yml -i inventories/local $(MOODLE_SOURCE_VARS) $(if $(filter 1 true yes,$(DEV)),-e @inventories/local-dev.yml)

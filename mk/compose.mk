@@ -1,5 +1,5 @@
 # Docker Compose stack (issue 3): CI test, real-Moodle acceptance, benchmark.
-.PHONY: compose-test acceptance bench-stack
+.PHONY: compose-test acme-tools acceptance bench-stack
 
 TEST_TARGETS += compose-test
 COMPOSE_ACCEPTANCE_VARS := molecule/stack/acceptance/vars.yml
@@ -7,10 +7,15 @@ COMPOSE_ACCEPTANCE_VARS := molecule/stack/acceptance/vars.yml
 # The scenario runs from a copy outside the checkout, against the collection installed from its tarball,
 # with the checkout hidden (scripts/collection.py run-hidden): what passes here works for users.
 COMPOSE_TEST_DIR := /var/tmp/moodle-platform-installed-stack
-compose-test: setup host ## Molecule `stack`: moodle.platform.site from the installed tarball, stand-in, idempotence, testinfra
+compose-test: setup host acme-tools ## Molecule `stack`: moodle.platform.site from the installed tarball, stand-in, idempotence, testinfra
 	$(TIMED) compose-test-stage $(PY) scripts/collection.py stage-molecule stack $(COMPOSE_TEST_DIR)
 	$(TIMED) compose-test env $$($(PY) scripts/collection.py env) MOODLE_STANDIN_DIR=$(COMPOSE_TEST_DIR)/moodle-standin \
 	  $(PY) scripts/collection.py run-hidden --cwd $(COMPOSE_TEST_DIR) -- molecule test -s stack
+
+# Pebble, Let's Encrypt's ACME test server (Go module, not a real CA): the prod overlay's ACME test in
+# compose-test gets its certificate from it (binary and image cached: ~10 s first, 0 s after).
+acme-tools: host ## Pebble (ACME test server) from its Go module + image moodle-platform-test/pebble (cached)
+	$(TIMED) acme-tools bash scripts/acme/build-pebble.sh
 
 acceptance: setup host ## Real Moodle on the stack: make acceptance MOODLE_SRC=/path/to/moodle-4.5
 	@test -n "$(MOODLE_SRC)" || { echo "usage: make acceptance MOODLE_SRC=/path/to/moodle-4.5 (a Moodle 4.5 code tree)"; exit 2; }

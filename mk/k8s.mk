@@ -50,3 +50,35 @@ k8s-image-test: setup k8s-tools k8s-operator-image ## The operator image as a co
 	$(TIMED) k8s-image-test $(K8S_PYTEST) tests/k8s/image
 
 TEST_TARGETS += k8s-test
+
+# --- A real single-node cluster (issue 15): etcd + kube-apiserver + controller-manager + scheduler +
+# kubelet (+ kube-proxy) from the same k8s.io/kubernetes module, a containerd instance of its own (not
+# Docker's) with runc, Debian's CNI plugins, and a pause image built here. See docs/kubernetes.md.
+K8S_CLUSTER_PKGS  := containerd runc containernetworking-plugins conntrack iptables
+K8S_CLUSTER_STATE ?= /var/lib/moodle-k8s/cluster
+
+.PHONY: k8s-cluster-deps k8s-node-tools k8s-cluster-images k8s-cluster k8s-cluster-up k8s-cluster-down k8s-e2e
+k8s-cluster-deps: ## Host packages for the single-node cluster (containerd, runc, CNI plugins, conntrack; idempotent)
+	@missing=""; for p in $(K8S_CLUSTER_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "k8s-cluster-deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "k8s-cluster-deps: all installed"; fi
+
+k8s-node-tools: k8s-tools ## kube-controller-manager, kube-scheduler, kubelet, kube-proxy from the k8s.io/kubernetes module (cached)
+	$(TIMED) k8s-node-tools bash scripts/k8s/build-tools.sh node
+
+k8s-cluster-images: k8s-node-tools ## The cluster's pause image (pause.c from the kubernetes module) and CoreDNS image, FROM scratch
+	$(TIMED) k8s-cluster-images bash scripts/k8s/cluster-image.sh all
+
+k8s-cluster: k8s-cluster-deps k8s-node-tools k8s-cluster-images ## Start the single-node cluster, wait for a Ready node, stop it (smoke)
+	$(TIMED) k8s-cluster-start bash scripts/k8s/start-cluster.sh $(K8S_CLUSTER_STATE)
+	$(TIMED) k8s-cluster-stop bash scripts/k8s/stop-cluster.sh $(K8S_CLUSTER_STATE)
+
+k8s-cluster-up: k8s-cluster-deps k8s-node-tools k8s-cluster-images ## Start the single-node cluster and leave it running (KUBECONFIG=$(K8S_CLUSTER_STATE)/admin.kubeconfig)
+	$(TIMED) k8s-cluster-start bash scripts/k8s/start-cluster.sh $(K8S_CLUSTER_STATE)
+
+k8s-cluster-down: ## Stop the cluster started by k8s-cluster-up and clean up after it
+	$(TIMED) k8s-cluster-stop bash scripts/k8s/stop-cluster.sh $(K8S_CLUSTER_STATE)
+
+k8s-e2e: setup host standin k8s-cluster-deps k8s-node-tools k8s-cluster-images k8s-tools ## Real pods on the single-node cluster: a pod, a Service, the chart with the stand-in images (one cluster for all)
+	$(TIMED) k8s-e2e $(K8S_PYTEST) tests/k8s_e2e

@@ -28,5 +28,7 @@ if ($hassiteconfig) {
     $settings = new admin_settingpage('local_nativegrades', get_string('pluginname', 'local_nativegrades'));
     $settings->add(new admin_setting_configcheckbox('local_nativegrades/useextension',
         get_string('useextension', 'local_nativegrades'), get_string('useextension_desc', 'local_nativegrades'), 1));
+    $settings->add(new admin_setting_configcheckbox('local_nativegrades/nativeregrade',
+        get_string('nativeregrade', 'local_nativegrades'), get_string('nativeregrade_desc', 'local_nativegrades'), 1));
     $ADMIN->add('localplugins', $settings);
 }

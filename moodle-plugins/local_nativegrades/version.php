@@ -26,7 +26,7 @@
 defined('MOODLE_INTERNAL') || die();
 
 $plugin->component = 'local_nativegrades';
-$plugin->version = 2026112401;
+$plugin->version = 2026120300;
 $plugin->requires = 2024100700; // Moodle 4.5.
 $plugin->maturity = MATURITY_BETA;
 $plugin->release = '0.1.0';

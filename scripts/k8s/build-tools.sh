@@ -70,18 +70,16 @@ build_helm() {
   log "helm ready: $dir/helm"
 }
 
-build_apiserver() {
-  local dir="$K8S_CACHE_DIR/kube-apiserver-$K8S_VERSION"
-  [[ -x $dir/kube-apiserver ]] && { log "kube-apiserver $K8S_VERSION cached"; return; }
-  log "building kube-apiserver $K8S_VERSION (long: 20-40 min on 2 cores the first time)"
-  local mod="$K8S_CACHE_DIR/.apiserver-mod-$K8S_VERSION"
+# A main module of ours that requires k8s.io/kubernetes and pins every staging module with a replace
+# line: k8s.io/kubernetes' own go.mod replaces them with ./staging paths, which do not apply to a
+# dependent module, so each is pinned to its published v0.X.Y twin (the envtest pattern).
+k8s_module() {
+  local mod="$1" cmds="$2" gomod cmd
   mkdir -p "$mod"
-  # Staging modules: k8s.io/kubernetes' own go.mod replaces them with ./staging paths, which do not
-  # apply to a dependent module, so we pin each to its published vX.Y.Z twin.
   go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" >"$mod/kubernetes.json"
-  local gomod; gomod="$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' "$mod/kubernetes.json")"
+  gomod="$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' "$mod/kubernetes.json")"
   {
-    echo "module moodle-platform/k8s-apiserver-build"
+    echo "module moodle-platform/k8s-build"
     echo
     echo "go $(sed -n 's/^go //p' "$gomod")"
     echo
@@ -91,27 +89,65 @@ build_apiserver() {
     sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 v'"$K8S_STAGING_VERSION"'#p' "$gomod"
     echo ")"
   } >"$mod/go.mod"
-  cat >"$mod/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
+  { printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in $cmds; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+    printf ')\n'; } >"$mod/tools.go"
   (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true
-   cd "$mod" && go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION"
-   mkdir -p "$mod/bin"
-   go build -trimpath -o "$mod/bin/kube-apiserver" \
+   for cmd in $cmds; do go get "k8s.io/kubernetes/cmd/$cmd@v$K8S_VERSION"; done)
+}
+
+# Build one k8s.io/kubernetes command from MODULE into $K8S_CACHE_DIR/<cmd>-<version>/ (niced: the
+# machine has 2 cores and other work on it).
+k8s_build_cmd() {
+  local mod="$1" cmd="$2" dir="$K8S_CACHE_DIR/$2-$K8S_VERSION"
+  mkdir -p "$mod/bin"
+  (cd "$mod" && nice -n 10 go build -trimpath -o "$mod/bin/$cmd" \
      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=${K8S_VERSION%%.*} -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" \
-     k8s.io/kubernetes/cmd/kube-apiserver)
-  mkdir -p "$dir" && mv "$mod/bin/kube-apiserver" "$dir/kube-apiserver"
-  log "kube-apiserver ready: $dir/kube-apiserver"
+     "k8s.io/kubernetes/cmd/$cmd")
+  mkdir -p "$dir" && mv "$mod/bin/$cmd" "$dir/$cmd"
+  log "$cmd ready: $dir/$cmd"
+}
+
+build_apiserver() {
+  local dir="$K8S_CACHE_DIR/kube-apiserver-$K8S_VERSION"
+  [[ -x $dir/kube-apiserver ]] && { log "kube-apiserver $K8S_VERSION cached"; return; }
+  log "building kube-apiserver $K8S_VERSION (long: 20-40 min on 2 cores the first time)"
+  local mod="$K8S_CACHE_DIR/.apiserver-mod-$K8S_VERSION"
+  k8s_module "$mod" kube-apiserver
+  k8s_build_cmd "$mod" kube-apiserver
+}
+
+# The rest of a single-node cluster (make k8s-cluster): controller-manager, scheduler, kubelet and
+# kube-proxy from the same k8s.io/kubernetes version as the API server, one build at a time.
+K8S_NODE_CMDS="kube-controller-manager kube-scheduler kubelet kube-proxy"
+build_node() {
+  local cmd missing=""
+  for cmd in $K8S_NODE_CMDS; do
+    if [[ -x $K8S_CACHE_DIR/$cmd-$K8S_VERSION/$cmd ]]; then log "$cmd $K8S_VERSION cached"; else missing+=" $cmd"; fi
+  done
+  [[ -n $missing ]] || return 0
+  local mod="$K8S_CACHE_DIR/.node-mod-$K8S_VERSION"
+  log "building$missing $K8S_VERSION (5-20 min each on 2 cores the first time)"
+  k8s_module "$mod" "$K8S_NODE_CMDS"
+  for cmd in $missing; do log "building $cmd"; k8s_build_cmd "$mod" "$cmd"; done
+}
+
+build_coredns() {
+  local dir="$K8S_CACHE_DIR/coredns-$COREDNS_VERSION"
+  [[ -x $dir/coredns ]] && { log "coredns $COREDNS_VERSION cached"; return; }
+  log "building coredns $COREDNS_VERSION (a few minutes on 2 cores)"
+  local tmp; tmp="$(mktemp -d "$K8S_CACHE_DIR/.coredns.XXXX")"
+  GOBIN="$tmp" nice -n 10 go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
+  mkdir -p "$dir" && mv "$tmp/coredns" "$dir/coredns" && rmdir "$tmp"
+  log "coredns ready: $dir/coredns"
 }
 
 case "${1:-all}" in
   etcd) build_etcd ;;
   helm) build_helm ;;
   kube-apiserver) build_apiserver ;;
+  node) build_node; build_coredns ;;
+  coredns) build_coredns ;;
   all) build_etcd; build_helm; build_apiserver; log "all tools cached under $K8S_CACHE_DIR" ;;
-  *) echo "usage: $0 [all|etcd|helm|kube-apiserver]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|etcd|helm|kube-apiserver|node|coredns]" >&2; exit 2 ;;
 esac

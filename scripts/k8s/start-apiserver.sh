@@ -8,10 +8,19 @@
 # admin.kubeconfig, pids, and logs. Authorization is RBAC (the admin is in system:masters; other
 # identities, such as the operator's ServiceAccount, get only what RBAC grants them).
 # Stop it with scripts/k8s/stop-apiserver.sh STATE_DIR.
+#
+# start-cluster.sh reuses it for a real single-node cluster through the environment:
+#   K8S_APISERVER_ADDRESS        address to bind and advertise (default 127.0.0.1)
+#   K8S_APISERVER_KUBELET_CLIENT 1: also sign a client certificate the API server uses towards kubelets
+#   K8S_APISERVER_AUTHZ          --authorization-mode (default RBAC)
+#   K8S_APISERVER_EXTRA_ARGS     more kube-apiserver flags (a later scalar flag overrides an earlier one)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+addr="${K8S_APISERVER_ADDRESS:-127.0.0.1}"
 state="${1:?usage: $0 STATE_DIR}"
 etcd_bin="$K8S_CACHE_DIR/etcd-$ETCD_VERSION/etcd"
 apiserver_bin="$K8S_CACHE_DIR/kube-apiserver-$K8S_VERSION/kube-apiserver"
@@ -26,11 +35,16 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # --- PKI: a CA, the apiserver's serving cert for 127.0.0.1, and service-account signing keys.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=moodle-platform-test-ca" \
   -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
-  -keyout "$pki/apiserver.key" -out "$pki/apiserver.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' >"$pki/san.ext"
-openssl x509 -req -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
-  -days 2 -extfile "$pki/san.ext" -out "$pki/apiserver.crt" 2>/dev/null
+# 10.96.0.1 is the `kubernetes` Service's ClusterIP (what pods of a real cluster connect to).
+k8s_sign "$pki" apiserver "/CN=kube-apiserver" "subjectAltName=IP:127.0.0.1,IP:$addr,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+extendedKeyUsage=serverAuth"
+extra_args=()
+if [[ ${K8S_APISERVER_KUBELET_CLIENT:-} == 1 ]]; then
+  k8s_sign "$pki" apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+  extra_args+=(--kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" --kubelet-client-key "$pki/apiserver-kubelet-client.key")
+fi
+# shellcheck disable=SC2206  # flags without spaces, split on purpose
+extra_args+=(${K8S_APISERVER_EXTRA_ARGS:-})
 openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
 openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 admin_token="$(openssl rand -hex 24)"
@@ -53,11 +67,11 @@ echo "$!" >"$state/etcd.pid"
 # --- kube-apiserver.
 "$apiserver_bin" \
   --etcd-servers "http://127.0.0.1:$etcd_port" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+  --bind-address "$addr" --advertise-address "$addr" --secure-port "$api_port" \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
   --client-ca-file "$pki/ca.crt" \
   --token-auth-file "$state/tokens.csv" \
-  --authorization-mode RBAC \
+  --authorization-mode "${K8S_APISERVER_AUTHZ:-RBAC}" \
   --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --api-audiences https://kubernetes.default.svc \
@@ -67,10 +81,11 @@ echo "$!" >"$state/etcd.pid"
   --enable-admission-plugins NamespaceLifecycle,ServiceAccount,LimitRanger,ResourceQuota,DefaultStorageClass \
   --disable-admission-plugins StorageObjectInUseProtection \
   --cert-dir "$state/pki" \
+  "${extra_args[@]}" \
   >"$state/apiserver.log" 2>&1 &
 echo "$!" >"$state/apiserver.pid"
 
-server="https://127.0.0.1:$api_port"
+server="https://$addr:$api_port"
 cat >"$state/admin.kubeconfig" <<KC
 apiVersion: v1
 kind: Config

@@ -10,6 +10,10 @@
 //            "grades":[...],"userids":[...],"manualrescale":[...],"pendingdeletion":[...]}
 //                     course_loader::from_records() on table rows as Moodle's $DB returns them
 //                     -> {"course","grades","flags"} or {"refused":[reasons],"error":message}
+//           {"op":"usage","course":"<json>","grades":"<b64 e*>","flags":"<b64>","nusers":N,
+//            "orders":{total item id:{user index:[child item ids in the database's row order]}}}
+//                     the regrader's aggregationstatus/aggregationweight per cell (every grade row
+//                     present, as in the golden harness): [status, DECIMAL(10,5) weight] or null
 // Response: {"php":{...}|{"error":"Class: message"},"ext":{...}|null,"php_rows":{...},"ext_rows":{...}|null}
 //           (*_rows: the rows API's per-user arrays packed as {"final","hasvalue"})
 
@@ -18,9 +22,11 @@ require_once($plugin . '/classes/local/formula.php');
 require_once($plugin . '/classes/local/php_engine.php');
 require_once($plugin . '/classes/local/unsupported_course.php');
 require_once($plugin . '/classes/local/course_loader.php');
+require_once($plugin . '/classes/local/regrader.php');
 
 use local_nativegrades\local\course_loader;
 use local_nativegrades\local\php_engine;
+use local_nativegrades\local\regrader;
 use local_nativegrades\local\unsupported_course;
 
 // Table rows as stdClass with string columns (NULL stays null), as Moodle's $DB returns them.
@@ -87,6 +93,40 @@ while (($line = fgets(STDIN)) !== false) {
         } catch (unsupported_course $e) {
             $out = ['refused' => $e->reasons, 'error' => $e->getMessage()];
         }
+    } else if ($op === 'usage') {
+        $e = php_engine::from_json($req['course']);
+        $e->usage = [];
+        $n = count($e->items);
+        $cells = array_values(unpack('e*', base64_decode($req['grades'])) ?: []);
+        $flags = array_map('ord', str_split(base64_decode($req['flags'])));
+        $usage = array_fill(0, $n * $req['nusers'], null);
+        $index = [];
+        foreach ($e->items as $i => $it) {
+            $index[$it['id']] = $i;
+        }
+        for ($u = 0; $u < $req['nusers']; $u++) {
+            // The database's row order of each category's children for this user (ties sort in it).
+            $e->usageorder = [];
+            foreach ($req['orders'] ?? [] as $totalid => $byuser) {
+                if (isset($byuser[(string)$u])) {
+                    $e->usageorder[$e->items[$index[(int)$totalid]]['own']] = array_map(fn($id) => $index[$id], $byuser[(string)$u]);
+                }
+            }
+            $e->regrade_user(array_slice($cells, $u * $n, $n), array_slice($flags, $u * $n, $n));
+            foreach ($e->usage as $c => $use) {
+                $members = $e->categories[$c]['deps'];
+                foreach ($e->items as $j => $it) {
+                    if ($it['parent'] === $c && !$it['aggregate']) {
+                        $members[] = $j;
+                    }
+                }
+                foreach (array_unique($members) as $d) {
+                    [$status, $weight] = regrader::status($use, $d, null);
+                    $usage[$u * $n + $d] = [$status, $weight === null ? null : php_engine::db_decimal5($weight)];
+                }
+            }
+        }
+        $out = ['usage' => $usage];
     } else if ($op === 'info') {
         $out = ['php' => PHP_VERSION, 'zts' => PHP_ZTS, 'ext' => $hasext ? moodle_gradebook_version() : null];
     } else {

@@ -12,9 +12,12 @@ import struct
 
 import pytest
 
-CASES_FILE = pathlib.Path(__file__).parent / "golden" / "cases.json"
-DATA = json.loads(CASES_FILE.read_text())
-CASES = DATA["cases"]
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+DATA = json.loads((GOLDEN / "cases.json").read_text())
+# The settings of issue 13 (unlimitedgrades with gradeoverhundredprocentmax, the course setting
+# minmaxtouse), regraded by Moodle the same way: GOLDEN_SET=site make native-golden MOODLE_SRC=...
+SITE = json.loads((GOLDEN / "cases_site.json").read_text())
+CASES = DATA["cases"] + SITE["cases"]
 
 
 def unpack(b: bytes) -> list[float]:
@@ -25,7 +28,28 @@ def test_fixture_has_provenance_and_covers_every_method():
     assert DATA["provenance"]["moodle_release"].startswith("4.5")
     methods = {c["aggregation"] for case in CASES for c in case["course"]["categories"]}
     assert methods == {0, 2, 4, 6, 8, 10, 11, 12, 13}
-    assert len(CASES) >= 100
+    assert len(DATA["cases"]) >= 100
+
+
+def test_site_fixture_covers_every_setting_variant():
+    """cases_site.json comes from Moodle's own regrade and exercises each setting both ways."""
+    assert SITE["provenance"]["moodle_release"].startswith("4.5")
+    variants = {json.dumps(c["course"].get("site", {}), sort_keys=True) for c in SITE["cases"]}
+    assert len(variants) >= 6
+    site = [c["course"].get("site", {}) for c in SITE["cases"]]
+    assert sum(1 for s in site if s.get("minmaxtouse") == 2) >= 20
+    assert sum(1 for s in site if s.get("unlimitedgrades")) >= 20
+    # The cases must actually depend on the settings: some stored grade is above its item's
+    # maximum (unlimitedgrades) and some item is graded out of a range other than its own.
+    over = 0
+    for c in SITE["cases"]:
+        items = c["course"]["items"]
+        n = len(items)
+        for k, v in enumerate(c["expected"]["final"]):
+            it = items[k % n]
+            if c["expected"]["hasvalue"][k] and it.get("itemtype") not in ("course", "category"):
+                over += v > it.get("grademax", 100.0)
+    assert over > 0
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

@@ -219,9 +219,6 @@ def pending(r):
 
 # (name, mutation, words the message must contain)
 REFUSALS = [
-    ("course minmaxtouse = 2", lambda r: r["coursesettings"].update(minmaxtouse="2"), ["course setting minmaxtouse = 2"]),
-    ("site grade_minmaxtouse = 2", set_cfg(grade_minmaxtouse="2"), ["site setting grade_minmaxtouse = 2"]),
-    ("unlimitedgrades", set_cfg(unlimitedgrades="1", gradeoverhundredprocentmax="5"), ["unlimitedgrades", "= 5 times"]),
     (
         "unlimitedgrades with a factor that is not a number",
         set_cfg(unlimitedgrades="1", gradeoverhundredprocentmax="lots"),
@@ -250,9 +247,8 @@ REFUSALS = [
 def test_unmodelled_setting_is_refused_by_name(php, mutate, words):
     out = load(php, with_(mutate))
     assert "refused" in out, f"the loader accepted a course it does not model: {out.get('course')}"
-    # One reason names the setting (a non-numeric factor also gives unlimitedgrades' own reason).
-    assert any(all(w in reason for w in words) for reason in out["refused"]), out["refused"]
-    assert len(out["refused"]) == 1 or "lots" in out["error"], out["refused"]
+    # One reason, naming the setting.
+    assert len(out["refused"]) == 1 and all(w in out["refused"][0] for w in words), out["refused"]
     for w in words:
         assert w in out["error"]
     assert f"course {COURSEID} cannot be regraded by the native gradebook" in out["error"]
@@ -263,8 +259,7 @@ def test_every_unmodelled_setting_is_listed(php):
     for _, mutate, _ in REFUSALS:
         mutate(req)
     out = load(php, req)
-    # Both minmaxtouse cases give one reason: the course setting, when set, overrides the site default.
-    assert len(out["refused"]) == len(REFUSALS) - 1, out["refused"]
+    assert len(out["refused"]) == len(REFUSALS), out["refused"]
 
 
 def quiz_max_lowered(r):
@@ -285,7 +280,8 @@ def quiz_max_lowered(r):
 def test_minmaxtouse_is_modelled(php, core, coursesettings, cfg, expected):
     """grade_grade::get_grade_min_and_max(): with 2 ("initial grade min/max") each grade is aggregated
     with its row's range - here the quiz's 0..10 instead of the item's 0..5 (the course total is a
-    mean: user 100's 3.5/10 and 65/100 give 50, not 67.5)."""
+    mean: user 100's 3.5/10 and 65/100 give 50, not 67.5).  Confirmed by Moodle's own regrade in
+    golden/cases_site.json, so the loader no longer refuses it."""
     import json
 
     def mean_total(r):
@@ -298,16 +294,11 @@ def test_minmaxtouse_is_modelled(php, core, coursesettings, cfg, expected):
         r["cfg"].update(cfg)
 
     out = load(php, with_(setup))
-    if expected == 2:
-        # The engines model it (the core's and the parity tests), but the loader refuses it until
-        # golden cases from Moodle's own regrade confirm it.
-        assert "minmaxtouse" in out["refused"][0] and "not verified" in out["refused"][0], out
-        return
     assert "refused" not in out, out
     course = json.loads(out["course"])
     assert course["site"]["minmaxtouse"] == expected
     assert course["items"][1]["rawgrademax"] == 10.0
-    assert finals(php, core, out, 2)[0] == 67.5
+    assert finals(php, core, out, 2)[0] == (50.0 if expected == 2 else 67.5)
 
 
 def calc_overridden_with_old_range(r):
@@ -352,10 +343,9 @@ def test_minmaxtouse_2_refuses_ranges_it_cannot_model(php, mutate, words):
 
     out = load(php, with_(two))
     assert "refused" in out, f"the loader accepted a course it does not model: {out.get('course')}"
-    # The first reason is minmaxtouse = 2 itself (not verified against Moodle yet), then this one.
-    assert len(out["refused"]) == 2, out["refused"]
+    assert len(out["refused"]) == 1, out["refused"]
     for w in [*words, "with minmaxtouse = 2"]:
-        assert w in out["refused"][1], out["refused"]
+        assert w in out["refused"][0], out["refused"]
     # The same course with minmaxtouse = 1 is modelled (or refused for another reason only).
     other = load(php, with_(mutate))
     assert all("minmaxtouse" not in reason for reason in other.get("refused", []))
@@ -439,9 +429,5 @@ def test_unlimited_grades_are_modelled(php, core, cfg, expected):
         r["cfg"].update(cfg)
 
     out = load(php, with_(quiz_factor))
-    if cfg.get("unlimitedgrades") == "1":
-        # Modelled by the engines; refused by the loader until golden cases from Moodle confirm it.
-        assert "unlimitedgrades" in out["refused"][0] and "not verified" in out["refused"][0], out
-        return
     assert "refused" not in out, out
     assert finals(php, core, out, 2)[1] == expected

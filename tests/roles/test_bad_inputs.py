@@ -1,4 +1,4 @@
-"""Bad input to docker_host, base_image and service_images fails with a clear message and changes nothing.
+"""Bad input to docker_host, base_image, service_images and compose_stack fails clearly and changes nothing.
 
 Each case runs the real role against this machine (the local Docker host) through
 tests/roles/apply_role.yml, then checks the exit status, the message a person would read,
@@ -19,6 +19,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "tests" / "roles" / "apply_role.yml"
 UNREACHABLE_MIRROR = "http://127.0.0.1:9/debian"  # discard port: nothing listens there
+
+# A complete external-service set-up; each compose_stack case below breaks one thing of it.
+_EXTERNAL = {"compose_stack_project_name": "mn-badinput", "compose_stack_db_external": True,
+             "compose_stack_db_host": "db.example.internal", "compose_stack_db_password": "x" * 24,
+             "compose_stack_redis_external": True, "compose_stack_redis_host": "redis.example.internal",
+             "compose_stack_redis_password": "y" * 24}
 
 CASES = [
     # (id, role, extra vars, regex the output must contain)
@@ -59,6 +65,18 @@ CASES = [
      {"base_image_suites": ["bookworm", "bookworm"]}, r"without duplicates"),
     ("service_images-unknown-mariadb-version", "service_images",
      {"service_images_mariadb_version": "11.4"}, r"service_images_mariadb_version.*(one of|choices).*10\.11, 11\.8"),
+    # compose_stack, one site on many hosts: refused in the preflight, before the project directory exists
+    ("compose_stack-external-db-without-host", "compose_stack",
+     {**_EXTERNAL, "compose_stack_db_host": ""}, r"compose_stack_db_external needs compose_stack_db_host"),
+    ("compose_stack-external-redis-without-password", "compose_stack",
+     {**_EXTERNAL, "compose_stack_redis_password": ""}, r"needs compose_stack_redis_password .* never generated"),
+    ("compose_stack-shared-moodledata-missing", "compose_stack",
+     {**_EXTERNAL, "compose_stack_moodledata_path": "/nonexistent/moodledata"},
+     r"compose_stack_moodledata_path=/nonexistent/moodledata is not a directory .* mount the shared file system"),
+    ("compose_stack-tls-ca-without-tls", "compose_stack",
+     {**_EXTERNAL, "compose_stack_db_tls_ca_file": "/etc/ssl/certs/ca-certificates.crt"}, r"needs its TLS switch on"),
+    ("compose_stack-no-cron-without-external-db", "compose_stack",
+     {"compose_stack_project_name": "mn-badinput", "compose_stack_cron_enabled": False}, r"leaves this site without cron"),
 ]
 
 

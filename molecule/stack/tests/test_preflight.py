@@ -1,5 +1,6 @@
 """Bad input is refused by the preflight before anything is created; registry/prod files render and validate."""
 
+import json
 import os
 import subprocess
 import sys
@@ -31,8 +32,22 @@ BAD = [
       "compose_stack_db_password=changeme_secure_password_123"], "is a placeholder or too weak"),
     (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org",
       "compose_stack_redis_password=short"], "is a placeholder or too weak"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_mail_enabled=true",
+      "compose_stack_mail_relay_host=smtp.example.com"], "Placeholder or unsafe mail settings in production"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_mail_enabled=true",
+      "compose_stack_mail_relay_host=smtp.mailrelay.eu", "compose_stack_mail_user=moodle-site",
+      "compose_stack_mail_password=MySmtpPassword123"], "compose_stack_mail_password given is empty or a placeholder"),
+    (["compose_stack_mail_enabled=true"], "compose_stack_mail_relay_host must be a host"),
     (["compose_stack_cron_mode=ofelia"], "cron mode 'ofelia' needs"),
     (["compose_stack_environment=staging"], "compose_stack_environment"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://10.0.0.5", "compose_stack_tls_mode=acme"],
+     "a DNS name in compose_stack_wwwroot, not an IP address or localhost (it is '10.0.0.5')"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_tls_mode=acme",
+      "compose_stack_acme_email=admin@example.com"], "compose_stack_acme_email (it is 'admin@example.com')"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_tls_mode=acme",
+      "compose_stack_acme_ca_root=/nonexistent/roots.pem"], "compose_stack_acme_ca_root '/nonexistent/roots.pem' is not a file"),
+    (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_tls_mode=provided"],
+     "a provided certificate needs both"),
 ]
 
 
@@ -83,3 +98,23 @@ def test_registry_mode_and_prod_overlay_render_and_validate(tmp_path):
     assert 'MOODLE_SSLPROXY: "1"' in config
     assert 'published: "3306"' not in config and "adminer" not in config
     assert (project / "tls" / "cert.pem").exists()
+
+
+def test_dev_overlay_sends_mail_to_mailpit_without_relay_settings(tmp_path):
+    """No relay configured, mailpit in the dev services: config.php gets Mailpit (rendered, not deployed)."""
+    result = play(tmp_path, "compose_stack_source_mode=registry", "compose_stack_web_port=18391",
+                  '{"compose_stack_dev_services": ["mailpit"]}',
+                  tags="compose_stack_preflight,compose_stack_install,compose_stack_configure")
+    assert result.returncode == 0, result.stdout[-3000:]
+    project = tmp_path / "project"
+    check = subprocess.run(["docker", "compose", "-f", "compose.yml", "-f", "compose.dev.yml", "config", "--format", "json"],
+                           cwd=project, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    services = json.loads(check.stdout)["services"]
+    for name in ("web", "cron"):
+        env = services[name]["environment"]
+        assert env["MOODLE_SMTP_HOSTS"] == "mailpit:1025" and env["MOODLE_SMTP_SECURE"] == ""
+        assert env["MOODLE_SMTP_USER"] == "" and "MOODLE_NOREPLY_ADDRESS" not in env
+    assert services["mailpit"]["image"] == "axllent/mailpit:v1.33.1"
+    assert "MP_SMTP_AUTH_FILE" not in services["mailpit"]["environment"]
+    assert (project / "secrets" / "smtp_password").read_text() == ""

@@ -102,18 +102,19 @@ def moodle_own(case: dict, work: pathlib.Path) -> dict | None:
     (cache / "bench-in.json").write_text(json.dumps([case]))
     subprocess.run(["docker", "build", "-q", "-t", "moodle-platform/native-golden:dev", str(golden)], check=True,
                    capture_output=True)
-    print("moodle: building the course in Moodle and regrading it with grade_regrade_final_grades() (minutes)...",
-          flush=True)
+    print("moodle: building the course in Moodle, regrading it with grade_regrade_final_grades(), then natively with "
+          "write-back from the same state (regrader: PHP engine, extension); tables compared (minutes)...", flush=True)
     subprocess.run(
-        ["docker", "run", "--rm", "--name", "native-bench-moodle", "-v", f"{src}:/moodle-src:ro", "-v",
-         f"{cache}:/cache", "-v", f"{golden}:/harness:ro", "moodle-platform/native-golden:dev",
-         "/cache/bench-in.json", "/cache/bench-out.json"],
+        ["docker", "run", "--rm", "--name", "native-bench-moodle", "-e", "GOLDEN_WRITEBACK=bench",
+         "-v", f"{src}:/moodle-src:ro", "-v", f"{cache}:/cache", "-v", f"{golden}:/harness:ro",
+         "-v", f"{ROOT / 'moodle-plugins/local_nativegrades'}:/plugin:ro", "-v", f"{pathlib.Path(EXT).parent}:/ext:ro",
+         "moodle-platform/native-golden:dev", "/cache/bench-in.json", "/cache/bench-out.json"],
         check=True, capture_output=True,
     )
-    out = json.loads((cache / "bench-out.json").read_text())
-    if not out["cases"]:
-        raise SystemExit(f"Moodle could not regrade the bench course: {out['dropped']}")
-    return out["cases"][0]
+    reports = json.loads((cache / "bench-out.json.writeback.json").read_text())
+    if not reports:
+        raise SystemExit(f"Moodle could not regrade the bench course: {(cache / 'bench-out.json').read_text()[:2000]}")
+    return reports[0]
 
 
 def free_port() -> int:
@@ -190,16 +191,18 @@ def main() -> int:
 
     moodle = moodle_own(case, work)
     if moodle:
-        exp = moodle["expected"]
-        fin = struct.unpack(f"<{len(r['final']) // 8}d", r["final"])
-        diffs = sum(
-            1 for k in range(len(fin))
-            if r["hasvalue"][k] != exp["hasvalue"][k] or (r["hasvalue"][k] and fin[k] != exp["final"][k])
-        )
-        print(f"Moodle's own grade_regrade_final_grades() (MariaDB): {moodle['regrade_seconds']:9.1f} s "
-              f"-> ratio Moodle / extension {moodle['regrade_seconds'] / t['ext_rows']['median_s']:.0f}x (includes its DB I/O)")
-        print(f"outputs equal to Moodle's: {diffs == 0} ({diffs} of {len(fin)} grades differ)")
-        same = same and diffs == 0
+        tm = moodle["moodle_seconds"]
+        print(f"Moodle's own grade_regrade_final_grades() (MariaDB, end to end): {tm:9.2f} s "
+              f"-> in-memory ratio Moodle / extension {tm / t['ext_rows']['median_s']:.0f}x")
+        for engine, label in (("php", "PHP engine"), ("native", "extension")):
+            w = moodle[engine]
+            equal = w["mode"] == "native" and not w["diff"]
+            print(f"native regrade with write-back ({label}, regrader::regrade_course()): {w['seconds']:9.2f} s "
+                  f"-> end-to-end ratio {tm / w['seconds']:.1f}x (goal >= 30x); {w['changed']} grades written, "
+                  f"{w['events']} events; database equal to Moodle's (timestamps excepted): {equal}")
+            for table, lines in (w["diff"] or {}).items():
+                print(f"    {table}: " + "; ".join(lines[:3]))
+            same = same and equal
     else:
         print("Moodle's own code: skipped (give MOODLE_SRC=/path/to/moodle-4.5 to include it)")
 

@@ -75,6 +75,8 @@ def targeted() -> list[dict]:
 
 def random_cases(count: int) -> list[dict]:
     out: list[dict] = []
+    if count <= 0:
+        return out
 
     @settings(max_examples=count, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
@@ -132,6 +134,11 @@ def site_cases(count: int) -> list[dict]:
 if __name__ == "__main__":
     if len(sys.argv) > 3 and sys.argv[3] == "site":
         cases = site_cases(int(sys.argv[2]))
+    elif len(sys.argv) > 3 and sys.argv[3] == "writeback":
+        # Write-back equality (writeback.sh): every targeted case, a third of the setting cases, random ones.
+        cases = targeted() + site_cases(0)[::3] + random_cases(int(sys.argv[2]))
+        if len(sys.argv) > 4:  # a quick run: every n-th case
+            cases = cases[:: int(sys.argv[4])]
     else:
         cases = targeted() + random_cases(int(sys.argv[2]) if len(sys.argv) > 2 else 200)
     pathlib.Path(sys.argv[1]).write_text(json.dumps(cases))

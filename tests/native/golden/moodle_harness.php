@@ -17,6 +17,27 @@ global $DB, $CFG;
 \core\session\manager::set_user(get_admin());
 
 [$in, $out] = array_slice($argv, 1, 2);
+// GOLDEN_WRITEBACK (writeback.sh): each case's regrade also goes through writeback.php, which compares
+// Moodle's write-back with local_nativegrades' regrader from the same starting state.
+$writeback = getenv('GOLDEN_WRITEBACK') ? [] : null;
+if ($writeback !== null) {
+    require(__DIR__ . '/writeback.php');
+}
+
+/**
+ * The case's (last) regrade: Moodle's grade_regrade_final_grades(), in writeback mode compared with
+ * the native regrade of the same state.
+ */
+function harness_regrade(int $cid, string $name): mixed {
+    global $writeback;
+    if ($writeback === null) {
+        return grade_regrade_final_grades($cid);
+    }
+    [$status, $report] = wb_check($cid);
+    $writeback[] = ['name' => $name] + $report;
+    return $status;
+}
+
 $cases = json_decode(file_get_contents($in), true);
 $results = [];
 $dropped = [];
@@ -153,7 +174,7 @@ foreach ($cases as $k => $case) {
     grade_category::clean_record_set();
     $DB->set_field('grade_items', 'needsupdate', 1, ['courseid' => $cid]);
     $t0 = microtime(true);
-    $status = grade_regrade_final_grades($cid);
+    $status = $pass2 ? grade_regrade_final_grades($cid) : harness_regrade($cid, $case['name'] ?? "case{$k}");
     $regradeseconds = microtime(true) - $t0;
     if ($pass2 && $status === true) {
         // Flags on computed items need their rows, which the first regrade created.  The first
@@ -196,7 +217,7 @@ foreach ($cases as $k => $case) {
         grade_category::clean_record_set();
         $DB->set_field('grade_items', 'needsupdate', 1, ['courseid' => $cid]);
         $t0 = microtime(true);
-        $status = grade_regrade_final_grades($cid);
+        $status = harness_regrade($cid, $case['name'] ?? "case{$k}");
         $regradeseconds = microtime(true) - $t0;
     }
     if ($status !== true) {
@@ -249,4 +270,15 @@ fwrite(STDERR, 'golden: site defaults unlimitedgrades=' . var_export($sitedefaul
     ' gradeoverhundredprocentmax=' . var_export($sitedefaults['gradeoverhundredprocentmax'], true) . "\n");
 file_put_contents($out, json_encode(['cases' => $results, 'dropped' => $dropped],
     JSON_PRETTY_PRINT | JSON_PRESERVE_ZERO_FRACTION | JSON_UNESCAPED_SLASHES));
+if ($writeback !== null) {
+    file_put_contents("{$out}.writeback.json", json_encode($writeback, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));
+    foreach (['php', 'native'] as $engine) {
+        $equal = count(array_filter($writeback, fn($r) => $r[$engine]['mode'] === 'native' && !$r[$engine]['diff']));
+        $fallback = count(array_filter($writeback, fn($r) => $r[$engine]['mode'] !== 'native'));
+        $tm = array_sum(array_column($writeback, 'moodle_seconds'));
+        $tn = array_sum(array_map(fn($r) => $r[$engine]['seconds'], $writeback));
+        fwrite(STDERR, sprintf("golden: writeback %s: %d of %d courses equal to Moodle's write-back, %d regraded by " .
+            "Moodle's code (refused); Moodle %.2f s, native %.2f s\n", $engine, $equal, count($writeback), $fallback, $tm, $tn));
+    }
+}
 fwrite(STDERR, 'golden: wrote ' . count($results) . ' cases, dropped ' . count($dropped) . " (Moodle reported errors)\n");

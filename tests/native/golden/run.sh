@@ -40,5 +40,14 @@ if ! mariadb -N -e "select count(*) from moodle.mdl_config" >/dev/null 2>&1; the
     || { tail -40 /tmp/install.log; exit 1; }
 fi
 cd /var/www/moodle
+if [ -n "${GOLDEN_WRITEBACK:-}" ]; then
+  # writeback.sh: local_nativegrades (/plugin) and the moodle_gradebook extension (/ext) installed.
+  cp -a /plugin /var/www/moodle/local/nativegrades
+  cp /ext/moodle_gradebook.so "$(php -r 'echo ini_get("extension_dir");')/"
+  echo "extension=moodle_gradebook.so" > /etc/php/8.2/cli/conf.d/30-moodle_gradebook.ini
+  php admin/cli/upgrade.php --non-interactive >/tmp/upgrade.log 2>&1 || { tail -20 /tmp/upgrade.log; exit 1; }
+  echo "golden: local_nativegrades $(php admin/cli/cfg.php --component=local_nativegrades --name=version)," \
+    "extension $(php -r 'echo moodle_gradebook_version();')"
+fi
 php /harness/moodle_harness.php "$@"
 mariadb-admin --socket=/run/mysqld/mysqld.sock shutdown || true

@@ -121,17 +121,8 @@ class course_loader {
     public static function refusals(int $courseid, object $cfg, array $coursesettings, array $items,
             array $pendingdeletion): array {
         $reasons = [];
-        // The engines model minmaxtouse = 2 and unlimitedgrades (spec 'site'), but no golden case from
-        // Moodle's own regrade confirms them yet: refused until then (docs/native.md).
-        if (self::minmaxtouse($cfg, $coursesettings) === self::MINMAX_FROM_GRADE_GRADE) {
-            $reasons[] = (isset($coursesettings['minmaxtouse']) ? 'course setting minmaxtouse' : 'site setting grade_minmaxtouse') .
-                ' = 2 ("Min and max grades used in calculation": initial grade min/max) is not verified against ' .
-                'Moodle\'s own regrade yet';
-        }
-        if (!empty($cfg->unlimitedgrades)) {
-            $reasons[] = 'site setting unlimitedgrades is on (grades above the maximum, up to gradeoverhundredprocentmax = ' .
-                ($cfg->gradeoverhundredprocentmax ?? 10) . ' times it) is not verified against Moodle\'s own regrade yet';
-        }
+        // minmaxtouse = 2 and unlimitedgrades are modelled (spec 'site'; golden/cases_site.json holds
+        // Moodle's own regrades of them); only what the model cannot represent is refused (below).
         // grade_item::bounded_grade(): unlimitedgrades is modelled with a numeric factor.
         if (!empty($cfg->unlimitedgrades) && isset($cfg->gradeoverhundredprocentmax) &&
                 !is_numeric($cfg->gradeoverhundredprocentmax)) {

@@ -52,6 +52,21 @@ class php_engine {
     public float $maxcoef = 1.0;
     /** @var bool minmaxtouse = 2: every grade is aggregated with its row's raw range (the item's raw range) */
     public bool $minmaxfromgrade = false;
+    /**
+     * @var array|null off (null), or what aggregate_grades() did for the last user, per category index:
+     *     ['novalue' => [item index => 0], 'dropped' => [...], 'extra' => [...], 'weights' => [item index => float]]
+     *     (grade_category::set_usedinaggregation()'s input; used by the regrader's write-back)
+     */
+    public ?array $usage = null;
+    /**
+     * @var array|null usage only: per category index, the order in which the user's grades of its
+     *     children reach aggregate_grades() (the database's row order; ties sort in it)
+     */
+    public ?array $usageorder = null;
+    /** @var array per category index: the total's grademin/max as the previous user's aggregation left them */
+    private array $usagebounds = [];
+    /** @var array Natural's per-user weights and maximum of the last aggregation (usage only) */
+    private array $naturallast = [];
 
     /**
      * Value a DECIMAL(10,5) column holds after PHP wrote $v (14 significant digits, then half up).
@@ -796,6 +811,9 @@ class php_engine {
      * @return array [final (float|null)[], rawmin float[], rawmax float[]]
      */
     public function regrade_user(array $cells, array $flags): array {
+        if ($this->usage !== null) {
+            $this->usage = [];
+        }
         $final = [];
         $rmin = [];
         $rmax = [];
@@ -874,18 +892,25 @@ class php_engine {
         $total = $cat['item'];
         $titem = $this->items[$total];
         $final[$total] = null;
+        $track = $this->usage !== null;
+        $novalue = $dropped = [];
         if (!$cat['deps']) {
+            if ($track) {
+                $this->usage[$c] = ['novalue' => [], 'dropped' => [], 'extra' => [], 'weights' => []];
+            }
             return;
         }
         $issum = $cat['aggregation'] == self::SUM;
         $values = [];
         $allnull = true;
-        foreach ($cat['deps'] as $d) {
+        foreach ($track && isset($this->usageorder[$c]) ? $this->usageorder[$c] : $cat['deps'] as $d) {
             $v = $final[$d];
             if ($v === null && $cat['aggregateonlygraded']) {
+                $novalue[$d] = 0;
                 continue;
             }
             if ($flags[$d] & self::EXCLUDED) {
+                $dropped[$d] = 0;
                 continue;
             }
             if ($v === null) {
@@ -896,14 +921,42 @@ class php_engine {
             [$umin, $umax] = $this->user_min_max($d, $rmin, $rmax);
             $values[$d] = $issum ? self::standardise($v, 0.0, $umax, 0.0, 1.0) : self::standardise($v, $umin, $umax, 0.0, 1.0);
         }
+        $allvalues = $values;
         if ($cat['canapply']) {
             $this->apply_limit_rules($cat['aggregation'], $cat['droplow'], $cat['keephigh'], $values);
+        }
+        $extra = [];
+        if ($track) {
+            // array_diff($allvalues, $grade_values): by (string) value, so a dropped grade equal to a
+            // kept one is not marked dropped.
+            $kept = [];
+            foreach ($values as $v) {
+                $kept[sprintf('%.13e', $v)] = true;
+            }
+            foreach ($allvalues as $d => $v) {
+                if (!isset($kept[sprintf('%.13e', $v)])) {
+                    $dropped[$d] = 0;
+                }
+            }
+            if (in_array($cat['aggregation'], [11, 12, 13], true)) {
+                foreach ($values as $d => $v) {
+                    if ($this->items[$d]['aggregationcoef'] > 0) {
+                        $extra[$d] = 0;
+                    }
+                }
+            }
+            $this->usage[$c] = ['novalue' => $novalue, 'dropped' => $dropped, 'extra' => $extra, 'weights' => []];
         }
         asort($values, SORT_NUMERIC);
         if (!$values) {
             return;
         }
         [$grade, $gmin, $gmax] = $this->aggregate_values($c, $values, $rmin, $rmax);
+        if ($track) {
+            $this->usage[$c]['weights'] = $this->usage_weights($c, $values, $grade);
+            // aggregate_grades() leaves the result's range on the category's grade item.
+            $this->usagebounds[$c] = [$gmin, $gmax];
+        }
         $bmin = $gmin;
         $bmax = $gmax;
         if ($issum) {
@@ -1082,6 +1135,9 @@ class php_engine {
             }
             $sum += $v * ($uw[$i] ?? 0.0) * $grademax;
         }
+        if ($this->usage !== null) {
+            $this->naturallast = [$uw, $grademax];
+        }
         if ($grademax > 0) {
             $grade = $sum / $grademax;
         } else {
@@ -1089,6 +1145,174 @@ class php_engine {
             $grademax = $sum;
         }
         return [$grade, $grademin, $grademax];
+    }
+
+    /**
+     * The weights grade_category::aggregate_values_and_adjust_bounds() reports for the aggregated
+     * values (each grade's contribution, aggregationweight), as Moodle 4.5.6 computes them.
+     *
+     * @param int $c category index
+     * @param array $values item index => normalised grade, sorted ascending (after limit rules)
+     * @param float|null $grade the aggregated grade (0..1)
+     * @return array item index => weight (items without a weight are absent)
+     */
+    private function usage_weights(int $c, array $values, ?float $grade): array {
+        $cat = $this->categories[$c];
+        $titem = $this->items[$cat['item']];
+        // The total's range as the previous user's aggregation left it on the grade item.
+        [$grademin, $grademax] = $this->usagebounds[$c] ?? [$titem['grademin'], $titem['grademax']];
+        $bounded = fn(float $v) => self::bounded($titem['gradetype'], $grademin, $grademax, $this->maxcoef, $v);
+        $num = count($values);
+        $w = [];
+        $items = $this->items;
+        switch ($cat['aggregation']) {
+            case 2: // Median.
+                $k = 0;
+                foreach ($values as $i => $v) {
+                    if ($num % 2 == 0 && ($k == intdiv($num, 2) - 1 || $k == intdiv($num, 2))) {
+                        $w[$i] = 0.5;
+                    } else if ($num % 2 != 0 && $k == intval(($num / 2) - 0.5)) {
+                        $w[$i] = 1.0;
+                    } else {
+                        $w[$i] = 0.0;
+                    }
+                    $k++;
+                }
+                break;
+            case 4: // Lowest.
+            case 6: // Highest.
+                foreach ($values as $i => $v) {
+                    $w[$i] = 0.0;
+                }
+                $keys = array_keys($values);
+                $w[$cat['aggregation'] == 4 ? reset($keys) : end($keys)] = 1.0;
+                break;
+            case 8: // Mode: the grades equal to the mode (as a number) share it.
+                $top = 0;
+                $freq = [];
+                foreach ($values as $v) {
+                    $key = sprintf('%.13e', $v);
+                    $freq[$key] = ($freq[$key] ?? 0) + 1;
+                    $top = max($top, $freq[$key]);
+                }
+                foreach ($values as $i => $v) {
+                    $w[$i] = ($top > 0 && $v == $grade) ? 1.0 / $top : 0.0;
+                }
+                break;
+            case 10: // Weighted mean.
+                $weightsum = 0.0;
+                foreach ($values as $i => $v) {
+                    $w[$i] = $items[$i]['aggregationcoef'];
+                    if ($items[$i]['aggregationcoef'] > 0) {
+                        $weightsum += $items[$i]['aggregationcoef'];
+                    }
+                }
+                if ($weightsum != 0) {
+                    foreach ($w as $i => $x) {
+                        $w[$i] = $x / $weightsum;
+                    }
+                }
+                break;
+            case 11: // Simple weighted mean.
+            case 12: // Mean with extra credits.
+                $simple = $cat['aggregation'] == 11;
+                $weightsum = 0.0;
+                $sum = null;
+                $n = 0;
+                foreach ($values as $i => $v) {
+                    if ($simple) {
+                        if ($items[$i]['aggregationcoef'] > 0) {
+                            continue;
+                        }
+                        $iw = $items[$i]['grademax'] - $items[$i]['grademin'];
+                        if ($iw <= 0) {
+                            continue;
+                        }
+                        $weightsum += $iw;
+                        $sum = ($sum ?? 0.0) + $iw * $v;
+                    } else if ($items[$i]['aggregationcoef'] == 0) {
+                        $n++;
+                        $sum = ($sum ?? 0.0) + $v;
+                        $w[$i] = 1.0;
+                    }
+                }
+                $div = $simple ? $weightsum : (float)$n;
+                foreach ($values as $i => $v) {
+                    if (!($items[$i]['aggregationcoef'] > 0)) {
+                        continue;
+                    }
+                    $iw = $simple ? $items[$i]['grademax'] - $items[$i]['grademin'] : $items[$i]['aggregationcoef'];
+                    if ($simple && $iw <= 0) {
+                        $w[$i] = 0.0;
+                        continue;
+                    }
+                    $oldsum = $sum;
+                    $sum = ($sum ?? 0.0) + $iw * $v;
+                    if ($div <= 0) {
+                        if ($simple) {
+                            $w[$i] = 0.0;
+                        }
+                        continue;
+                    }
+                    $normold = self::standardise(($oldsum ?? 0.0) / $div, 0.0, 1.0, $grademin, $grademax);
+                    $norm = self::standardise($sum / $div, 0.0, 1.0, $grademin, $grademax);
+                    $bold = $bounded($normold);
+                    $bnew = $bounded($norm);
+                    if ($bnew - $bold <= 0) {
+                        $w[$i] = 0.0;
+                    } else if ($bnew < $norm) {
+                        $w[$i] = self::standardise($bnew - $normold, $grademin, $grademax, 0.0, 1.0) / $v;
+                    } else {
+                        $w[$i] = $simple ? $iw / $weightsum : 1.0 / $n;
+                    }
+                }
+                foreach ($values as $i => $v) {
+                    if ($items[$i]['aggregationcoef'] > 0) {
+                        continue;
+                    }
+                    if ($simple) {
+                        $w[$i] = $weightsum > 0 ? ($items[$i]['grademax'] - $items[$i]['grademin']) / $weightsum : 0.0;
+                    } else if ($n > 0 && !empty($w[$i])) {
+                        $w[$i] = 1.0 / $n;
+                    }
+                }
+                break;
+            case 13: // Natural.
+                [$uw, $nmax] = $this->naturallast;
+                $sum = 0.0;
+                foreach ($values as $i => $v) {
+                    if (!($items[$i]['aggregationcoef'] > 0)) {
+                        $sum += $v * ($uw[$i] ?? 0.0) * $nmax;
+                        $w[$i] = $uw[$i] ?? 0.0;
+                    }
+                }
+                foreach ($values as $i => $v) {
+                    if (!($items[$i]['aggregationcoef'] > 0)) {
+                        continue;
+                    }
+                    $oldsum = $sum;
+                    $weighted = $v * ($uw[$i] ?? 0.0) * $nmax;
+                    $sum += $weighted;
+                    if ($nmax <= 0) {
+                        $w[$i] = $uw[$i] ?? 0.0;
+                        continue;
+                    }
+                    $diff = $bounded($sum) - $bounded($oldsum);
+                    if ($diff <= 0) {
+                        $w[$i] = 0.0;
+                    } else if ($diff < $weighted) {
+                        $w[$i] = $diff / ($v * $nmax);
+                    } else {
+                        $w[$i] = $uw[$i] ?? 0.0;
+                    }
+                }
+                break;
+            default: // Mean of grades.
+                foreach ($values as $i => $v) {
+                    $w[$i] = 1.0 / $num;
+                }
+        }
+        return $w;
     }
 
     /** Binary operators of formula tokens, in the compiled course's numbering. */

@@ -24,7 +24,10 @@
 
 defined('MOODLE_INTERNAL') || die();
 
+$string['nativeregrade'] = 'Regrade courses natively';
+$string['nativeregrade_desc'] = 'A scheduled task regrades every course whose grades need an update with the native engine, writing what Moodle\'s own regrade writes. Courses the native gradebook does not model are regraded by Moodle\'s own code.';
 $string['pluginname'] = 'Native gradebook';
+$string['taskregrade'] = 'Regrade courses that need it (native gradebook)';
 $string['unsupportedcourse'] = 'The what-if calculator cannot compute this course exactly, so it shows no totals: {$a}. The gradebook reports show Moodle\'s own totals.';
 $string['useextension'] = 'Use the moodle_gradebook extension';
 $string['useextension_desc'] = 'When the PHP extension is loaded, regrade with it; otherwise the pure-PHP engine gives the same results.';

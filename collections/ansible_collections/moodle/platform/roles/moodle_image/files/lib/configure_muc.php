@@ -2,12 +2,12 @@
 // moodle.platform: Redis as the MUC application store, configured as code (no admin UI).
 // Idempotent; prints {"changed": bool, "store": name}.  Run as www-data in the web container:
 //   php /usr/local/lib/moodle-platform/configure_muc.php --name=redis --server=redis:6379 --prefix=mdl_ \
-//       --password-file=/run/moodle-secrets/redis_password
+//       --password-file=/run/moodle-secrets/redis_password [--tls [--cafile=/etc/moodle-platform/ca/redis-ca.pem]]
 define('CLI_SCRIPT', true);
 require('/var/www/moodle/config.php');
 global $CFG;
 
-$opts = getopt('', ['name:', 'server:', 'prefix:', 'password-file:']);
+$opts = getopt('', ['name:', 'server:', 'prefix:', 'password-file:', 'tls', 'cafile:']);
 foreach (['name', 'server', 'password-file'] as $required) {
     if (empty($opts[$required])) {
         fwrite(STDERR, "configure_muc.php: --$required is required\n");
@@ -27,8 +27,8 @@ $configuration = [
     'serializer' => defined('Redis::SERIALIZER_IGBINARY') && extension_loaded('igbinary') ? Redis::SERIALIZER_IGBINARY : 1,
     'compressor' => 0,
     'connectiontimeout' => 3,
-    'encryption' => false,
-    'cafile' => '',
+    'encryption' => isset($opts['tls']),
+    'cafile' => isset($opts['tls']) ? (string) ($opts['cafile'] ?? '') : '',
     'clustermode' => false,
 ];
 $writer = cache_config_writer::instance();

@@ -1,0 +1,189 @@
+<?php
+// Write-back equality inside a real Moodle (issue 13 section 2), used by moodle_harness.php when
+// GOLDEN_WRITEBACK is set (writeback.sh): for one course about to be regraded, record the state,
+// let Moodle's grade_regrade_final_grades() regrade it and record what it wrote (grade_grades,
+// grade_items, grade_grades_history, grade_items_history, the events in the standard log), put the
+// course back to the recorded state, regrade it with local_nativegrades' regrader (each engine in
+// turn, the state restored between them) and compare table by table.  Timestamps and row ids are
+// excepted (history rows and events are matched by the (itemid, userid) of their grade).
+// Leaves the course in Moodle's state and returns Moodle's status.
+
+use local_nativegrades\local\regrader;
+
+/** Columns excepted from the comparison: timestamps and ids (rows are keyed by itemid/userid). */
+const WB_SKIP = ['id', 'timecreated', 'timemodified', 'oldid'];
+
+function wb_grade_rows(int $cid): array {
+    global $DB;
+    return $DB->get_records_sql('SELECT gg.* FROM {grade_grades} gg JOIN {grade_items} gi ON gi.id = gg.itemid
+                                  WHERE gi.courseid = ? ORDER BY gg.id', [$cid]);
+}
+
+function wb_max(string $table): int {
+    global $DB;
+    return (int)$DB->get_field_sql("SELECT COALESCE(MAX(id), 0) FROM {{$table}}");
+}
+
+function wb_snapshot(int $cid): array {
+    global $DB;
+    get_log_manager(true);
+    // The grade rows are copied in SQL (the harness runs on MariaDB): the bench course has 60,000.
+    $DB->execute('DROP TABLE IF EXISTS wb_snap_gg');
+    $DB->execute('CREATE TABLE wb_snap_gg AS SELECT gg.* FROM {grade_grades} gg JOIN {grade_items} gi ON gi.id = gg.itemid
+                   WHERE gi.courseid = ?', [$cid]);
+    return ['items' => $DB->get_records('grade_items', ['courseid' => $cid], 'id'),
+        'gh' => wb_max('grade_grades_history'), 'ih' => wb_max('grade_items_history'), 'log' => wb_max('logstore_standard_log')];
+}
+
+function wb_restore(int $cid, array $s): void {
+    global $DB;
+    get_log_manager(true);
+    $ids = array_keys($s['items']);
+    [$isql, $p] = $DB->get_in_or_equal($ids);
+    $DB->delete_records_select('grade_grades', "itemid $isql", $p);
+    $DB->execute('INSERT INTO {grade_grades} SELECT * FROM wb_snap_gg');
+    foreach ($s['items'] as $it) {
+        $DB->update_record('grade_items', $it);
+    }
+    $DB->delete_records_select('grade_grades_history', 'id > ?', [$s['gh']]);
+    $DB->delete_records_select('grade_items_history', 'id > ?', [$s['ih']]);
+    $DB->delete_records_select('logstore_standard_log', 'id > ?', [$s['log']]);
+    grade_category::clean_record_set();
+}
+
+function wb_clean(object $row): array {
+    $a = (array)$row;
+    foreach (WB_SKIP as $k) {
+        unset($a[$k]);
+    }
+    foreach ($a as $k => $v) {
+        // DECIMAL columns come back as strings; compare values, not their spelling.
+        if (is_string($v) && is_numeric($v) && str_contains($v, '.')) {
+            $a[$k] = (float)$v;
+        }
+    }
+    return $a;
+}
+
+/** What a regrade left: the tables and events, keyed so that two runs compare. */
+function wb_record(int $cid, array $s): array {
+    global $DB;
+    get_log_manager(true);
+    $grades = [];
+    $key = [];
+    foreach (wb_grade_rows($cid) as $g) {
+        $key[(int)$g->id] = "{$g->itemid}:{$g->userid}";
+        $grades["{$g->itemid}:{$g->userid}"] = wb_clean($g);
+    }
+    ksort($grades);
+    $items = [];
+    foreach ($DB->get_records('grade_items', ['courseid' => $cid], 'id') as $it) {
+        $items[$it->id] = wb_clean($it);
+    }
+    $gh = [];
+    foreach ($DB->get_records_select('grade_grades_history', 'id > ?', [$s['gh']], 'id') as $h) {
+        $gh[] = json_encode(['grade' => $key[(int)$h->oldid] ?? "deleted {$h->oldid}"] + wb_clean($h));
+    }
+    sort($gh);
+    $ih = [];
+    foreach ($DB->get_records_select('grade_items_history', 'id > ?', [$s['ih']], 'id') as $h) {
+        $ih[] = json_encode(['item' => (int)$h->oldid] + wb_clean($h));
+    }
+    sort($ih);
+    $events = [];
+    foreach ($DB->get_records_select('logstore_standard_log', 'id > ?', [$s['log']], 'id') as $e) {
+        $other = $e->other === null ? null : (json_decode($e->other, true) ?? @unserialize($e->other));
+        $object = $e->objecttable === 'grade_grades' ? ($key[(int)$e->objectid] ?? "?{$e->objectid}") : (int)$e->objectid;
+        $events[] = json_encode(['event' => $e->eventname, 'object' => $object, 'userid' => (int)$e->userid,
+            'relateduserid' => $e->relateduserid === null ? null : (int)$e->relateduserid, 'other' => $other]);
+    }
+    sort($events);
+    return ['grade_grades' => $grades, 'grade_items' => $items, 'grade_grades_history' => $gh,
+        'grade_items_history' => $ih, 'events' => $events];
+}
+
+/** Differences of two recordings, at most a few per table. */
+function wb_diff(array $a, array $b): array {
+    $out = [];
+    foreach (['grade_grades', 'grade_items'] as $t) {
+        foreach (array_unique(array_merge(array_keys($a[$t]), array_keys($b[$t]))) as $k) {
+            $x = $a[$t][$k] ?? null;
+            $y = $b[$t][$k] ?? null;
+            if ($x === null || $y === null) {
+                $out[$t][] = "{$k}: " . ($x === null ? 'missing in Moodle' : 'missing natively');
+                continue;
+            }
+            foreach ($x as $col => $v) {
+                if ($v !== ($y[$col] ?? null)) {
+                    $out[$t][] = "{$k}.{$col}: moodle " . json_encode($v) . ' native ' . json_encode($y[$col] ?? null);
+                }
+            }
+        }
+    }
+    foreach (['grade_grades_history', 'grade_items_history', 'events'] as $t) {
+        $onlya = array_diff($a[$t], $b[$t]);
+        $onlyb = array_diff($b[$t], $a[$t]);
+        if (count($a[$t]) !== count($b[$t]) || $onlya || $onlyb) {
+            $out[$t][] = sprintf('moodle %d rows, native %d rows', count($a[$t]), count($b[$t]));
+            foreach (array_slice($onlya, 0, 3) as $r) {
+                $out[$t][] = "only moodle: {$r}";
+            }
+            foreach (array_slice($onlyb, 0, 3) as $r) {
+                $out[$t][] = "only native: {$r}";
+            }
+        }
+    }
+    foreach ($out as $t => $lines) {
+        $out[$t] = array_slice($lines, 0, 6) + (count($lines) > 6 ? [6 => '... ' . (count($lines) - 6) . ' more'] : []);
+    }
+    return $out;
+}
+
+/**
+ * Moodle's regrade and the native ones of the same starting state, compared.
+ *
+ * @return array [Moodle's status, report]
+ */
+function wb_check(int $cid): array {
+    $s = wb_snapshot($cid);
+    $t0 = microtime(true);
+    $status = grade_regrade_final_grades($cid);
+    $tm = microtime(true) - $t0;
+    $moodle = wb_record($cid, $s);
+    // The row order generate_grades()' query returns per category and user (ties sort in it).
+    $orders = [];
+    foreach (grade_category::fetch_all(['courseid' => $cid]) as $cat) {
+        $gi = $cat->load_grade_item();
+        $gis = array_merge($gi->depends_on(), [$gi->id]);
+        [$usql, $params] = $GLOBALS['DB']->get_in_or_equal($gis);
+        $rs = $GLOBALS['DB']->get_recordset_select('grade_grades', "itemid $usql", $params, 'userid',
+            implode(',', (new grade_grade())->required_fields));
+        foreach ($rs as $r) {
+            if ((int)$r->itemid !== (int)$gi->id) {
+                $orders[$gi->id][$r->userid][] = (int)$r->itemid;
+            }
+        }
+        $rs->close();
+    }
+    $report = ['moodle_seconds' => $tm, 'moodle_status' => $status === true ? true : array_values(array_map('strval', $status)),
+        // Moodle's set_usedinaggregation() result per grade (golden data for test_usage.py).
+        'moodle_orders' => $orders,
+        'moodle_usage' => array_map(fn($g) => [$g['aggregationstatus'], $g['aggregationweight'] === null ? null :
+            (float)$g['aggregationweight']], $moodle['grade_grades'])];
+    foreach (['php', 'native'] as $engine) {
+        wb_restore($cid, $s);
+        $t0 = microtime(true);
+        $r = regrader::regrade_course($cid, false, $engine);
+        $report[$engine] = ['mode' => $r['mode'], 'reasons' => $r['reasons'], 'seconds' => microtime(true) - $t0,
+            'changed' => $r['changed'], 'events' => $r['events'],
+            'diff' => wb_diff($moodle, wb_record($cid, $s))];
+    }
+    if (getenv('GOLDEN_WRITEBACK') === 'bench') {
+        // make bench-native: the report is all it reads; the extension's write-back stays in place.
+        return [$status, $report];
+    }
+    // Leave Moodle's own result in place (the golden expectations read it).
+    wb_restore($cid, $s);
+    $status = grade_regrade_final_grades($cid);
+    return [$status, $report];
+}
