@@ -20,7 +20,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "tests" / "day2" / "inventory"
-PROJECT = "day2"
+# A second stand-in site of the same shape, for a module that needs a stack of its own (the MariaDB upgrade
+# test: `make db-upgrade-test`): DAY2_PROJECT names it, DAY2_INVENTORY_OVERLAY adds an inventory whose
+# group_vars override this one's (project, ports, paths, database version).
+PROJECT = os.environ.get("DAY2_PROJECT", "day2")
+INVENTORY_OVERLAY = os.environ.get("DAY2_INVENTORY_OVERLAY", "")
+WEB_PORT = int(os.environ.get("DAY2_WEB_PORT", "8180"))
+# The day-2 stack runs on the default MariaDB; the upgrade module needs the dbup stack, never this one.
+collect_ignore = ["test_database_upgrade.py"] if PROJECT == "day2" else []
 PROJECT_DIR = Path("/opt/moodle-platform") / PROJECT
 ENGINE_CONFIG = Path("/var/lib/moodle-platform/backup") / PROJECT / "config.json"
 TEXTFILE_DIR = Path("/var/lib/moodle-platform/backup/day2-textfile")
@@ -48,6 +55,8 @@ def playbook(name, *extra, check=True, env_extra=None, timeout=1800):
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     env.update(env_extra or {})
     args = [ANSIBLE_PLAYBOOK, str(ROOT / "playbooks" / name), "-i", str(INVENTORY)]
+    if INVENTORY_OVERLAY:
+        args += ["-i", str(ROOT / INVENTORY_OVERLAY)]
     for item in extra:
         args += ["-e", item if isinstance(item, str) else json.dumps(item)]
     proc = subprocess.run(args, capture_output=True, cwd=ROOT, env=env, timeout=timeout, check=False)
@@ -128,15 +137,15 @@ def deploy_stack():
 
 @pytest.fixture(scope="session")
 def stack():
-    """A freshly deployed stand-in site in project day2 (removed with its volumes afterwards).
+    """A freshly deployed stand-in site in project day2 or DAY2_PROJECT (removed with its volumes afterwards).
 
     DAY2_REUSE_STACK=1 keeps a running day2 stack (for working on the tests)."""
     web = container_running(WEB)
     if not (os.environ.get("DAY2_REUSE_STACK") == "1" and web and web["running"]):
         destroy_stack()
         # a fresh restic repository and engine state: the tests reason about what the repository holds
-        for path in ("/var/backups/moodle-platform/day2-test", "/var/lib/moodle-platform/backup/day2",
-                     "/var/tmp/moodle-platform-day2-test"):  # noqa: S108 - the test-only path the scenario uses
+        for path in (f"/var/backups/moodle-platform/{PROJECT}-test", f"/var/lib/moodle-platform/backup/{PROJECT}",
+                     f"/var/tmp/moodle-platform-{PROJECT}-test"):  # noqa: S108 - the test-only path the scenario uses
             shutil.rmtree(path, ignore_errors=True)
         deploy_stack()
     assert container_running(WEB)["running"]

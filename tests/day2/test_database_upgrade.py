@@ -1,10 +1,10 @@
-"""MariaDB 10.11 -> 11.8 on the day-2 stand-in stack (moodle.platform.db_upgrade); the stand-in is not Moodle.
+"""MariaDB 10.11 -> 11.8 on a stand-in site (moodle.platform.db_upgrade); the stand-in is not Moodle.
 
-The day-2 inventory deploys the stack on MariaDB 10.11 (service_images_mariadb_version).  This module runs
-first (file order, after the AWX job templates): it moves the seeded site to 11.8 - once with an injected
+`make db-upgrade-test` runs this module alone, on a stack of its own (project dbup, deployed on MariaDB
+10.11 by tests/day2/inventory-dbupgrade over the day-2 inventory), beside the day-2 suite, which runs on
+11.8 (the default of build mode) from the start.  It moves the seeded site to 11.8 - once with an injected
 failure (rolled back to 10.11, data equal), then for real (data equal, site answers) - and refuses the
-downgrade.  Every later day-2 test (backup, destroy -> restore, drills, Moodle upgrade, migration,
-retention, MCP) then runs on 11.8, the default of build mode.
+downgrade and a plain deployment of 10.11 on the 11.8 data.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from conftest import DB, PROJECT, ROOT, WEB, container_running, http_status, playbook, run, sql, stop_cron, table_dumps
+from conftest import DB, PROJECT, ROOT, WEB, WEB_PORT, container_running, http_status, playbook, run, sql, stop_cron, table_dumps
 
 pytestmark = pytest.mark.usefixtures("seeded")
-LOGIN = "http://127.0.0.1:8180/login/index.php"
+LOGIN = f"http://127.0.0.1:{WEB_PORT}/login/index.php"
 COPY_VOLUME = f"{PROJECT}_db_data_before_upgrade"
 TIMES = {}
 
