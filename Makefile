@@ -78,7 +78,7 @@ unit: setup ## Python unit tests of the collection
 # Everything that installs with apt (dpkg takes one writer) or materialises shared inputs runs before the
 # split; the lanes' sub-makes then take those targets as done (-o).
 TEST_LANE_STACKS  := ee-test day2-test
-TEST_LANE_COMPOSE := compose-test multinode-test db-upgrade-test
+TEST_LANE_COMPOSE := compose-test multinode-test db-upgrade-test pg-test
 TEST_LANE_FIRST   := lint unit collection-test roles-test
 TEST_PREREQS      := setup host standin native-deps monitoring-tools collection-tarball test-images
 TEST_DONE_FLAGS    = $(foreach t,$(TEST_PREREQS),-o $(t))
