@@ -33,7 +33,7 @@ STATE = {}
 
 
 def _inspect(name, template):
-    return run(["docker", "inspect", "--format", template, name]).stdout.decode()
+    return run(["docker", "inspect", "--format", template, name]).stdout.decode().strip()
 
 
 def test_site_installed_on_postgresql_and_login_works():
@@ -55,7 +55,7 @@ def test_site_installed_on_postgresql_and_login_works():
         for secret in ("db_password", "db_root_password"):
             assert (SECRETS / secret).read_text().strip() not in env
     assert _inspect(DB, "{{.Config.User}}") in ("", "root")  # entry point drops to postgres itself
-    server_user = run(["docker", "exec", DB, "sh", "-c", "ps -o user= -p 1"]).stdout.decode().strip()
+    server_user = run(["docker", "exec", DB, "stat", "-c", "%U", "/proc/1"]).stdout.decode().strip()
     assert server_user == "postgres", "the PostgreSQL server must not run as root"
 
 
