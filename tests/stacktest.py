@@ -11,6 +11,7 @@ import http.cookiejar
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -129,3 +130,27 @@ def login(base_url, password, username="admin"):
     form = urllib.parse.urlencode({"username": username, "password": password, "logintoken": token}).encode()
     status = fetch(base_url + "/login/index.php", form)[0]
     return status, fetch(base_url + "/my/")[1]
+
+
+def fresh_stack(project, inventories, state_paths, reuse=False, keep=False):
+    """Generator for a session fixture: the stand-in site of ``project`` deployed fresh (its restic
+    repository and engine state in ``state_paths`` removed first: the tests reason about what the repository
+    holds), removed with its volumes afterwards.  ``reuse`` keeps a running stack, ``keep`` leaves it."""
+    web = container_running(f"{project}-web-1")
+    if not (reuse and web and web["running"]):
+        destroy_project(project)
+        for path in state_paths:
+            shutil.rmtree(path, ignore_errors=True)
+        deploy_standin(inventories)
+    assert container_running(f"{project}-web-1")["running"]
+    yield
+    if not keep:
+        destroy_project(project)
+
+
+def destroy_everything(project):
+    """The whole stack gone, volumes included (a new, empty host as far as the site is concerned)."""
+    destroy_project(project)
+    volumes = run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}"])
+    assert volumes.stdout.decode().split() == [], "the stack's volumes must be gone before the restore"
+    assert container_running(f"{project}-web-1") is None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -90,18 +89,12 @@ def stack():
     """A freshly deployed stand-in site in project day2 or DAY2_PROJECT (removed with its volumes afterwards).
 
     DAY2_REUSE_STACK=1 keeps a running day2 stack (for working on the tests)."""
-    web = container_running(WEB)
-    if not (os.environ.get("DAY2_REUSE_STACK") == "1" and web and web["running"]):
-        destroy_stack()
-        # a fresh restic repository and engine state: the tests reason about what the repository holds
-        for path in (f"/var/backups/moodle-platform/{PROJECT}-test", f"/var/lib/moodle-platform/backup/{PROJECT}",
-                     f"/var/tmp/moodle-platform-{PROJECT}-test"):  # noqa: S108 - the test-only path the scenario uses
-            shutil.rmtree(path, ignore_errors=True)
-        deploy_stack()
-    assert container_running(WEB)["running"]
-    yield
-    if os.environ.get("DAY2_KEEP_STACK") != "1":
-        destroy_stack()
+    # a fresh restic repository and engine state: the tests reason about what the repository holds
+    yield from stacktest.fresh_stack(
+        PROJECT, INVENTORIES,
+        (f"/var/backups/moodle-platform/{PROJECT}-test", f"/var/lib/moodle-platform/backup/{PROJECT}",
+         f"/var/tmp/moodle-platform-{PROJECT}-test"),  # noqa: S108 - the test-only path the scenario uses
+        reuse=os.environ.get("DAY2_REUSE_STACK") == "1", keep=os.environ.get("DAY2_KEEP_STACK") == "1")
 
 
 @pytest.fixture(scope="session")

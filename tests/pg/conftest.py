@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 import stacktest
-from stacktest import ROOT, container_running, run
+from stacktest import ROOT, run
 
 INVENTORY = ROOT / "tests" / "pg" / "inventory"
 PROJECT = "pgci"
@@ -72,16 +71,8 @@ def stack():
     """A freshly deployed PostgreSQL stand-in site in project pgci (removed with its volumes afterwards).
 
     PG_REUSE_STACK=1 keeps a running pgci stack (for working on the tests)."""
-    web = container_running(WEB)
-    if not (os.environ.get("PG_REUSE_STACK") == "1" and web and web["running"]):
-        destroy_stack()
-        for path in STATE_PATHS:  # a fresh restic repository and engine state
-            shutil.rmtree(path, ignore_errors=True)
-        stacktest.deploy_standin([INVENTORY])
-    assert container_running(WEB)["running"]
-    yield
-    if os.environ.get("PG_KEEP_STACK") != "1":
-        destroy_stack()
+    yield from stacktest.fresh_stack(PROJECT, [INVENTORY], STATE_PATHS, reuse=os.environ.get("PG_REUSE_STACK") == "1",
+                                     keep=os.environ.get("PG_KEEP_STACK") == "1")
 
 
 @pytest.fixture(scope="session")

@@ -18,14 +18,13 @@ from conftest import (
     PROJECT,
     WEB,
     WEB_URL,
-    destroy_stack,
     engine,
     moodledata_hashes,
     playbook,
     psql,
     table_dumps,
 )
-from stacktest import container_running, http_status, login, run
+from stacktest import container_running, destroy_everything, http_status, login, run
 
 pytestmark = pytest.mark.usefixtures("seeded")
 SECRETS = Path.home() / ".moodle-platform" / "pgci-test" / "secrets" / f"localhost-{PROJECT}"
@@ -75,10 +74,7 @@ def test_backup_destroy_everything_restore_is_identical():
     assert set(manifest["database"]["tables"]) == set(before_tables)
     STATE["backup_id"] = manifest["backup_id"]
 
-    destroy_stack()
-    volumes = run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"])
-    assert volumes.stdout.decode().split() == [], "the stack's volumes must be gone before the restore"
-    assert container_running(WEB) is None
+    destroy_everything(PROJECT)
 
     started = time.time()
     playbook("restore.yml", f"restore_backup_id={manifest['backup_id']}", "restore_start_cron=false")
