@@ -52,14 +52,15 @@ def sql(query, database="moodle"):
 
 
 def table_dumps(normalise_cron=False):
-    """{table: sha256 of its rows}, from mariadb-dump with one ordered INSERT per row."""
+    """{table: sha256 of its rows}, from mariadb-dump with one ordered INSERT per row (any server series)."""
     tables = [r[0] for r in sql("SHOW TABLES")]
     result = {}
     for table in tables:
         argv = ["docker", "exec", "--user", "0", DB, "sh", "-c",
                 'MYSQL_PWD="$(cat /run/secrets/db_root_password)" exec mariadb-dump -uroot --skip-dump-date '
                 '--skip-extended-insert --order-by-primary --no-create-info --compact --hex-blob moodle "$0"', table]
-        rows = run(argv).stdout.decode().splitlines()
+        # only the rows: 11.x's dump also wraps them in SET AUTOCOMMIT ... COMMIT lines, 10.11's does not
+        rows = [line for line in run(argv).stdout.decode().splitlines() if line.startswith("INSERT INTO ")]
         if normalise_cron and table == CRON_TABLE:
             rows = []
         if normalise_cron and table == "mdl_config_plugins":
