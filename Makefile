@@ -67,23 +67,27 @@ lint: setup ## ansible-lint (production), yamllint (strict), ruff, argument_spec
 unit: setup ## Python unit tests of the collection
 	$(TIMED) unit pytest -q $(COLLECTION)/tests/unit tests/unit
 
-# After the shared set-up, `make test` runs its stages in two lanes at once (scripts/lanes; the machine is
+# After the shared set-up, `make test` runs its stages in three lanes at once (scripts/lanes; the machine is
 # mostly waiting on containers, health checks and restic in the stack tests):
-#   stacks: the day-2 stand-in stack and what shares it (the EE static tests, then day-2 with the MCP and
-#           EE/AWX job tests), then the two-node stand-in site (own projects, ports and build caches);
-#   others: the static checks and every other area, one after another (lint, unit, collection, the role
-#           scenarios, compose-test, aws, k8s, monitoring, native); the Compose scenarios there have their
-#           own projects, ports and image build caches.
+#   stacks:  the day-2 stand-in stack and what shares it (the EE static tests, then day-2 with the MCP and
+#            EE/AWX job tests) - the long pole;
+#   compose: the other Compose stand-in deployments, each with its own projects, ports and image build caches
+#            (the stack scenario with dev + prod overlays, the two-node site, the MariaDB upgrade site);
+#   others:  the static checks and every other area, one after another (lint, unit, collection, the role
+#            scenarios, aws, k8s, monitoring, native).
 # Everything that installs with apt (dpkg takes one writer) or materialises shared inputs runs before the
 # split; the lanes' sub-makes then take those targets as done (-o).
-TEST_LANE_STACKS := ee-test day2-test multinode-test
-TEST_LANE_FIRST  := lint unit collection-test roles-test
-TEST_PREREQS     := setup host standin native-deps monitoring-tools collection-tarball test-images
-TEST_DONE_FLAGS   = $(foreach t,$(TEST_PREREQS),-o $(t))
+TEST_LANE_STACKS  := ee-test day2-test
+TEST_LANE_COMPOSE := compose-test multinode-test db-upgrade-test pg-test
+TEST_LANE_FIRST   := lint unit collection-test roles-test
+TEST_PREREQS      := setup host standin native-deps monitoring-tools collection-tarball test-images
+TEST_DONE_FLAGS    = $(foreach t,$(TEST_PREREQS),-o $(t))
 test: $(TEST_PREREQS) ## Everything CI runs
 	$(TIMED) test-lanes $(ROOT)/scripts/lanes \
 	  "stacks=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_STACKS),$(TEST_TARGETS))" \
-	  "others=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(TEST_LANE_FIRST) $(filter-out $(TEST_LANE_STACKS),$(TEST_TARGETS))"
+	  "compose=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_COMPOSE),$(TEST_TARGETS))" \
+	  "others=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(TEST_LANE_FIRST) \
+	    $(filter-out $(TEST_LANE_STACKS) $(TEST_LANE_COMPOSE),$(TEST_TARGETS))"
 	@echo "make test: all stages passed"
 
 test-serial: setup lint unit collection-test host roles-test $(TEST_TARGETS) ## The same stages one after another

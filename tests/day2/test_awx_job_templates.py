@@ -162,7 +162,9 @@ def launch(name, ee_image, awx_project, tmp_path, answers=None, expect_failure=F
     # A failure's reason: the result's msg, else the event's own output (which carries the same text).
     failed = [e["event_data"].get("res", {}).get("msg") or e.get("stdout", "")
               for e in events if e["event"] == "runner_on_failed"]
-    print(f"--- job {name!r}: {runner.status} rc={runner.rc} stats={json.dumps(runner.stats)}")
+    changed = [f"{e['event_data'].get('role', '')}: {e['event_data'].get('task', '')}"
+               for e in events if e["event"] == "runner_on_ok" and e["event_data"].get("res", {}).get("changed")]
+    print(f"--- job {name!r}: {runner.status} rc={runner.rc} stats={json.dumps(runner.stats)} changed tasks={changed}")
     stdout = runner.stdout.read()
     assert runner.stats, f"{name}: the job did not run ({runner.status}, rc {runner.rc}):\n{stdout[-3000:]}"
     stats = {key: (runner.stats.get(key) or {}).get("docker-host", 0) for key in ("ok", "changed", "failures", "dark")}

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.moodle.platform.plugins.module_utils._backup import manifest as bm
 
+import stacktest
 from conftest import (
     CRON,
     DB,
@@ -31,7 +32,6 @@ from conftest import (
     TEXTFILE_DIR,
     WEB,
     container_running,
-    destroy_stack,
     engine,
     http_status,
     moodledata_hashes,
@@ -123,10 +123,7 @@ def test_backup_destroy_everything_restore_is_identical():
     assert prom_value(status, "moodle_backup_last_run_success") == 1
     assert prom_value(status, "moodle_backup_last_success_timestamp_seconds") > time.time() - 600
 
-    destroy_stack()
-    volumes = run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"])
-    assert volumes.stdout.decode().split() == [], "the stack's volumes must be gone before the restore"
-    assert container_running(WEB) is None
+    stacktest.destroy_everything(PROJECT)
 
     started = time.time()
     playbook("restore.yml", f"restore_backup_id={backup_id}", "restore_start_cron=false")

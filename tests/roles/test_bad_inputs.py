@@ -1,4 +1,4 @@
-"""Bad input to docker_host, base_image and compose_stack fails with a clear message and changes nothing.
+"""Bad input to docker_host, base_image, service_images and compose_stack fails clearly and changes nothing.
 
 Each case runs the real role against this machine (the local Docker host) through
 tests/roles/apply_role.yml, then checks the exit status, the message a person would read,
@@ -63,6 +63,17 @@ CASES = [
      {"base_image_include": ["ca certificates"]}, r"base_image_include must hold Debian package names"),
     ("base_image-duplicate-suites", "base_image",
      {"base_image_suites": ["bookworm", "bookworm"]}, r"without duplicates"),
+    ("service_images-unknown-mariadb-version", "service_images",
+     {"service_images_mariadb_version": "11.4"}, r"service_images_mariadb_version.*(one of|choices).*10\.11, 11\.8"),
+    ("service_images-unknown-postgresql-version", "service_images",
+     {"moodle_db_type": "pgsql", "service_images_postgresql_version": "16"},
+     r"service_images_postgresql_version.*(one of|choices).*15, 17"),
+    ("service_images-unknown-db-type", "service_images",
+     {"moodle_db_type": "oracle"}, r"service_images_db_type.*(one of|choices).*mariadb, pgsql"),
+    ("compose_stack-unknown-db-type", "compose_stack",
+     {"moodle_db_type": "mysql"}, r"compose_stack_db_type.*(one of|choices).*mariadb, pgsql"),
+    ("compose_stack-pgsql-external-db", "compose_stack",
+     {**_EXTERNAL, "moodle_db_type": "pgsql"}, r"pgsql is modelled for the stack's own PostgreSQL service"),
     # compose_stack, one site on many hosts: refused in the preflight, before the project directory exists
     ("compose_stack-external-db-without-host", "compose_stack",
      {**_EXTERNAL, "compose_stack_db_host": ""}, r"compose_stack_db_external needs compose_stack_db_host"),

@@ -166,6 +166,20 @@ def test_php_settings_of_the_image(container):
         assert module in out.splitlines()
 
 
+def test_the_default_database_is_mariadb_11_8_with_the_site_collation(container):
+    """Build mode's default series (service_images_mariadb_version 11.8, Debian trixie); utf8mb4_unicode_ci
+    also where 11.8 would choose utf8mb4_uca1400_ai_ci for a statement that names no collation."""
+    rc, out = db_query(container("db"), "SELECT VERSION(), @@collation_server, @@character_set_collations")
+    assert rc == 0, out
+    version, collation, collations = out.strip().split("\t")
+    assert version.startswith("11.8."), version
+    assert collation == "utf8mb4_unicode_ci"
+    assert "utf8mb4=utf8mb4_unicode_ci" in collations, collations
+    rc, out = db_query(container("db"), "SELECT default_collation_name FROM information_schema.schemata "
+                                        "WHERE schema_name = 'moodle'")
+    assert (rc, out.strip()) == (0, "utf8mb4_unicode_ci")
+
+
 def test_all_services_are_healthy(dockerc):
     containers = dockerc.containers.list(filters={"label": f"com.docker.compose.project={PROJECT}"})
     for c in containers:

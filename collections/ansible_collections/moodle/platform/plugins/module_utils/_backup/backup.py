@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A backup: database dump, moodledata, manifest (written last), status file, off-site copy.
 
-* database: ``mariadb-dump --single-transaction`` streamed through this process (sha256 + per-table
-  row counts) into ``restic backup --stdin`` (restic compresses + dedups);
+* database: ``mariadb-dump --single-transaction`` or ``pg_dump`` (one snapshot) streamed through this
+  process (sha256 + per-table row counts) into ``restic backup --stdin`` (restic compresses + dedups);
 * moodledata: ``restic backup`` of the volume, Moodle's rebuildable caches excluded;
 * manifest (docs/backup-manifest.md) written last, as its own snapshot;
 * a Prometheus textfile status after every run.
@@ -33,7 +33,7 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup.metrics im
 from ansible_collections.moodle.platform.plugins.module_utils._backup.restic import Restic
 from ansible_collections.moodle.platform.plugins.module_utils._backup.retention import forget
 from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import site_for
-from ansible_collections.moodle.platform.plugins.module_utils._backup.stream import DumpScanner, pipe_through
+from ansible_collections.moodle.platform.plugins.module_utils._backup.stream import pipe_through, scanner_for
 from ansible_collections.moodle.platform.plugins.module_utils._backup.verify import verify
 
 
@@ -85,11 +85,13 @@ def _backup(config, restic, started):
     moodle, stack, config_php = described["moodle"], described["stack"], described["config_php"]
     moodle.pop("major", None)
     image_ref, image_id = described["image"]["reference"], described["image"]["id"]
-    server_version = site.query("SELECT VERSION()")[0][0]
+    engine = site.engine
+    server_version = site.server_version()
     log(f"backup {backup_id} ({config['platform']}): Moodle {moodle['release']} ({moodle['version']}), image {image_ref}")
 
-    # 1. database: mariadb-dump -> (sha256, row counts) -> restic --stdin
-    log("dumping the database (mariadb-dump --single-transaction) into restic")
+    # 1. database: mariadb-dump / pg_dump -> (sha256, row counts) -> restic --stdin
+    dumper = "pg_dump" if engine == "postgresql" else "mariadb-dump"
+    log(f"dumping the database ({dumper}, one consistent snapshot) into restic")
     dump_argv = site.dump_argv()
     # restic's and mariadb-dump's own output go to files: a full pipe must never stall the stream.
     with tempfile.TemporaryFile() as store_log, tempfile.TemporaryFile() as dump_log:
@@ -97,7 +99,7 @@ def _backup(config, restic, started):
         store = restic.popen("backup", "--quiet", "--host", project, "--time", when, "--stdin", "--stdin-filename",
                              bm.DB_DUMP_FILENAME, "--tag", ",".join([*base_tags, bm.KIND_TAGS["database"]]),
                              stdin=subprocess.PIPE, stdout=store_log, stderr=store_log)
-        scanner = DumpScanner()
+        scanner = scanner_for(engine)
         try:
             pipe_through(dump.stdout, store.stdin, scanner)
         finally:
@@ -109,7 +111,7 @@ def _backup(config, restic, started):
         dump_err, store_err = dump_log.read(), store_log.read()
     if dump_rc != 0 or store.returncode != 0:
         restic.forget_ids(restic.snapshot_ids(backup_id))
-        raise EngineError(f"database dump failed (mariadb-dump exit {dump_rc}: {tail(dump_err)}; "
+        raise EngineError(f"database dump failed ({dumper} exit {dump_rc}: {tail(dump_err)}; "
                           f"restic exit {store.returncode}: {tail(store_err)}); nothing was recorded")
     if scanner.size == 0 or not scanner.rows:
         restic.forget_ids(restic.snapshot_ids(backup_id))
@@ -138,7 +140,7 @@ def _backup(config, restic, started):
         host=config.get("host_name") or os.uname().nodename, tool={"name": "moodle-backup", "restic": restic.version()},
         moodle=moodle,
         image={"reference": image_ref, "id": image_id},
-        database={"engine": "mariadb", "server_version": server_version, "name": config["db_name"],
+        database={"engine": engine, "server_version": server_version, "name": config["db_name"],
                   "prefix": prefix, "dump_file": bm.DB_DUMP_FILENAME, "sha256": scanner.sha.hexdigest(),
                   "size_bytes": scanner.size, "snapshot_id": db_snap, "table_count": len(tables), "tables": tables},
         moodledata={"snapshot_id": files_snap, "file_count": int(summary.get("total_files_processed", 0)),

@@ -19,7 +19,13 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup.common imp
 )
 from ansible_collections.moodle.platform.plugins.module_utils._backup.metrics import render_drill_textfile
 from ansible_collections.moodle.platform.plugins.module_utils._backup.restic import Restic
-from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import db_query, docker, volume_mountpoint
+from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import (
+    db_engine,
+    db_query,
+    docker,
+    quote_ident,
+    volume_mountpoint,
+)
 from ansible_collections.moodle.platform.plugins.module_utils._backup.verify import verify
 
 
@@ -37,7 +43,8 @@ def cmd_drill_check(config, args):
     if manifest and not bm.validate_manifest(manifest):
         try:
             prefix = sql_ident(manifest["database"]["prefix"])
-            tables_sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "  # noqa: S608
+            schema = "current_schema()" if db_engine(config) == "postgresql" else "DATABASE()"
+            tables_sql = (f"SELECT table_name FROM information_schema.tables WHERE table_schema = {schema} "  # noqa: S608
                           f"AND table_name LIKE '{prefix}%'")  # prefix checked by sql_ident()
             rows = db_query(config, args.db_container, tables_sql, manifest["database"]["name"])
             restored = sorted(r[0] for r in rows)
@@ -46,7 +53,7 @@ def cmd_drill_check(config, args):
                   f"restored {len(restored)}, manifest {len(want)}")
             key = [t for t in args.key_tables if t in manifest["database"]["tables"]] or want[:20]
             for table in key:
-                count = db_query(config, args.db_container, f"SELECT COUNT(*) FROM `{sql_ident(table)}`",  # noqa: S608
+                count = db_query(config, args.db_container, f"SELECT COUNT(*) FROM {quote_ident(config, table)}",  # noqa: S608
                                  manifest["database"]["name"])[0][0]
                 check(f"row count of {table}", int(count) == manifest["database"]["tables"][table],
                       f"restored {count}, manifest {manifest['database']['tables'][table]}")

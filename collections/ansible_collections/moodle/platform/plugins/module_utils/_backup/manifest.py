@@ -236,18 +236,31 @@ def validate_manifest(manifest):
     return problems
 
 
+# The database engines a manifest names (database.engine), and how people call them.
+ENGINE_NAMES = {"mariadb": "MariaDB", "postgresql": "PostgreSQL"}
+
+
 def check_restorable(manifest, *, target=None, available_snapshots=None, dump_sha256=None,
-                     allow_other_major=False):
+                     allow_other_major=False, engine=None):
     """Every reason this backup must not be restored into ``target``.
 
     ``target``: ``{"branch": "405", "version": "2024100706.00"}`` of the image that will run the
     restored site (``None`` skips the version check).  ``available_snapshots``: snapshot ids that exist
     in the repository (full or short ids; ``None`` skips the check).  ``dump_sha256``: checksum of the
-    dump as read back from the repository (``None`` skips).  Returns a list of Problem; a Problem with
+    dump as read back from the repository (``None`` skips).  ``engine``: the database the site runs
+    (``mariadb`` or ``postgresql``; ``None`` skips): a dump of the other one is refused, never forced.
+    Returns a list of Problem; a Problem with
     ``forceable=True`` is waived when ``allow_other_major`` is set.
     """
     problems = validate_manifest(manifest)
     if problems:
+        return problems
+    have_engine = manifest["database"]["engine"]
+    if engine is not None and have_engine != engine:
+        problems.append(Problem(
+            "database_type", "backup {} holds a {} dump but this site runs {}: a dump of one database cannot be "
+            "restored into the other (moving a site between MariaDB and PostgreSQL is not modelled)".format(
+                manifest["backup_id"], ENGINE_NAMES.get(have_engine, have_engine), ENGINE_NAMES.get(engine, engine))))
         return problems
     if available_snapshots is not None:
         have = set(available_snapshots)

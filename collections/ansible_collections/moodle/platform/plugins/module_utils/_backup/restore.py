@@ -22,7 +22,7 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup.common imp
 )
 from ansible_collections.moodle.platform.plugins.module_utils._backup.restic import Restic
 from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import site_for
-from ansible_collections.moodle.platform.plugins.module_utils._backup.stream import DumpScanner, pipe_through
+from ansible_collections.moodle.platform.plugins.module_utils._backup.stream import pipe_through, scanner_for
 from ansible_collections.moodle.platform.plugins.module_utils._backup.verify import local_snapshot, verify
 
 MAINTENANCE_FILE = "climaintenance.html"  # what admin/cli/maintenance.php --enable writes
@@ -52,14 +52,13 @@ def restore_db(config, restic, manifest, db_container=None):
     # the dump is loaded into the database the site uses (Kubernetes may name it differently)
     name = sql_ident(config["db_name"] if config.get("access") == "direct" else manifest["database"]["name"])
     log(f"restoring database {name} from {manifest['backup_id']} ({config['platform']})")
-    site.query(f"DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` "
-               "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    site.recreate_database(name)
     with tempfile.TemporaryFile() as src_log, tempfile.TemporaryFile() as sink_log:
         source = restic.popen("dump", local_snapshot(restic, manifest, "database"), "/" + bm.DB_DUMP_FILENAME,
                               stdout=subprocess.PIPE, stderr=src_log)
         sink = subprocess.Popen(site.load_argv(name), stdin=subprocess.PIPE, stdout=sink_log,  # pylint: disable=consider-using-with
                                 stderr=sink_log)
-        scanner = DumpScanner()
+        scanner = scanner_for(manifest["database"]["engine"])
         try:
             pipe_through(source.stdout, sink.stdin, scanner)
         finally:
@@ -69,7 +68,7 @@ def restore_db(config, restic, manifest, db_container=None):
         sink_log.seek(0)
         src_err, sink_err = src_log.read(), sink_log.read()
     if src_rc != 0 or sink_rc != 0:
-        raise EngineError(f"database restore failed: restic {tail(src_err)}; mariadb {tail(sink_err)}")
+        raise EngineError(f"database restore failed: restic {tail(src_err)}; {site.engine} {tail(sink_err)}")
     if scanner.sha.hexdigest() != manifest["database"]["sha256"]:
         raise EngineError("the dump read during the restore does not match the manifest checksum")
     return {"backup_id": manifest["backup_id"], "database": name, "bytes": scanner.size,

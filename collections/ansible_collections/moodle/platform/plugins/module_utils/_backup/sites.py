@@ -29,6 +29,29 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_ver
 
 DUMP_OPTIONS = ("--single-transaction", "--quick", "--routines", "--triggers", "--events", "--hex-blob",
                 "--default-character-set=utf8mb4", "--skip-dump-date")
+# pg_dump reads one snapshot of the database (one repeatable-read transaction): consistent by itself.
+# Plain SQL with COPY blocks, no owners/grants (the restore creates everything as the site's user).
+PG_DUMP_OPTIONS = ("--format=plain", "--no-owner", "--no-privileges", "--encoding=UTF8")
+
+
+def db_engine(config):
+    """The engine of the site's database as a manifest names it: ``mariadb`` or ``postgresql``
+    (config ``db_type``: Moodle's dbtype, ``mariadb`` or ``pgsql``)."""
+    db_type = config.get("db_type") or "mariadb"
+    if db_type not in ("mariadb", "pgsql"):
+        raise EngineError(f"db_type {db_type!r} is not one the engine knows (mariadb or pgsql)")
+    return "postgresql" if db_type == "pgsql" else "mariadb"
+
+
+def mariadb_recreate_sql(name):
+    return (f"DROP DATABASE IF EXISTS `{sql_ident(name)}`; CREATE DATABASE `{sql_ident(name)}` "
+            "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+
+
+def quote_ident(config, name):
+    """A checked table/database name quoted for the site's database."""
+    name = sql_ident(name)
+    return f'"{name}"' if db_engine(config) == "postgresql" else f"`{name}`"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,9 +94,23 @@ def db_exec_argv(config, container, *command, interactive=False):
     return [*argv, container, "sh", "-c", script, config["db_admin_password_file"], *command]
 
 
+def pg_exec_argv(container, *command, interactive=False):
+    # PostgreSQL: the postgres superuser over the container's Unix socket (peer authentication), so no
+    # password is handled at all.
+    return ["docker", "exec", *(["-i"] if interactive else []), "--user", "postgres", container, *command]
+
+
+def pg_query_argv(container, sql, database=None):
+    return pg_exec_argv(container, "psql", "-X", "-q", "--no-align", "--tuples-only", "--field-separator=\t",
+                        "-v", "ON_ERROR_STOP=1", f"--dbname={database or 'postgres'}", "-c", sql)
+
+
 def db_query(config, container, sql, database=None):
-    argv = db_exec_argv(config, container, "mariadb", f"--user={config['db_admin_user']}", "--batch",
-                        "--skip-column-names", *([database] if database else []), "-e", sql)
+    if db_engine(config) == "postgresql":
+        argv = pg_query_argv(container, sql, database)
+    else:
+        argv = db_exec_argv(config, container, "mariadb", f"--user={config['db_admin_user']}", "--batch",
+                            "--skip-column-names", *([database] if database else []), "-e", sql)
     proc = subprocess.run(argv, capture_output=True, check=False)
     if proc.returncode != 0:
         raise EngineError(f"query in the database container failed: {tail(proc.stderr)}")
@@ -135,14 +172,39 @@ class ComposeSite:
     def dataroot(self, volume=None):
         return volume_mountpoint(volume or self.config["moodledata_volume"])
 
+    @property
+    def engine(self):
+        return db_engine(self.config)
+
     def query(self, sql, database=None):
         return db_query(self.config, self.db, sql, database)
 
+    def server_version(self):
+        return self.query("SHOW server_version" if self.engine == "postgresql" else "SELECT VERSION()")[0][0]
+
     def dump_argv(self):
+        if self.engine == "postgresql":
+            return pg_exec_argv(self.db, "pg_dump", *PG_DUMP_OPTIONS, self.config["db_name"])
         return db_exec_argv(self.config, self.db, "mariadb-dump", f"--user={self.config['db_admin_user']}",
                             *DUMP_OPTIONS, self.config["db_name"])
 
+    def recreate_database(self, name):
+        """An empty database ``name`` for the dump (the old one, if any, dropped)."""
+        if self.engine == "postgresql":
+            owner = quote_ident(self.config, self.config.get("db_user") or "moodle")
+            # two statements: DROP/CREATE DATABASE cannot run inside one (implicit) transaction
+            self.query(f"DROP DATABASE IF EXISTS {quote_ident(self.config, name)} WITH (FORCE)")
+            self.query(f"CREATE DATABASE {quote_ident(self.config, name)} OWNER {owner} ENCODING 'UTF8' "
+                       "TEMPLATE template0")
+            return
+        self.query(mariadb_recreate_sql(name))
+
     def load_argv(self, name):
+        if self.engine == "postgresql":
+            # Loaded by the superuser acting as the site's user, so every object belongs to that user.
+            owner = quote_ident(self.config, self.config.get("db_user") or "moodle")
+            return pg_exec_argv(self.db, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", f"--dbname={sql_ident(name)}",
+                                "-c", f"SET ROLE {owner}", "-f", "-", interactive=True)
         return db_exec_argv(self.config, self.db, "mariadb", f"--user={self.config['db_admin_user']}",
                             "--default-character-set=utf8mb4", name, interactive=True)
 
@@ -173,6 +235,9 @@ class DirectSite:
         for key in ("db_host", "dataroot"):
             if not config.get(key):
                 raise EngineError(f"direct mode needs {key} (MOODLE_DB_HOST / --dataroot)")
+        if db_engine(config) != "mariadb":
+            raise EngineError("direct mode (Kubernetes Jobs, the scheduler container) supports MariaDB only; a "
+                              "PostgreSQL site is backed up from its Docker host (playbooks/backup.yml)")
         password_file = config.get("db_password_file") or ""
         if not Path(password_file).is_file():
             raise EngineError(f"database password file {password_file!r} does not exist (MOODLE_DB_PASSWORD_FILE)")
@@ -212,8 +277,16 @@ class DirectSite:
             raise EngineError(f"query on {self.config['db_host']} failed: {tail(proc.stderr)}")
         return [line.split("\t") for line in proc.stdout.decode().splitlines()]
 
+    engine = "mariadb"
+
+    def server_version(self):
+        return self.query("SELECT VERSION()")[0][0]
+
     def dump_argv(self):
         return [*self._client("mariadb-dump"), *DUMP_OPTIONS, self.config["db_name"]]
+
+    def recreate_database(self, name):
+        self.query(mariadb_recreate_sql(name))
 
     def load_argv(self, name):
         return [*self._client("mariadb"), "--default-character-set=utf8mb4", name]

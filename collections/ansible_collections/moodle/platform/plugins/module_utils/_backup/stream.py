@@ -58,6 +58,44 @@ class DumpScanner:
             self._table = None
 
 
+COPY_RE = re.compile(rb"^COPY ([^ ]+) \(")
+CREATE_RE = re.compile(rb"^CREATE TABLE ([^ ]+) \($")
+
+
+def _pg_table(qualified):
+    """``public.mdl_user`` / ``"public"."mdl_user"`` -> ``mdl_user``."""
+    return qualified.decode().rsplit(".", 1)[-1].strip('"')
+
+
+class PgDumpScanner(DumpScanner):
+    """sha256, size and per-table row counts of a plain-format pg_dump stream.
+
+    pg_dump writes table data as ``COPY <table> (...) FROM stdin;``, one row per line (newlines in
+    values are escaped as ``\\n``), ended by a line ``\\.``.
+    """
+
+    def _line(self, line):
+        if self._table is not None:
+            if line == b"\\.":
+                self._table = None
+            else:
+                self.rows[self._table] += 1
+            return
+        match = CREATE_RE.match(line)
+        if match:
+            self.rows.setdefault(_pg_table(match.group(1)), 0)
+            return
+        match = COPY_RE.match(line)
+        if match and line.endswith(b"FROM stdin;"):
+            self._table = _pg_table(match.group(1))
+            self.rows.setdefault(self._table, 0)
+
+
+def scanner_for(engine):
+    """The scanner of a dump of ``engine`` (manifest database.engine)."""
+    return PgDumpScanner() if engine == "postgresql" else DumpScanner()
+
+
 def pipe_through(source, sink, scanner):
     while True:
         block = source.read(CHUNK)

@@ -13,7 +13,11 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup import man
 from ansible_collections.moodle.platform.plugins.module_utils._backup.common import CHUNK, EngineError, log, tail
 from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import VersionError, parse_version_php
 from ansible_collections.moodle.platform.plugins.module_utils._backup.restic import Restic
-from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import container_version, image_version
+from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import (
+    container_version,
+    db_engine,
+    image_version,
+)
 
 
 def manifest_snapshots(restic):
@@ -94,7 +98,7 @@ def verify(config, restic, backup_id, target=None, force=False):  # pylint: disa
     # `restic copy` gives copies new ids and records the source id in `original`.
     available = [s["id"] for s in snapshots] + [s["original"] for s in snapshots if s.get("original")]
     problems = bm.check_restorable(manifest, target=target, available_snapshots=available,
-                                   allow_other_major=force)
+                                   allow_other_major=force, engine=db_engine(config))
     if not problems:
         log(f"verifying the database dump of {manifest['backup_id']} against its checksum")
         sha, err = _stream_sha(restic, local_snapshot(restic, manifest, "database"), "/" + bm.DB_DUMP_FILENAME)

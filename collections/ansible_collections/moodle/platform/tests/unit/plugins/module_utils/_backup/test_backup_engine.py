@@ -12,7 +12,8 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup.common imp
 from ansible_collections.moodle.platform.plugins.module_utils._backup.config import load_config
 from ansible_collections.moodle.platform.plugins.module_utils._backup.migrate import inspect_source, parse_config_php
 from ansible_collections.moodle.platform.plugins.module_utils._backup.schedule import next_run
-from ansible_collections.moodle.platform.plugins.module_utils._backup.stream import DumpScanner
+from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import ComposeSite, DirectSite, db_engine
+from ansible_collections.moodle.platform.plugins.module_utils._backup.stream import DumpScanner, PgDumpScanner, scanner_for
 
 # What `mariadb-dump` (MariaDB 10.11) writes: one row per line, strings with escaped quotes/newlines,
 # parentheses and "),(" inside strings, hex blobs.
@@ -33,17 +34,6 @@ CREATE TABLE `mdl_empty` (
 );
 INSERT INTO `mdl_user` VALUES (1,'admin'),(2,'a(b)c');
 """
-
-
-@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
-def test_dump_scanner_counts_rows_whatever_the_chunking(chunk):
-    scanner = DumpScanner()
-    for i in range(0, len(DUMP), chunk):
-        scanner.feed(DUMP[i:i + chunk])
-    scanner.close()
-    assert scanner.rows == {"mdl_course": 3, "mdl_empty": 0, "mdl_user": 2}
-    assert scanner.size == len(DUMP)
-    assert scanner.sha.hexdigest() == hashlib.sha256(DUMP).hexdigest()
 
 
 def test_parse_config_php_reads_old_site_settings():
@@ -113,3 +103,85 @@ def test_cli_reports_bad_input_as_json_and_exit_1(tmp_path, capsys, monkeypatch)
     assert out == {"failed": True, "msg": f"restic password file {tmp_path / 'missing'} does not exist"}
     assert main(["backup", "--project", "Bad Name", "--repository", "r", "--dataroot", "/d"]) == 1
     assert "direct mode needs MOODLE_DB_HOST" in json.loads(capsys.readouterr().out)["msg"]
+
+
+# What `pg_dump --format=plain` (PostgreSQL 17) writes: COPY blocks, one row per line, newlines and tabs in
+# values escaped, a quoted (upper-case) table name, a table without rows, a function body with "COPY".
+PG_DUMP = b"""--
+-- PostgreSQL database dump
+--
+SET statement_timeout = 0;
+SELECT pg_catalog.set_config('search_path', '', false);
+CREATE FUNCTION public.f() RETURNS void
+    LANGUAGE sql
+    AS $$ SELECT 1 $$;
+CREATE TABLE public.mdl_course (
+    id bigint NOT NULL,
+    fullname character varying(255)
+);
+CREATE TABLE public."mdl_Odd" (
+    id bigint NOT NULL
+);
+CREATE TABLE public.mdl_empty (
+    id bigint NOT NULL
+);
+COPY public.mdl_course (id, fullname) FROM stdin;
+1\tSite (front page)
+2\tLine\\none; two\\tand a tab
+3\t\\\\.not the end
+\\.
+
+
+COPY public."mdl_Odd" (id) FROM stdin;
+7
+\\.
+
+
+COPY public.mdl_empty (id) FROM stdin;
+\\.
+
+
+SELECT pg_catalog.setval('public.mdl_course_id_seq', 3, true);
+"""
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+@pytest.mark.parametrize("scanner_class, dump, rows", [
+    (DumpScanner, DUMP, {"mdl_course": 3, "mdl_empty": 0, "mdl_user": 2}),
+    (PgDumpScanner, PG_DUMP, {"mdl_course": 3, "mdl_Odd": 1, "mdl_empty": 0}),
+], ids=["mariadb-dump", "pg_dump"])
+def test_dump_scanners_count_rows_whatever_the_chunking(chunk, scanner_class, dump, rows):
+    scanner = scanner_class()
+    for i in range(0, len(dump), chunk):
+        scanner.feed(dump[i:i + chunk])
+    scanner.close()
+    assert scanner.rows == rows
+    assert scanner.size == len(dump)
+    assert scanner.sha.hexdigest() == hashlib.sha256(dump).hexdigest()
+
+
+def test_scanner_for_picks_the_engine_s_dump_format():
+    assert isinstance(scanner_for("postgresql"), PgDumpScanner)
+    assert not isinstance(scanner_for("mariadb"), PgDumpScanner)
+
+
+def test_postgresql_site_dumps_loads_and_queries_without_a_password():
+    site = ComposeSite({"project": "pgci", "db_type": "pgsql", "db_name": "moodle", "db_user": "moodle",
+                        "db_service": "db"})
+    site.db = "pgci-db-1"
+    dump = site.dump_argv()
+    assert dump[:5] == ["docker", "exec", "--user", "postgres", "pgci-db-1"]
+    assert dump[5] == "pg_dump" and dump[-1] == "moodle" and "--no-owner" in dump
+    load = site.load_argv("moodle")
+    assert load[:6] == ["docker", "exec", "-i", "--user", "postgres", "pgci-db-1"]
+    assert load[load.index("-c") + 1] == 'SET ROLE "moodle"' and load[-2:] == ["-f", "-"]
+    assert not any("password" in arg.lower() for arg in dump + load)
+
+
+def test_engine_refuses_an_unknown_db_type_and_direct_mode_on_postgresql(tmp_path):
+    with pytest.raises(EngineError, match="mariadb or pgsql"):
+        db_engine({"db_type": "oracle"})
+    password = tmp_path / "pw"
+    password.write_text("x")
+    with pytest.raises(EngineError, match="MariaDB only"):
+        DirectSite({"db_type": "pgsql", "db_host": "db", "dataroot": str(tmp_path), "db_password_file": str(password)})

@@ -108,3 +108,16 @@ def test_expected_retention_counts_for_a_long_daily_history():
     assert kept[newest] == ["daily snapshot", "weekly snapshot", "monthly snapshot"]
     # 7 days + 3 older week-ends + 11 older month-ends, minus overlaps of those week-ends with month-ends
     assert 7 <= len(kept) <= 7 + 4 + 12
+
+
+@pytest.mark.parametrize("have, site, refused", [
+    ("mariadb", "mariadb", False), ("postgresql", "postgresql", False),
+    ("mariadb", "postgresql", True), ("postgresql", "mariadb", True),
+])
+def test_restore_refuses_a_dump_of_the_other_database(have, site, refused):
+    database = {**_manifest()["database"], "engine": have}
+    problems = bm.check_restorable(_manifest(database=database), engine=site, allow_other_major=True)
+    assert [p.code for p in problems] == (["database_type"] if refused else [])
+    if refused:
+        assert not problems[0].forceable
+        assert bm.ENGINE_NAMES[have] in problems[0].message and bm.ENGINE_NAMES[site] in problems[0].message

@@ -1,0 +1,8 @@
+# PostgreSQL as the site's database (issue 14): the stand-in site with moodle_db_type pgsql in its own
+# Compose project (pgci, ports 8580-8583): install, login, backup -> destroy -> restore equality, drill,
+# refusal of a MariaDB/PostgreSQL mix.  Prints the backup/restore/drill times (FIGURE lines).
+.PHONY: pg-test
+TEST_TARGETS += pg-test
+
+pg-test: setup host standin ## PostgreSQL stand-in site: install, login, backup/destroy/restore equality, drill, cross-database refusal
+	$(TIMED) pg-stack $(VENV)/bin/pytest -x -q -p no:cacheprovider --durations=10 tests/pg
