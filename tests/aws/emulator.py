@@ -1,4 +1,4 @@
-"""Start the moto AWS emulator (moto server, an emulator - never AWS) with three extensions, each filling a gap
+"""Start the moto AWS emulator (moto server, an emulator - never AWS) with four extensions, each filling a gap
 between moto 5.2.5 and the AWS API that the roles' modules call (docs/aws.md "What was only tested against the
 emulator"):
 
@@ -12,6 +12,8 @@ emulator"):
    finds no parameter to set. The extension seeds a new group of a family listed in rds_parameter_catalogue.json
    (a STAND-IN: an excerpt of AWS's catalogue written from the RDS documentation, see that file) with those
    entries; groups of other families stay empty, as in plain moto.
+4. CloudFormation `Ref` of an AWS::EFS::AccessPoint: AWS returns the access point id; moto has no physical id for
+   it and returns the Python object's repr (the role's stack output AccessPointId).
 
 Run as a program: python emulator.py <port>; it serves on 127.0.0.1:<port> until terminated.
 """
@@ -46,6 +48,9 @@ def _extend_efs() -> None:
         self.efs_backend.untag_resource(file_system_id, self._get_param("TagKeys") or [])
         return "", {"Content-Type": "application/json", "status": 204}
 
+    from moto.efs import models
+
+    models.AccessPoint.physical_resource_id = property(lambda self: self.access_point_id)
     responses.EFSResponse.describe_tags = describe_tags
     responses.EFSResponse.create_tags = create_tags
     responses.EFSResponse.delete_tags = delete_tags
