@@ -65,7 +65,7 @@ def emulator(tmp_path_factory):
     proc.wait(timeout=10)
 
 
-def run_playbook(emulator, tmp_path, playbook, extra=None, check=False, timeout=900, inventories=()):
+def run_playbook(emulator, tmp_path, playbook, extra=None, check=False, timeout=900, inventories=(), env=None):
     """ansible-playbook moodle.platform.<playbook> (or a playbook file) on the controller, plus `inventories`;
     returns (rc, output, changed task names, seconds)."""
     import json
@@ -80,8 +80,8 @@ def run_playbook(emulator, tmp_path, playbook, extra=None, check=False, timeout=
     if check:
         args.append("--check")
     start = time.monotonic()
-    proc = subprocess.run(args, env=emulator["env"], capture_output=True, text=True, timeout=timeout, check=False,
-                          cwd=tmp_path)
+    proc = subprocess.run(args, env={**emulator["env"], **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout, check=False, cwd=tmp_path)
     out = proc.stdout + proc.stderr
     changed, task = [], None
     for line in out.splitlines():

@@ -289,11 +289,15 @@ def test_site_provisions_and_wires_every_asg_host(emulator, tmp_path):
     # Instead of SSM: SSH to a closed port, so the first task that needs a host fails at once (UNREACHABLE).
     inventory = _ec2_inventory(tmp_path, ansible_connection="'ssh'", ansible_host="'127.0.0.1'",
                                ansible_port=str(closed_port), ansible_aws_ssm_bucket_name="''")
+    # The test's callback records each host's variables when it turns out unreachable (the emulator's secrets
+    # are dummies; the file is the test's own).
     wiring_file = tmp_path / "wiring.json"
+    recorder = {"ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "tests/aws/callback_plugins"),
+                "ANSIBLE_CALLBACKS_ENABLED": "host_wiring", "MOODLE_PLATFORM_TEST_WIRING_FILE": str(wiring_file)}
     rc, out, changed, seconds = run_playbook(
-        emulator, tmp_path, ROOT / "tests/aws/site_wiring.yml",
-        site_vars(emulator, moodle_platform_target="aws", wiring_file=str(wiring_file),
-                  compose_stack_wwwroot="https://moodle.example.org"), inventories=[inventory])
+        emulator, tmp_path, "site",
+        site_vars(emulator, moodle_platform_target="aws"),
+        inventories=[inventory], env=recorder)
     print(f"\nmoodle.platform.site (target aws) against the moto AWS emulator up to the hosts: {seconds:.0f} s")
     assert set(changed) == KNOWN_EMULATOR_CHANGES, (changed, out[-4000:])
     c = emulator["client"]
@@ -322,7 +326,9 @@ def test_site_provisions_and_wires_every_asg_host(emulator, tmp_path):
     expected = {
         "compose_stack_environment": "prod", "compose_stack_bind_address": "0.0.0.0",  # noqa: S104 - the hosts serve the load balancer
         "compose_stack_https_port": 443,
-        "compose_stack_wwwroot": "https://moodle.example.org",
+        # No compose_stack_wwwroot in the inventory: the load balancer's address.
+        "compose_stack_wwwroot": "https://" + c("elbv2").describe_load_balancers(Names=[f"{SITE}-alb"])[
+            "LoadBalancers"][0]["DNSName"],
         "compose_stack_moodle_admin_password": secrets["moodle_admin_password"],
         "compose_stack_db_external": True, "compose_stack_db_host": db["Endpoint"]["Address"],
         "compose_stack_db_port": db["Endpoint"]["Port"], "compose_stack_db_name": db["DBName"],
