@@ -45,7 +45,8 @@ STATE = {}
 def site_vars(emulator, **extra):
     return {"moodle_platform_aws_region": REGION, "moodle_platform_aws_site": SITE,
             "aws_compute_ami_owner": emulator["account"], "aws_compute_certificate_arn": emulator["certificate"],
-            "aws_data_backup_bucket": f"{SITE}-backups", **EMULATOR_GAPS, **extra}
+            "aws_data_backup_bucket": f"{SITE}-backups", "aws_compute_ssm_transfer_bucket": f"{SITE}-ssm-transfer",
+            **EMULATOR_GAPS, **extra}
 
 
 def inventory_of_resources(emulator):
@@ -154,7 +155,9 @@ def test_full_provision(emulator, tmp_path):
     assert (tg["HealthCheckPath"], tg["Protocol"], tg["Port"]) == ("/login/index.php", "HTTPS", 443)
     policy = c("iam").get_role_policy(RoleName=f"{SITE}-docker-host", PolicyName="backup-bucket")["PolicyDocument"]
     assert {r for s in policy["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])} \
-        == {f"arn:aws:s3:::{SITE}-backups", f"arn:aws:s3:::{SITE}-backups/*"}
+        == {f"arn:aws:s3:::{SITE}-backups", f"arn:aws:s3:::{SITE}-backups/*", f"arn:aws:s3:::{SITE}-ssm-transfer",
+            f"arn:aws:s3:::{SITE}-ssm-transfer/*"}
+    assert s3.get_bucket_lifecycle_configuration(Bucket=f"{SITE}-ssm-transfer")["Rules"][0]["Expiration"]["Days"] == 1
     efs_policy = c("iam").get_role_policy(RoleName=f"{SITE}-docker-host", PolicyName="moodledata-efs")["PolicyDocument"]
     (statement,) = efs_policy["Statement"]
     assert statement["Resource"] == STATE["efs_arn"]
@@ -343,7 +346,7 @@ def test_site_provisions_and_wires_every_asg_host(emulator, tmp_path):
         "aws_docker_host_rds_ca_file": "/etc/moodle-platform/rds-ca-bundle.pem",
     }
     for host, values in wiring.items():
-        assert {k: v for k, v in values.items() if k != "compose_stack_cron_enabled"} == expected, host
+        assert {key: values.get(key) for key in expected} == expected, host
     # Exactly one cron runner for the site: the first instance in sort order.
     assert [h for h, v in wiring.items() if v["compose_stack_cron_enabled"]] == instances[:1]
     assert not any(value in out for value in secrets.values())
