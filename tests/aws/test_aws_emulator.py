@@ -101,6 +101,18 @@ def test_bad_input_is_refused_before_any_change(emulator, tmp_path, case, extra,
     assert inventory_of_resources(emulator) == before
 
 
+def test_hosts_are_not_wired_without_provisioning(emulator, tmp_path):
+    """moodle.platform.aws_hosts alone (no provisioning in the run) refuses before it touches a host."""
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text("docker_hosts:\n  hosts:\n    i-0123456789abcdef0:\n      ansible_connection: ssh\n"
+                     "      ansible_host: 127.0.0.1\n      ansible_port: 9\n")
+    rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws_hosts", site_vars(emulator), inventories=[hosts])
+    flat = " ".join(out.split())
+    assert rc != 0 and changed == []
+    assert "wires the Docker hosts from what moodle.platform.aws provisioned in the same run" in flat, flat[-2000:]
+    assert "UNREACHABLE" not in out
+
+
 def test_check_mode_of_a_new_site_reports_and_creates_nothing(emulator, tmp_path):
     before = inventory_of_resources(emulator)
     rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws", site_vars(emulator), check=True)
