@@ -236,66 +236,10 @@ def _check_efs(client, efs_group, vpc_id):
                  access_point_arn=point["AccessPointArn"])
 
 
-def test_second_run_changes_nothing(emulator, tmp_path):
-    assert STATE.get("provisioned"), "needs test_full_provision"
-    rc, out, changed, seconds = run_playbook(emulator, tmp_path, "aws", site_vars(emulator))
-    assert rc == 0, out[-4000:]
-    print(f"\nsecond run against the moto AWS emulator: {seconds:.0f} s, changed: {changed}")
-    assert set(changed) == KNOWN_EMULATOR_CHANGES, changed
-    sm = emulator["client"]("secretsmanager")
-    assert sm.get_secret_value(SecretId=f"moodle-platform/{SITE}/db_master_password")["SecretString"] == \
-        STATE["db_password"]
-
-
-def _web_group(emulator):
-    ec2 = emulator["client"]("ec2")
-    return ec2, ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{SITE}-web"]}])[
-        "SecurityGroups"][0]
-
-
-def test_drift_is_reported_in_check_mode_and_repaired(emulator, tmp_path):
-    assert STATE.get("provisioned"), "needs test_full_provision"
-    ec2, group = _web_group(emulator)
-    # Out of band, as a person in the console would: SSH open to the world.
-    ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-    rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws", site_vars(emulator), check=True)
-    assert rc == 0, out[-4000:]
-    assert "moodle.platform.aws_network : Web hosts security group (HTTPS from the load balancer only)" in changed
-    # Check mode changed nothing.
-    _, group = _web_group(emulator)
-    assert any(p.get("FromPort") == 22 for p in group["IpPermissions"])
-    rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws", site_vars(emulator))
-    assert rc == 0, out[-4000:]
-    assert "moodle.platform.aws_network : Web hosts security group (HTTPS from the load balancer only)" in changed
-    _, group = _web_group(emulator)
-    assert [p["FromPort"] for p in group["IpPermissions"]] == [443]
-
-
-def _ec2_inventory(tmp_path, **compose):
-    """The example inventory's amazon.aws.aws_ec2 source, pointed at the emulator's region and site."""
-    config = yaml.safe_load((ROOT / "inventories/example-aws/aws_ec2.yml").read_text())
-    config.update(regions=[REGION], filters={**config["filters"], "tag:moodle-platform-site": SITE})
-    config["compose"] = {**config["compose"], **compose}
-    inventory = tmp_path / "emulator.aws_ec2.yml"
-    inventory.write_text(yaml.safe_dump(config))
-    return inventory
-
-
-def test_aws_ec2_inventory_puts_the_asg_hosts_into_docker_hosts(emulator, tmp_path):
-    assert STATE.get("provisioned"), "needs test_full_provision"
-    inventory = _ec2_inventory(tmp_path)
-    out = subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", str(inventory), "--list"], env=emulator["env"],
-                         capture_output=True, text=True, timeout=300, check=True).stdout
-    data = json.loads(out)
-    asg = emulator["client"]("autoscaling").describe_auto_scaling_groups(
-        AutoScalingGroupNames=[f"{SITE}-docker-hosts"])["AutoScalingGroups"][0]
-    assert sorted(data["docker_hosts"]["hosts"]) == sorted(i["InstanceId"] for i in asg["Instances"])
-
-
-def test_site_provisions_and_wires_every_asg_host(emulator, tmp_path):
-    """moodle.platform.site, target aws, deploy on: provisioning (still 0 changed but the known emulator changes),
-    then each Docker host's compose_stack/aws_docker_host variables, compared with the emulator's own answers."""
+def test_second_run_is_the_whole_site_changes_nothing_and_wires_every_host(emulator, tmp_path):
+    """The second run is moodle.platform.site (target aws, deploy on; one run serves both checks, CI time): the
+    provisioning changes nothing but the known emulator changes, and each Docker host gets compose_stack's and
+    aws_docker_host's variables, compared with the emulator's own answers."""
     assert STATE.get("provisioned"), "needs test_full_provision"
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -313,7 +257,8 @@ def test_site_provisions_and_wires_every_asg_host(emulator, tmp_path):
         emulator, tmp_path, "site",
         site_vars(emulator, moodle_platform_target="aws"),
         inventories=[inventory], env=recorder)
-    print(f"\nmoodle.platform.site (target aws) against the moto AWS emulator up to the hosts: {seconds:.0f} s")
+    print(f"\nsecond run (moodle.platform.site, target aws, up to the hosts) against the moto AWS emulator: "
+          f"{seconds:.0f} s, changed: {changed}")
     assert set(changed) == KNOWN_EMULATOR_CHANGES, (changed, out[-4000:])
     c = emulator["client"]
     instances = sorted(i["InstanceId"] for i in c("autoscaling").describe_auto_scaling_groups(
@@ -362,6 +307,53 @@ def test_site_provisions_and_wires_every_asg_host(emulator, tmp_path):
     # Exactly one cron runner for the site: the first instance in sort order.
     assert [h for h, v in wiring.items() if v["compose_stack_cron_enabled"]] == instances[:1]
     assert not any(value in out for value in secrets.values())
+    assert secrets["db_master_password"] == STATE["db_password"]
+
+
+def _web_group(emulator):
+    ec2 = emulator["client"]("ec2")
+    return ec2, ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{SITE}-web"]}])[
+        "SecurityGroups"][0]
+
+
+def test_drift_is_reported_in_check_mode_and_repaired(emulator, tmp_path):
+    assert STATE.get("provisioned"), "needs test_full_provision"
+    ec2, group = _web_group(emulator)
+    # Out of band, as a person in the console would: SSH open to the world.
+    ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws", site_vars(emulator), check=True)
+    assert rc == 0, out[-4000:]
+    assert "moodle.platform.aws_network : Web hosts security group (HTTPS from the load balancer only)" in changed
+    # Check mode changed nothing.
+    _, group = _web_group(emulator)
+    assert any(p.get("FromPort") == 22 for p in group["IpPermissions"])
+    rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws", site_vars(emulator))
+    assert rc == 0, out[-4000:]
+    assert "moodle.platform.aws_network : Web hosts security group (HTTPS from the load balancer only)" in changed
+    _, group = _web_group(emulator)
+    assert [p["FromPort"] for p in group["IpPermissions"]] == [443]
+
+
+def _ec2_inventory(tmp_path, **compose):
+    """The example inventory's amazon.aws.aws_ec2 source, pointed at the emulator's region and site."""
+    config = yaml.safe_load((ROOT / "inventories/example-aws/aws_ec2.yml").read_text())
+    config.update(regions=[REGION], filters={**config["filters"], "tag:moodle-platform-site": SITE})
+    config["compose"] = {**config["compose"], **compose}
+    inventory = tmp_path / "emulator.aws_ec2.yml"
+    inventory.write_text(yaml.safe_dump(config))
+    return inventory
+
+
+def test_aws_ec2_inventory_puts_the_asg_hosts_into_docker_hosts(emulator, tmp_path):
+    assert STATE.get("provisioned"), "needs test_full_provision"
+    inventory = _ec2_inventory(tmp_path)
+    out = subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", str(inventory), "--list"], env=emulator["env"],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    data = json.loads(out)
+    asg = emulator["client"]("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[f"{SITE}-docker-hosts"])["AutoScalingGroups"][0]
+    assert sorted(data["docker_hosts"]["hosts"]) == sorted(i["InstanceId"] for i in asg["Instances"])
 
 
 def test_destroy_refuses_without_confirmation(emulator, tmp_path):
