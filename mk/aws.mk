@@ -1,7 +1,8 @@
-# AWS target (issue 11, AWS half): the aws_* roles and moodle.platform.aws / .aws_destroy against the moto
-# AWS emulator on 127.0.0.1 (an emulator, never AWS; no Docker needed). See docs/aws.md.
+# AWS target (issue 11): the aws_* roles, moodle.platform.aws / .aws_hosts / .aws_destroy and .site (target aws)
+# against the moto AWS emulator on 127.0.0.1 (tests/aws/emulator.py: an emulator, never AWS; no Docker needed).
+# See docs/aws.md.
 .PHONY: aws-test
 TEST_TARGETS += aws-test
 
-aws-test: setup ## AWS target against the moto AWS emulator: bad input, provision, second run, drift, inventory, teardown
+aws-test: setup ## AWS target against the moto AWS emulator: bad input, provision, second run = site with host wiring, drift, inventory, teardown
 	$(TIMED) aws-emulator $(VENV)/bin/pytest -q -p no:cacheprovider -s tests/aws

@@ -24,14 +24,15 @@ BOXES = [
     (590, 135, 310, 70, "Internet gateway + route tables",
      ["public: 0.0.0.0/0 -> IGW", "private: 0.0.0.0/0 -> NAT"], "#ffffff"),
     (60, 250, 860, 330, "private subnets (one per zone)", [], "#fdf0e3"),
-    (80, 285, 400, 110, "Auto Scaling group: Debian 12 Docker hosts",
-     ["launch template: IMDSv2, encrypted gp3 root", "instance profile: SSM + backup bucket only",
-      "sg web: 80 from the ALB only (SSH only from admin CIDRs)", "tags -> aws_ec2 inventory -> docker_hosts"],
+    (80, 280, 400, 135, "Auto Scaling group: Debian 12 Docker hosts",
+     ["launch template: IMDSv2, encrypted gp3 root", "profile: SSM, backup + SSM transfer bucket, EFS via AP",
+      "sg web: 443 from the ALB only (SSH only from admin CIDRs)", "tags -> aws_ec2 inventory -> docker_hosts",
+      "each: Compose web + TLS proxy :443, EFS mounted", "(TLS, IAM, access point); cron on one host only"],
      "#ffffff"),
-    (510, 285, 390, 110, "target group",
+    (510, 280, 390, 135, "target group (HTTPS :443 to the hosts)",
      ["health check GET /login/index.php", "instances registered by the ASG"], "#ffffff"),
     (80, 430, 260, 130, "RDS MariaDB 11.4 / PostgreSQL",
-     ["Multi-AZ, storage encrypted", "parameter group utf8mb4_unicode_ci", "backups 7 d, deletion protection",
+     ["Multi-AZ, encrypted, TLS only (RDS CA)", "parameter group utf8mb4_unicode_ci", "backups 7 d, deletion protection",
       "final snapshot on delete", "sg db: 3306/5432 from web"], "#ffffff"),
     (360, 430, 260, 130, "ElastiCache Redis",
      ["replication group + replica", "AUTH token, TLS in transit", "encryption at rest", "sg cache: 6379 from web"],
@@ -42,8 +43,8 @@ BOXES = [
 OUTSIDE = [
     (40, 0, "S3 backup bucket: versioning, SSE, public access blocked, lifecycle  |  Secrets Manager: moodle-platform/<site>/*"),
 ]
-ARROWS = [((205, 205), (280, 285), "HTTP :80"), ((280, 395), (210, 430), ""), ((280, 395), (490, 430), ""),
-          ((280, 395), (770, 430), ""), ((330, 170), (510, 340), "")]
+ARROWS = [((205, 205), (280, 280), "HTTPS :443"), ((280, 415), (210, 430), ""), ((280, 415), (490, 430), ""),
+          ((280, 415), (770, 430), ""), ((330, 170), (510, 340), "")]
 
 
 def render() -> str:

@@ -1,6 +1,7 @@
 """The moto AWS emulator (moto server on 127.0.0.1) for the AWS target's tests - an emulator, never AWS.
 
-The fixture starts `moto_server` on a free port, points every AWS client at it through the environment
+The fixture starts the moto server with the extensions of emulator.py (EFS tag API, RDS parameter groups) on a
+free port, points every AWS client at it through the environment
 (AWS_URL for the amazon.aws/community.aws modules, lookups and the aws_ec2 inventory; AWS_ENDPOINT_URL for
 boto3) with dummy credentials, and stops it afterwards. Test setup that is not the roles' job - a Debian
 AMI stand-in and an ACM certificate - is made here with boto3.
@@ -34,7 +35,7 @@ def emulator(tmp_path_factory):
     endpoint = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     # Managed policies (AmazonSSMManagedInstanceCore) exist only when moto loads them.
-    proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("emulator.py")), str(port)],
                             stdout=log.open("w"), stderr=subprocess.STDOUT,
                             env=dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true"))
     creds = {"aws_access_key_id": "emulator", "aws_secret_access_key": "emulator"}
@@ -64,20 +65,23 @@ def emulator(tmp_path_factory):
     proc.wait(timeout=10)
 
 
-def run_playbook(emulator, tmp_path, playbook, extra=None, check=False, timeout=900):
-    """ansible-playbook moodle.platform.<playbook> on the controller; returns (rc, output, changed task names)."""
+def run_playbook(emulator, tmp_path, playbook, extra=None, check=False, timeout=900, inventories=(), env=None):
+    """ansible-playbook moodle.platform.<playbook> (or a playbook file) on the controller, plus `inventories`;
+    returns (rc, output, changed task names, seconds)."""
     import json
 
     inventory = tmp_path / "controller.yml"
     inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
                          f"      ansible_python_interpreter: {sys.executable}\n")
-    args = [str(VENV_BIN / "ansible-playbook"), f"moodle.platform.{playbook}", "-i", str(inventory),
-            "-e", json.dumps(extra or {})]
+    args = [str(VENV_BIN / "ansible-playbook"), str(playbook) if str(playbook).endswith(".yml")
+            else f"moodle.platform.{playbook}", "-i", str(inventory), "-e", json.dumps(extra or {})]
+    for source in inventories:
+        args += ["-i", str(source)]
     if check:
         args.append("--check")
     start = time.monotonic()
-    proc = subprocess.run(args, env=emulator["env"], capture_output=True, text=True, timeout=timeout, check=False,
-                          cwd=tmp_path)
+    proc = subprocess.run(args, env={**emulator["env"], **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout, check=False, cwd=tmp_path)
     out = proc.stdout + proc.stderr
     changed, task = [], None
     for line in out.splitlines():

@@ -1,14 +1,21 @@
 """The AWS target against the moto AWS emulator (never AWS): bad input refused before any change, full
 provision, second run, drift reported in check mode and repaired, the aws_ec2 inventory, teardown.
 
-Emulator gaps (docs/aws.md, "What was only tested against the emulator"): the RDS parameter group and EFS
-are switched off here (EMULATOR_GAPS), and two tasks report changed on every run for emulator reasons
+The whole moodle.platform.site with target aws: provision, then the wiring of every Docker host of the Auto
+Scaling group (what compose_stack and aws_docker_host get), up to the first task that needs a host - the
+emulator's instances are records, nothing runs on them.
+
+Emulator gaps (docs/aws.md, "What was only tested against the emulator"): the EFS tag API and the RDS parameter
+catalogue come from the extensions in emulator.py (the catalogue is a stand-in excerpt), gp3 storage is
+replaced by gp2 (EMULATOR_GAPS), and two tasks report changed on every run for emulator reasons
 (KNOWN_EMULATOR_CHANGES). The tests are ordered: they share one provisioned site.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 
 import pytest
@@ -17,13 +24,9 @@ import yaml
 from conftest import REGION, ROOT, VENV_BIN, run_playbook
 
 SITE = "emu"
+CATALOGUE = json.loads((ROOT / "tests/aws/rds_parameter_catalogue.json").read_text())["families"]
 # Switches for what the emulator cannot model (each explained in docs/aws.md).
 EMULATOR_GAPS = {
-    # moto returns an empty list instead of DBParameterGroupNotFound and has no parameter catalogue:
-    # amazon.aws.rds_instance_param_group fails with IndexError.
-    "aws_data_db_parameter_group": False,
-    # community.aws.efs calls the EFS DescribeTags API, which moto does not implement.
-    "aws_data_efs_enabled": False,
     # moto does not return StorageThroughput for gp3, which amazon.aws.rds_instance reads on its second run.
     "aws_data_db_storage_type": "gp2",
 }
@@ -42,7 +45,8 @@ STATE = {}
 def site_vars(emulator, **extra):
     return {"moodle_platform_aws_region": REGION, "moodle_platform_aws_site": SITE,
             "aws_compute_ami_owner": emulator["account"], "aws_compute_certificate_arn": emulator["certificate"],
-            "aws_data_backup_bucket": f"{SITE}-backups", **EMULATOR_GAPS, **extra}
+            "aws_data_backup_bucket": f"{SITE}-backups", "aws_compute_ssm_transfer_bucket": f"{SITE}-ssm-transfer",
+            **EMULATOR_GAPS, **extra}
 
 
 def inventory_of_resources(emulator):
@@ -97,6 +101,18 @@ def test_bad_input_is_refused_before_any_change(emulator, tmp_path, case, extra,
     assert inventory_of_resources(emulator) == before
 
 
+def test_hosts_are_not_wired_without_provisioning(emulator, tmp_path):
+    """moodle.platform.aws_hosts alone (no provisioning in the run) refuses before it touches a host."""
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text("docker_hosts:\n  hosts:\n    i-0123456789abcdef0:\n      ansible_connection: ssh\n"
+                     "      ansible_host: 127.0.0.1\n      ansible_port: 9\n")
+    rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws_hosts", site_vars(emulator), inventories=[hosts])
+    flat = " ".join(out.split())
+    assert rc != 0 and changed == []
+    assert "wires the Docker hosts from what moodle.platform.aws provisioned in the same run" in flat, flat[-2000:]
+    assert "UNREACHABLE" not in out
+
+
 def test_check_mode_of_a_new_site_reports_and_creates_nothing(emulator, tmp_path):
     before = inventory_of_resources(emulator)
     rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws", site_vars(emulator), check=True)
@@ -123,12 +139,14 @@ def test_full_provision(emulator, tmp_path):
         Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["SecurityGroups"]}
     web = groups[f"{SITE}-web"]["IpPermissions"]
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"]) for p in web] == \
-        [(80, [groups[f"{SITE}-alb"]["GroupId"]], [])]
+        [(443, [groups[f"{SITE}-alb"]["GroupId"]], [])]
     for name, port in (("db", 3306), ("cache", 6379), ("efs", 2049)):
         perms = groups[f"{SITE}-{name}"]["IpPermissions"]
         assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"]) for p in perms] == \
             [(port, [groups[f"{SITE}-web"]["GroupId"]], [])]
     db = c("rds").describe_db_instances(DBInstanceIdentifier=f"{SITE}-db")["DBInstances"][0]
+    _check_parameter_group(c("rds"), db)
+    _check_efs(c, groups[f"{SITE}-efs"]["GroupId"], vpc_id)
     assert (db["Engine"], db["EngineVersion"], db["MultiAZ"], db["StorageEncrypted"], db["DeletionProtection"],
             db["BackupRetentionPeriod"], db["PubliclyAccessible"]) == ("mariadb", "11.4.5", True, True, True, 7, False)
     redis = c("elasticache").describe_replication_groups(ReplicationGroupId=f"{SITE}-redis")["ReplicationGroups"][0]
@@ -146,10 +164,17 @@ def test_full_provision(emulator, tmp_path):
     assert listeners[443]["Certificates"][0]["CertificateArn"] == emulator["certificate"]
     assert listeners[80]["DefaultActions"][0]["Type"] == "redirect"
     tg = c("elbv2").describe_target_groups(Names=[f"{SITE}-web"])["TargetGroups"][0]
-    assert tg["HealthCheckPath"] == "/login/index.php"
+    assert (tg["HealthCheckPath"], tg["Protocol"], tg["Port"]) == ("/login/index.php", "HTTPS", 443)
     policy = c("iam").get_role_policy(RoleName=f"{SITE}-docker-host", PolicyName="backup-bucket")["PolicyDocument"]
     assert {r for s in policy["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])} \
-        == {f"arn:aws:s3:::{SITE}-backups", f"arn:aws:s3:::{SITE}-backups/*"}
+        == {f"arn:aws:s3:::{SITE}-backups", f"arn:aws:s3:::{SITE}-backups/*", f"arn:aws:s3:::{SITE}-ssm-transfer",
+            f"arn:aws:s3:::{SITE}-ssm-transfer/*"}
+    assert s3.get_bucket_lifecycle_configuration(Bucket=f"{SITE}-ssm-transfer")["Rules"][0]["Expiration"]["Days"] == 1
+    efs_policy = c("iam").get_role_policy(RoleName=f"{SITE}-docker-host", PolicyName="moodledata-efs")["PolicyDocument"]
+    (statement,) = efs_policy["Statement"]
+    assert statement["Resource"] == STATE["efs_arn"]
+    assert sorted(statement["Action"]) == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+    assert statement["Condition"] == {"StringEquals": {"elasticfilesystem:AccessPointArn": STATE["access_point_arn"]}}
     # Secrets: generated once, stored, never printed.
     sm = c("secretsmanager")
     for key in ("db_master_password", "redis_auth_token", "moodle_admin_password"):
@@ -159,15 +184,130 @@ def test_full_provision(emulator, tmp_path):
     STATE["provisioned"] = True
 
 
-def test_second_run_changes_nothing(emulator, tmp_path):
+def _check_parameter_group(rds, db):
+    """The site's own parameter group is attached and carries Moodle's settings; every value is one the
+    (stand-in) catalogue allows for the parameter."""
+    (group,) = [g["DBParameterGroupName"] for g in db["DBParameterGroups"]]
+    assert group == f"{SITE}-mariadb11-4"
+    family = rds.describe_db_parameter_groups(DBParameterGroupName=group)["DBParameterGroups"][0]["DBParameterGroupFamily"]
+    assert family == "mariadb11.4"
+    params = {p["ParameterName"]: p for p in rds.describe_db_parameters(DBParameterGroupName=group)["Parameters"]}
+    values = {name: p.get("ParameterValue") for name, p in params.items()}
+    for name, want in {"character_set_server": "utf8mb4", "character_set_client": "utf8mb4",
+                       "character_set_connection": "utf8mb4", "character_set_database": "utf8mb4",
+                       "character_set_results": "utf8mb4", "collation_server": "utf8mb4_unicode_ci",
+                       "collation_connection": "utf8mb4_unicode_ci", "max_connections": "300",
+                       "require_secure_transport": "1", "innodb_file_per_table": "1"}.items():
+        assert values[name] == want, (name, values[name])
+    catalogue = {p["ParameterName"]: p for p in CATALOGUE[family]}
+    for name, param in params.items():
+        if param.get("Source") == "engine-default":
+            continue
+        allowed = catalogue[name]["AllowedValues"]
+        if catalogue[name]["DataType"] == "integer":
+            low, high = re.match(r"^(-?[0-9]+)-([0-9]+)$", allowed).groups()
+            assert int(low) <= int(param["ParameterValue"]) <= int(high), (name, param["ParameterValue"])
+        else:
+            assert param["ParameterValue"] in allowed.split(","), (name, param["ParameterValue"])
+        # Static parameters wait for the next reboot (the role does not restart a running database).
+        assert param["ApplyMethod"] == "pending-reboot", (name, param)
+
+
+def _check_efs(client, efs_group, vpc_id):
+    """EFS: encrypted, a mount target in each private subnet behind the efs security group, an access point that
+    presents uid/gid 33 and creates its root directory for them."""
+    efs = client("efs")
+    (fs,) = efs.describe_file_systems(CreationToken=f"{SITE}-moodledata")["FileSystems"]
+    assert fs["Encrypted"] and fs["LifeCycleState"] == "available"
+    assert {t["Key"]: t["Value"] for t in efs.describe_tags(FileSystemId=fs["FileSystemId"])["Tags"]} == \
+        {"Name": f"{SITE}-moodledata", "moodle-platform-site": SITE}
+    private = {s["SubnetId"] for s in client("ec2").describe_subnets(Filters=[
+        {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "tag:Name", "Values": [f"{SITE}-private-*"]}])["Subnets"]}
+    targets = efs.describe_mount_targets(FileSystemId=fs["FileSystemId"])["MountTargets"]
+    assert {t["SubnetId"] for t in targets} == private and len(private) == 2
+    for target in targets:
+        assert efs.describe_mount_target_security_groups(MountTargetId=target["MountTargetId"])["SecurityGroups"] == \
+            [efs_group]
+    (point,) = efs.describe_access_points(FileSystemId=fs["FileSystemId"])["AccessPoints"]
+    assert {k: int(v) for k, v in point["PosixUser"].items()} == {"Uid": 33, "Gid": 33}
+    assert point["RootDirectory"]["Path"] == "/moodledata"
+    assert int(point["RootDirectory"]["CreationInfo"]["OwnerUid"]) == 33
+    STATE.update(efs_id=fs["FileSystemId"], efs_arn=fs["FileSystemArn"], access_point_id=point["AccessPointId"],
+                 access_point_arn=point["AccessPointArn"])
+
+
+def test_second_run_is_the_whole_site_changes_nothing_and_wires_every_host(emulator, tmp_path):
+    """The second run is moodle.platform.site (target aws, deploy on; one run serves both checks, CI time): the
+    provisioning changes nothing but the known emulator changes, and each Docker host gets compose_stack's and
+    aws_docker_host's variables, compared with the emulator's own answers."""
     assert STATE.get("provisioned"), "needs test_full_provision"
-    rc, out, changed, seconds = run_playbook(emulator, tmp_path, "aws", site_vars(emulator))
-    assert rc == 0, out[-4000:]
-    print(f"\nsecond run against the moto AWS emulator: {seconds:.0f} s, changed: {changed}")
-    assert set(changed) == KNOWN_EMULATOR_CHANGES, changed
-    sm = emulator["client"]("secretsmanager")
-    assert sm.get_secret_value(SecretId=f"moodle-platform/{SITE}/db_master_password")["SecretString"] == \
-        STATE["db_password"]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    closed_port = sock.getsockname()[1]
+    sock.close()
+    # Instead of SSM: SSH to a closed port, so the first task that needs a host fails at once (UNREACHABLE).
+    inventory = _ec2_inventory(tmp_path, ansible_connection="'ssh'", ansible_host="'127.0.0.1'",
+                               ansible_port=str(closed_port), ansible_aws_ssm_bucket_name="''")
+    # The test's callback records each host's variables when it turns out unreachable (the emulator's secrets
+    # are dummies; the file is the test's own).
+    wiring_file = tmp_path / "wiring.json"
+    recorder = {"ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "tests/aws/callback_plugins"),
+                "ANSIBLE_CALLBACKS_ENABLED": "host_wiring", "MOODLE_PLATFORM_TEST_WIRING_FILE": str(wiring_file)}
+    rc, out, changed, seconds = run_playbook(
+        emulator, tmp_path, "site",
+        site_vars(emulator, moodle_platform_target="aws"),
+        inventories=[inventory], env=recorder)
+    print(f"\nsecond run (moodle.platform.site, target aws, up to the hosts) against the moto AWS emulator: "
+          f"{seconds:.0f} s, changed: {changed}")
+    assert set(changed) == KNOWN_EMULATOR_CHANGES, (changed, out[-4000:])
+    c = emulator["client"]
+    instances = sorted(i["InstanceId"] for i in c("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[f"{SITE}-docker-hosts"])["AutoScalingGroups"][0]["Instances"])
+    # The run reached the hosts exactly at the first task that needs them - after the wiring.
+    unreachable, task = {}, None
+    for line in out.splitlines():
+        match = re.match(r"TASK \[(.*)\] \*+", line)
+        if match:
+            task = match.group(1)
+        match = re.match(r"fatal: \[(i-[0-9a-f]+)\]: UNREACHABLE!", line)
+        if match:
+            unreachable[match.group(1)] = task
+    assert rc == 4, out[-4000:]
+    assert unreachable == dict.fromkeys(
+        instances, "moodle.platform.aws_docker_host : NFS client, stunnel (TLS) and what the mount helper's package build needs")
+    assert "moodle.platform.docker_host :" not in out and "moodle.platform.compose_stack :" not in out
+    wiring = json.loads(wiring_file.read_text())
+    assert sorted(wiring) == instances
+    (db,) = c("rds").describe_db_instances(DBInstanceIdentifier=f"{SITE}-db")["DBInstances"]
+    (redis,) = c("elasticache").describe_replication_groups(ReplicationGroupId=f"{SITE}-redis")["ReplicationGroups"]
+    primary = redis["NodeGroups"][0]["PrimaryEndpoint"]
+    secrets = {key: c("secretsmanager").get_secret_value(SecretId=f"moodle-platform/{SITE}/{key}")["SecretString"]
+               for key in ("db_master_password", "redis_auth_token", "moodle_admin_password")}
+    expected = {
+        "compose_stack_environment": "prod", "compose_stack_bind_address": "0.0.0.0",  # noqa: S104 - the hosts serve the load balancer
+        "compose_stack_https_port": 443,
+        # No compose_stack_wwwroot in the inventory: the load balancer's address.
+        "compose_stack_wwwroot": "https://" + c("elbv2").describe_load_balancers(Names=[f"{SITE}-alb"])[
+            "LoadBalancers"][0]["DNSName"],
+        "compose_stack_moodle_admin_password": secrets["moodle_admin_password"],
+        "compose_stack_db_external": True, "compose_stack_db_host": db["Endpoint"]["Address"],
+        "compose_stack_db_port": db["Endpoint"]["Port"], "compose_stack_db_name": db["DBName"],
+        "compose_stack_db_user": db["MasterUsername"], "compose_stack_db_password": secrets["db_master_password"],
+        "compose_stack_db_tls": True, "compose_stack_db_tls_ca_file": "/etc/moodle-platform/rds-ca-bundle.pem",
+        "compose_stack_redis_external": True, "compose_stack_redis_host": primary["Address"],
+        "compose_stack_redis_port": primary["Port"], "compose_stack_redis_password": secrets["redis_auth_token"],
+        "compose_stack_redis_tls": True, "compose_stack_moodledata_path": "/mnt/moodledata",
+        "moodle_platform_backups": False, "upgrade_rollback": False,
+        "aws_docker_host_efs_id": STATE["efs_id"], "aws_docker_host_efs_access_point_id": STATE["access_point_id"],
+        "aws_docker_host_moodledata_path": "/mnt/moodledata",
+        "aws_docker_host_rds_ca_file": "/etc/moodle-platform/rds-ca-bundle.pem",
+    }
+    for host, values in wiring.items():
+        assert {key: values.get(key) for key in expected} == expected, host
+    # Exactly one cron runner for the site: the first instance in sort order.
+    assert [h for h, v in wiring.items() if v["compose_stack_cron_enabled"]] == instances[:1]
+    assert not any(value in out for value in secrets.values())
+    assert secrets["db_master_password"] == STATE["db_password"]
 
 
 def _web_group(emulator):
@@ -184,24 +324,30 @@ def test_drift_is_reported_in_check_mode_and_repaired(emulator, tmp_path):
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws", site_vars(emulator), check=True)
     assert rc == 0, out[-4000:]
-    assert "moodle.platform.aws_network : Web hosts security group (HTTP from the load balancer only)" in changed
+    assert "moodle.platform.aws_network : Web hosts security group (HTTPS from the load balancer only)" in changed
     # Check mode changed nothing.
     _, group = _web_group(emulator)
     assert any(p.get("FromPort") == 22 for p in group["IpPermissions"])
     rc, out, changed, _ = run_playbook(emulator, tmp_path, "aws", site_vars(emulator))
     assert rc == 0, out[-4000:]
-    assert "moodle.platform.aws_network : Web hosts security group (HTTP from the load balancer only)" in changed
+    assert "moodle.platform.aws_network : Web hosts security group (HTTPS from the load balancer only)" in changed
     _, group = _web_group(emulator)
-    assert [p["FromPort"] for p in group["IpPermissions"]] == [80]
+    assert [p["FromPort"] for p in group["IpPermissions"]] == [443]
+
+
+def _ec2_inventory(tmp_path, **compose):
+    """The example inventory's amazon.aws.aws_ec2 source, pointed at the emulator's region and site."""
+    config = yaml.safe_load((ROOT / "inventories/example-aws/aws_ec2.yml").read_text())
+    config.update(regions=[REGION], filters={**config["filters"], "tag:moodle-platform-site": SITE})
+    config["compose"] = {**config["compose"], **compose}
+    inventory = tmp_path / "emulator.aws_ec2.yml"
+    inventory.write_text(yaml.safe_dump(config))
+    return inventory
 
 
 def test_aws_ec2_inventory_puts_the_asg_hosts_into_docker_hosts(emulator, tmp_path):
     assert STATE.get("provisioned"), "needs test_full_provision"
-    source = ROOT / "inventories/example-aws/aws_ec2.yml"
-    config = yaml.safe_load(source.read_text())
-    config.update(regions=[REGION], filters={**config["filters"], "tag:moodle-platform-site": SITE})
-    inventory = tmp_path / "emulator.aws_ec2.yml"
-    inventory.write_text(yaml.safe_dump(config))
+    inventory = _ec2_inventory(tmp_path)
     out = subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", str(inventory), "--list"], env=emulator["env"],
                          capture_output=True, text=True, timeout=300, check=True).stdout
     data = json.loads(out)
