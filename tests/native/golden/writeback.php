@@ -65,6 +65,31 @@ function wb_clean(object $row): array {
     return $a;
 }
 
+/**
+ * The course as the regrade finds it, for the CI fixture: the rows of the tables the native regrade
+ * reads and writes, and the site settings and module facts it reads.
+ */
+function wb_start(int $cid): array {
+    global $DB, $CFG, $USER;
+    $rows = fn($t) => array_values(array_map(fn($r) => (array)$r, $DB->get_records($t, ['courseid' => $cid], 'id')));
+    $cfg = [];
+    foreach ((array)$CFG as $k => $v) {
+        if (is_scalar($v) && (str_starts_with($k, 'grade') || in_array($k, ['unlimitedgrades', 'enableoutcomes',
+                'disablegradehistory', 'enableavailability', 'gradeoverhundredprocentmax'], true))) {
+            $cfg[$k] = $v;
+        }
+    }
+    $rescale = [];
+    foreach ($DB->get_fieldset_sql("SELECT DISTINCT itemmodule FROM {grade_items} WHERE courseid = ? AND itemtype = 'mod'",
+            [$cid]) as $mod) {
+        $rescale[$mod] = component_callback_exists('mod_' . $mod, 'rescale_activity_grades') !== false;
+    }
+    return ['config' => $cfg, 'plugin' => (array)get_config('local_nativegrades'), 'userid' => (int)$USER->id,
+        'rescale' => $rescale, 'grade_categories' => $rows('grade_categories'), 'grade_items' => $rows('grade_items'),
+        'grade_settings' => $rows('grade_settings'),
+        'grade_grades' => array_values(array_map(fn($r) => (array)$r, wb_grade_rows($cid)))];
+}
+
 /** What a regrade left: the tables and events, keyed so that two runs compare. */
 function wb_record(int $cid, array $s): array {
     global $DB;
@@ -146,10 +171,15 @@ function wb_diff(array $a, array $b): array {
  */
 function wb_check(int $cid): array {
     $s = wb_snapshot($cid);
+    $start = getenv('GOLDEN_WRITEBACK_FIXTURE') ? wb_start($cid) : null;
     $t0 = microtime(true);
     $status = grade_regrade_final_grades($cid);
     $tm = microtime(true) - $t0;
     $moodle = wb_record($cid, $s);
+    if ($start !== null) {
+        // The CI test of the write-back (tests/native/test_writeback.py) replays this course.
+        $GLOBALS['wbfixture'][] = ['courseid' => $cid, 'start' => $start, 'moodle' => $moodle];
+    }
     // The row order generate_grades()' query returns per category and user (ties sort in it).
     $orders = [];
     foreach (grade_category::fetch_all(['courseid' => $cid]) as $cat) {
