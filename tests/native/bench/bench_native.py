@@ -210,7 +210,8 @@ def main() -> int:
             print(f"one item's weight changed (item {wc['itemid']}), time until the gradebook opens:")
             print(f"  Moodle (grade_regrade_final_grades() behind the progress bar): {wc['moodle_open_seconds']:9.2f} s")
             print(f"  scheduled task regrade_courses first (native, write-back):     {wc['task_seconds']:9.2f} s "
-                  f"+ opening {wc['native_open_seconds']:.3f} s = {native_wait:.2f} s -> {wc['moodle_open_seconds'] / native_wait:.1f}x "
+                  f"+ opening {wc['native_open_seconds']:.3f} s = {native_wait:.2f} s "
+                  f"-> {wc['moodle_open_seconds'] / native_wait:.1f}x "
                   "(plus up to one cron minute before the task starts)")
             print(f"  database equal after both (timestamps excepted): {equal}")
             for table, lines in (wc["diff"] or {}).items():
