@@ -56,6 +56,6 @@ if [ -n "${GOLDEN_WRITEBACK_FIXTURE:-}" ]; then
     echo "-- installed (install_database.php) on $(mariadb -N -e 'select version()'); structure only, no Moodle code."
     mariadb-dump --no-data --skip-comments --skip-add-drop-table moodle mdl_grade_categories mdl_grade_items \
       mdl_grade_grades mdl_grade_settings mdl_grade_grades_history mdl_grade_items_history mdl_logstore_standard_log \
-      | sed -e 's/ AUTO_INCREMENT=[0-9]*//' -e '/^\/\*!/d'; } > /cache/writeback-schema.sql
+      | sed -e 's/ AUTO_INCREMENT=[0-9]*//' -e '/^\/\*M\{0,1\}!/d'; } > /cache/writeback-schema.sql
 fi
 mariadb-admin --socket=/run/mysqld/mysqld.sock shutdown || true
