@@ -123,7 +123,7 @@ class standin_database {
     private function keyed(array $rows): array {
         $out = [];
         foreach ($rows as $r) {
-            $out[reset($r)] = $r;
+            $out[array_values((array)$r)[0]] = $r;
         }
         return $out;
     }
@@ -177,11 +177,11 @@ class standin_database {
 
     public function get_field_sql($sql, ?array $params = null) {
         $r = $this->query($sql, $params ?? []);
-        return $r ? reset($r[0]) : false;
+        return $r ? array_values((array)$r[0])[0] : false;
     }
 
     public function get_fieldset_sql($sql, ?array $params = null): array {
-        return array_map(fn($r) => reset($r), $this->query($sql, $params ?? []));
+        return array_map(fn($r) => array_values((array)$r)[0], $this->query($sql, $params ?? []));
     }
 
     public function get_fieldset_select($table, $return, $select, ?array $params = null): array {
