@@ -203,6 +203,20 @@ def main() -> int:
             for table, lines in (w["diff"] or {}).items():
                 print(f"    {table}: " + "; ".join(lines[:3]))
             same = same and equal
+        wc = moodle.get("weight_change")
+        if wc:
+            native_wait = wc["task_seconds"] + wc["native_open_seconds"]
+            equal = wc["moodle_ok"] and wc["native_ok"] and not wc["diff"]
+            print(f"one item's weight changed (item {wc['itemid']}), time until the gradebook opens:")
+            print(f"  Moodle (grade_regrade_final_grades() behind the progress bar): {wc['moodle_open_seconds']:9.2f} s")
+            print(f"  scheduled task regrade_courses first (native, write-back):     {wc['task_seconds']:9.2f} s "
+                  f"+ opening {wc['native_open_seconds']:.3f} s = {native_wait:.2f} s "
+                  f"-> {wc['moodle_open_seconds'] / native_wait:.1f}x "
+                  "(plus up to one cron minute before the task starts)")
+            print(f"  database equal after both (timestamps excepted): {equal}")
+            for table, lines in (wc["diff"] or {}).items():
+                print(f"    {table}: " + "; ".join(lines[:3]))
+            same = same and equal
     else:
         print("Moodle's own code: skipped (give MOODLE_SRC=/path/to/moodle-4.5 to include it)")
 

@@ -270,6 +270,11 @@ fwrite(STDERR, 'golden: site defaults unlimitedgrades=' . var_export($sitedefaul
     ' gradeoverhundredprocentmax=' . var_export($sitedefaults['gradeoverhundredprocentmax'], true) . "\n");
 file_put_contents($out, json_encode(['cases' => $results, 'dropped' => $dropped],
     JSON_PRETTY_PRINT | JSON_PRESERVE_ZERO_FRACTION | JSON_UNESCAPED_SLASHES));
+if (!empty($GLOBALS['wbfixture'])) {
+    file_put_contents(getenv('GOLDEN_WRITEBACK_FIXTURE'), json_encode(['provenance' => ['moodle_release' => $CFG->release,
+        'moodle_version' => $CFG->version, 'database' => $DB->get_server_info()['description'],
+        'generated' => gmdate('c')], 'cases' => $GLOBALS['wbfixture']], JSON_PRESERVE_ZERO_FRACTION | JSON_UNESCAPED_SLASHES));
+}
 if ($writeback !== null) {
     file_put_contents("{$out}.writeback.json", json_encode($writeback, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));
     foreach (['php', 'native'] as $engine) {

@@ -65,6 +65,31 @@ function wb_clean(object $row): array {
     return $a;
 }
 
+/**
+ * The course as the regrade finds it, for the CI fixture: the rows of the tables the native regrade
+ * reads and writes, and the site settings and module facts it reads.
+ */
+function wb_start(int $cid): array {
+    global $DB, $CFG, $USER;
+    $rows = fn($t) => array_values(array_map(fn($r) => (array)$r, $DB->get_records($t, ['courseid' => $cid], 'id')));
+    $cfg = [];
+    foreach ((array)$CFG as $k => $v) {
+        if (is_scalar($v) && (str_starts_with($k, 'grade') || in_array($k, ['unlimitedgrades', 'enableoutcomes',
+                'disablegradehistory', 'enableavailability', 'gradeoverhundredprocentmax'], true))) {
+            $cfg[$k] = $v;
+        }
+    }
+    $rescale = [];
+    foreach ($DB->get_fieldset_sql("SELECT DISTINCT itemmodule FROM {grade_items} WHERE courseid = ? AND itemtype = 'mod'",
+            [$cid]) as $mod) {
+        $rescale[$mod] = component_callback_exists('mod_' . $mod, 'rescale_activity_grades') !== false;
+    }
+    return ['config' => $cfg, 'plugin' => (array)get_config('local_nativegrades'), 'userid' => (int)$USER->id,
+        'rescale' => $rescale, 'grade_categories' => $rows('grade_categories'), 'grade_items' => $rows('grade_items'),
+        'grade_settings' => $rows('grade_settings'),
+        'grade_grades' => array_values(array_map(fn($r) => (array)$r, wb_grade_rows($cid)))];
+}
+
 /** What a regrade left: the tables and events, keyed so that two runs compare. */
 function wb_record(int $cid, array $s): array {
     global $DB;
@@ -146,10 +171,15 @@ function wb_diff(array $a, array $b): array {
  */
 function wb_check(int $cid): array {
     $s = wb_snapshot($cid);
+    $start = getenv('GOLDEN_WRITEBACK_FIXTURE') ? wb_start($cid) : null;
     $t0 = microtime(true);
     $status = grade_regrade_final_grades($cid);
     $tm = microtime(true) - $t0;
     $moodle = wb_record($cid, $s);
+    if ($start !== null) {
+        // The CI test of the write-back (tests/native/test_writeback.py) replays this course.
+        $GLOBALS['wbfixture'][] = ['courseid' => $cid, 'start' => $start, 'moodle' => $moodle];
+    }
     // The row order generate_grades()' query returns per category and user (ties sort in it).
     $orders = [];
     foreach (grade_category::fetch_all(['courseid' => $cid]) as $cat) {
@@ -180,10 +210,56 @@ function wb_check(int $cid): array {
     }
     if (getenv('GOLDEN_WRITEBACK') === 'bench') {
         // make bench-native: the report is all it reads; the extension's write-back stays in place.
+        $report['weight_change'] = wb_weight_change($cid);
         return [$status, $report];
     }
     // Leave Moodle's own result in place (the golden expectations read it).
     wb_restore($cid, $s);
     $status = grade_regrade_final_grades($cid);
     return [$status, $report];
+}
+
+/**
+ * make bench-native: "time until the gradebook opens" after a teacher changes one grade item's
+ * weight, from the same (current) state twice: as Moodle does it (opening the gradebook runs
+ * grade_regrade_final_grades() behind the progress bar), and with local_nativegrades' scheduled
+ * task having run first (the gradebook then finds nothing to regrade).  The two end states are
+ * compared table by table.
+ */
+function wb_weight_change(int $cid): array {
+    global $DB;
+    // The first activity item of a weighted-mean category: its weight is aggregationcoef.
+    $itemid = (int)$DB->get_field_sql("SELECT MIN(gi.id) FROM {grade_items} gi
+                                          JOIN {grade_categories} gc ON gc.id = gi.categoryid
+                                         WHERE gi.courseid = ? AND gc.aggregation = ? AND gi.itemtype = 'mod'",
+        [$cid, GRADE_AGGREGATE_WEIGHTED_MEAN]);
+    if (!$itemid) {
+        throw new coding_exception('bench course without an activity item in a weighted-mean category');
+    }
+    $change = function () use ($itemid): void {
+        $gi = grade_item::fetch(['id' => $itemid]);
+        $gi->aggregationcoef = (float)$gi->aggregationcoef + 1;
+        $gi->update();  // qualifies_for_regrading(): force_regrading() sets needsupdate
+    };
+    // Opening the gradebook (grade_regrade_final_grades_if_required() without the page output).
+    $open = function () use ($cid): array {
+        $t0 = microtime(true);
+        $status = grade_needs_regrade_final_grades($cid) ? grade_regrade_final_grades($cid) : true;
+        return [microtime(true) - $t0, $status === true];
+    };
+    $s = wb_snapshot($cid);
+    $change();
+    [$tmoodle, $ok] = $open();
+    $moodle = wb_record($cid, $s);
+    wb_restore($cid, $s);
+    $change();
+    $t0 = microtime(true);
+    ob_start();
+    (new \local_nativegrades\task\regrade_courses())->execute();
+    $log = ob_get_clean();
+    $ttask = microtime(true) - $t0;
+    [$topen, $ok2] = $open();
+    return ['itemid' => $itemid, 'moodle_open_seconds' => $tmoodle, 'moodle_ok' => $ok, 'task_seconds' => $ttask,
+        'native_open_seconds' => $topen, 'native_ok' => $ok2, 'task_log' => $log,
+        'diff' => wb_diff($moodle, wb_record($cid, $s))];
 }

@@ -281,7 +281,9 @@ class regrader {
             }
         }
         $aggregatedfor = [];
-        foreach ($this->model->order as $i) {
+        $orders = [];
+        ksort($incourse);
+        foreach ($this->moodle_order() as $i) {
             $it = $l->items[$i];
             $m = $this->model->items[$i];
             $itemid = (int)$it->id;
@@ -318,6 +320,10 @@ class regrader {
             }
             ksort($catusers);
             $cat = $this->model->categories[$c];
+            // The rows generate_grades() reads, before aggregate_grades() creates the missing ones:
+            // ties among equal grades sort in this order (which one gets the minimum, maximum or
+            // median weight depends on it).
+            $orders[$c] = $this->row_order($c, $rowof);
             foreach (array_keys($catusers) as $userid) {
                 if (!isset($rows[$itemid][$userid])) {
                     $insert($itemid, $userid, 0.0, 100.0);
@@ -351,7 +357,7 @@ class regrader {
                 }
             }
         }
-        $statuses = $this->usage($aggregatedfor, $rows, $final, $has);
+        $statuses = $this->usage($aggregatedfor, $rows, $final, $has, $orders);
         // Bulk write: one UPDATE per chunk (CASE id WHEN ... ), then the history rows.
         foreach (array_chunk($updates, self::CHUNK) as $chunk) {
             $ids = [];
@@ -431,6 +437,78 @@ class regrader {
     }
 
     /**
+     * The computed items in the order grade_regrade_final_grades() regrades them: passes over the
+     * items in id order, each item as soon as the computed items it depends on are done.  The rows
+     * the regrade creates then get their ids in Moodle's order, and each category's query sees the
+     * rows Moodle's saw.
+     *
+     * @return int[] item indexes
+     */
+    private function moodle_order(): array {
+        $m = $this->model;
+        $pending = [];
+        foreach ($m->order as $i) {
+            $it = $m->items[$i];
+            $deps = $it['formula'] !== null ? $it['fdeps'] : $m->categories[$it['own']]['deps'];
+            $pending[$i] = array_values(array_filter($deps, fn($d) => in_array($d, $m->order, true)));
+        }
+        $ids = array_map(fn($i) => (int)$this->l->items[$i]->id, array_keys($pending));
+        $pending = array_combine($ids, array_map(null, array_keys($pending), array_values($pending)));
+        ksort($pending);
+        $done = [];
+        $out = [];
+        while ($pending) {
+            $progress = false;
+            foreach ($pending as $id => [$i, $deps]) {
+                foreach ($deps as $d) {
+                    if (!isset($done[$d])) {
+                        continue 2;
+                    }
+                }
+                $done[$i] = true;
+                $out[] = $i;
+                unset($pending[$id]);
+                $progress = true;
+            }
+            if (!$progress) {
+                // The engine's dependency order has no cycle; this cannot happen.
+                throw new \coding_exception('native regrade: no regrade order for the computed items');
+            }
+        }
+        return $out;
+    }
+
+    /**
+     * The order in which generate_grades()' query (same SQL) returns a category's child rows per
+     * user, with the rows that exist now.  MariaDB's sort is not stable: ties on userid come in
+     * an order only the database knows.
+     *
+     * @param int $c category index
+     * @param array $rowof userid => user row
+     * @return array user row => child item indexes
+     */
+    private function row_order(int $c, array $rowof): array {
+        global $DB;
+        $l = $this->l;
+        $cat = $this->model->categories[$c];
+        $index = [];
+        foreach ($cat['deps'] as $d) {
+            $index[(int)$l->items[$d]->id] = $d;
+        }
+        $gis = array_merge(array_keys($index), [(int)$l->items[$cat['item']]->id]);
+        [$usql, $params] = $DB->get_in_or_equal($gis);
+        $out = [];
+        $rs = $DB->get_recordset_select('grade_grades', "itemid $usql", $params, 'userid', implode(',', self::REQUIRED));
+        foreach ($rs as $r) {
+            if (isset($index[(int)$r->itemid], $rowof[(int)$r->userid])) {
+                $out[$rowof[(int)$r->userid]][] = $index[(int)$r->itemid];
+            }
+        }
+        $rs->close();
+        return $out;
+    }
+
+    /**
      * grade_grades.aggregationstatus/aggregationweight as grade_category::set_usedinaggregation() leaves
      * them: the PHP engine regrades every user again with its usage trace on (which grades were used,
      * with which weight, dropped, empty or extra credit), in Moodle's user order; its final grades
@@ -441,40 +519,22 @@ class regrader {
      * @param array $rows itemid => userid => grade row (after the inserts)
      * @param float[] $final the engine's final grades
      * @param string $has the engine's hasvalue bytes
+     * @param array $orders category index => user row => its children's item indexes in the order
+     *     generate_grades() read their rows (row_order())
      * @return array[] [grade id, status, weight] for every row that changes
      */
-    private function usage(array $aggregatedfor, array $rows, array $final, string $has): array {
-        global $DB;
+    private function usage(array $aggregatedfor, array $rows, array $final, string $has, array $orders): array {
         $l = $this->l;
         $m = $this->model;
         $n = count($l->items);
         $cells = array_values(unpack('e*', $l->grades));
         $m->usage = [];
         $out = [];
-        // The row order generate_grades() reads (same query): ties in a category sort in it, and
-        // which of equal grades the minimum, maximum or median weight goes to depends on it.
-        $orders = [];
-        $index = [];
-        foreach ($l->items as $i => $it) {
-            $index[(int)$it->id] = $i;
-        }
-        $rowof = array_flip($l->userids);
-        foreach (array_keys($aggregatedfor) as $c) {
-            $deps = $m->categories[$c]['deps'];
-            $gis = array_merge(array_map(fn($d) => (int)$l->items[$d]->id, $deps), [(int)$l->items[$m->categories[$c]['item']]->id]);
-            [$usql, $params] = $DB->get_in_or_equal($gis);
-            $rs = $DB->get_recordset_select('grade_grades', "itemid $usql", $params, 'userid', implode(',', self::REQUIRED));
-            $isdep = array_flip($deps);
-            foreach ($rs as $r) {
-                $d = $index[(int)$r->itemid];
-                if (isset($isdep[$d], $rowof[(int)$r->userid])) {
-                    $orders[$rowof[(int)$r->userid]][$c][] = $d;
-                }
-            }
-            $rs->close();
-        }
         foreach ($l->userids as $u => $userid) {
-            $order = $orders[$u] ?? [];
+            $order = [];
+            foreach ($orders as $c => $byuser) {
+                $order[$c] = $byuser[$u] ?? [];
+            }
             foreach ($order as $c => $seen) {
                 // Children without a row at that time come last (aggregate_grades() fills them in).
                 $order[$c] = array_merge($seen, array_values(array_diff($m->categories[$c]['deps'], $seen)));
