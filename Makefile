@@ -72,13 +72,14 @@ unit: setup ## Python unit tests of the collection
 #   stacks: the day-2 stand-in stack and what shares it (the EE static tests, then day-2 with the MCP and
 #           EE/AWX job tests), then the two-node stand-in site (own projects, ports and build caches);
 #   others: the static checks and every other area, one after another (lint, unit, collection, the role
-#           scenarios, compose-test, aws, k8s, monitoring, native); the Compose scenarios there have their
-#           own projects, ports and image build caches.
+#           scenarios, compose-test, aws, k8s, k8s-e2e, monitoring, native); the Compose scenarios there have
+#           their own projects, ports and image build caches; k8s-e2e's single-node cluster has its own
+#           containerd, bridge and pod/Service subnets.
 # Everything that installs with apt (dpkg takes one writer) or materialises shared inputs runs before the
 # split; the lanes' sub-makes then take those targets as done (-o).
 TEST_LANE_STACKS := ee-test day2-test multinode-test
 TEST_LANE_FIRST  := lint unit collection-test roles-test
-TEST_PREREQS     := setup host standin native-deps monitoring-tools collection-tarball test-images
+TEST_PREREQS     := setup host standin native-deps monitoring-tools k8s-cluster-deps collection-tarball test-images
 TEST_DONE_FLAGS   = $(foreach t,$(TEST_PREREQS),-o $(t))
 test: $(TEST_PREREQS) ## Everything CI runs
 	$(TIMED) test-lanes $(ROOT)/scripts/lanes \
