@@ -51,6 +51,8 @@ def _ready(site: dict | None) -> bool:
 def test_operator_in_cluster_makes_a_moodlesite_ready(cluster, images):
     started = time.monotonic()
     cluster.import_images(_operator_image())
+    # The chart's CRDs, established, and the admin client's discovery refreshed (helm then keeps them).
+    cluster.apply_crds()
     cluster.namespace(OPERATOR_NS)
     repo, tag = _split(_operator_image())
     _helm(cluster, "install", "moodle-operator", str(CHARTS / "moodle-operator"), "-n", OPERATOR_NS,
