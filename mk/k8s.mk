@@ -80,5 +80,7 @@ k8s-cluster-up: k8s-cluster-deps k8s-node-tools k8s-cluster-images ## Start the 
 k8s-cluster-down: ## Stop the cluster started by k8s-cluster-up and clean up after it
 	$(TIMED) k8s-cluster-stop bash scripts/k8s/stop-cluster.sh $(K8S_CLUSTER_STATE)
 
-k8s-e2e: setup host standin k8s-cluster-deps k8s-node-tools k8s-cluster-images k8s-tools ## Real pods on the single-node cluster: a pod, a Service, the chart with the stand-in images (one cluster for all)
+k8s-e2e: setup host standin k8s-cluster-deps k8s-node-tools k8s-cluster-images k8s-tools k8s-operator-image ## Real pods on the single-node cluster: a pod, a Service, the chart and the operator with the stand-in images (one cluster for all)
 	$(TIMED) k8s-e2e $(K8S_PYTEST) tests/k8s_e2e
+
+TEST_TARGETS += k8s-e2e

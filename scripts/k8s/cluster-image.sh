@@ -26,7 +26,7 @@ build_pause() {
 
 build_coredns() {
   if docker image inspect "$K8S_COREDNS_IMAGE" >/dev/null 2>&1; then echo "CoreDNS image $K8S_COREDNS_IMAGE present"; return; fi
-  local bin="$K8S_CACHE_DIR/coredns-$COREDNS_VERSION/coredns" ctx
+  local bin="$K8S_CACHE_DIR/coredns-$COREDNS_VERSION-$COREDNS_FLAVOUR/coredns" ctx
   [[ -x $bin ]] || "$here/build-tools.sh" coredns
   ctx="$(mktemp -d)"; trap 'rm -rf "$ctx"' RETURN
   cp "$bin" "$ctx/coredns"

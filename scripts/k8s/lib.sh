@@ -25,3 +25,19 @@ k8s_stop_pid() {
   fi
   rm -f "$f"
 }
+
+# The common head of start-cluster.sh and stop-cluster.sh: the pinned versions and the cluster's
+# layout (versions.env, cluster.env), STATE_DIR (default $K8S_CLUSTER_ROOT/cluster) in $state, and
+# log() printing "[TAG hh:mm:ss +Ns] message" from the script's start.
+#   k8s_cluster_head TAG [STATE_DIR]
+k8s_cluster_head() {
+  local dir="${BASH_SOURCE[0]%/*}"
+  # shellcheck source=versions.env
+  source "$dir/versions.env"
+  # shellcheck source=cluster.env
+  source "$dir/cluster.env"
+  state="${2:-$K8S_CLUSTER_ROOT/cluster}"
+  t0=$SECONDS
+  K8S_LOG_TAG="$1"
+}
+log() { printf '[%s %(%H:%M:%S)T +%ss] %s\n' "${K8S_LOG_TAG:-k8s}" -1 "$((SECONDS - ${t0:-0}))" "$*"; }

@@ -13,15 +13,9 @@
 # script created (bridge, its iptables chains, mounts under $K8S_CLUSTER_ROOT, changed sysctls).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.env
-source "$here/versions.env"
-# shellcheck source=cluster.env
-source "$here/cluster.env"
 # shellcheck source=lib.sh
 source "$here/lib.sh"
-state="${1:-$K8S_CLUSTER_ROOT/cluster}"
-t0=$SECONDS
-log() { printf '[k8s-cluster %(%H:%M:%S)T +%ss] %s\n' -1 "$((SECONDS - t0))" "$*"; }
+k8s_cluster_head k8s-cluster "${1:-}"
 die() { echo "start-cluster: $*" >&2; exit 1; }
 
 [[ $(id -u) == 0 ]] || die "must run as root (kubelet, containerd, CNI and iptables)"

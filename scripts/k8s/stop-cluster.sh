@@ -8,15 +8,9 @@
 #   scripts/k8s/stop-cluster.sh [STATE_DIR]
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.env
-source "$here/versions.env"
-# shellcheck source=cluster.env
-source "$here/cluster.env"
 # shellcheck source=lib.sh
 source "$here/lib.sh"
-state="${1:-$K8S_CLUSTER_ROOT/cluster}"
-t0=$SECONDS
-log() { printf '[k8s-cluster-stop %(%H:%M:%S)T +%ss] %s\n' -1 "$((SECONDS - t0))" "$*"; }
+k8s_cluster_head k8s-cluster-stop "${1:-}"
 ctr_() { ctr -a "$K8S_CONTAINERD_SOCK" -n k8s.io "$@"; }
 running() { [[ -f $state/$1.pid ]] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
 stop_pid() { k8s_stop_pid "$state" "$1"; }

@@ -9,54 +9,24 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-STANDIN = ROOT / "build" / "moodle-standin"  # materialized by `make standin`
-CACHE = "/var/cache/moodle-platform/k8s/moodle_image"
+from .role_images import build_role_images
+
+# This suite's role build cache (the moodle_image role's cache is CACHE/moodle_image).
+CACHE = "/var/cache/moodle-platform/k8s"
 # The chart's emptyDirs (charts/moodle/templates/_helpers.tpl moodle.volumeMounts), as tmpfs.
 CHART_TMPFS = ["/tmp", "/var/run/apache2", "/var/log/apache2", "/var/www/moodledata"]  # noqa: S108
-
-PLAYBOOK = """
-- name: Build the Moodle image from the stand-in (test fixture)
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  roles:
-    - role: moodle.platform.moodle_image
-      vars:
-        moodle_image_source_type: local
-        moodle_image_source_path: "{{ standin }}"
-        moodle_image_cache_dir: "{{ cache }}"
-  post_tasks:
-    - name: Write the image reference
-      ansible.builtin.copy:
-        content: "{{ moodle_image_ref }}"
-        dest: "{{ out }}"
-        mode: "0644"
-"""
-
 
 @pytest.fixture(scope="module")
 def standin_image() -> str:
     if shutil.which("docker") is None:
         pytest.fail("docker is required (make host)")
-    with tempfile.TemporaryDirectory(prefix="moodle-image-nonroot-") as tmp:
-        play = Path(tmp) / "build.yml"
-        out = Path(tmp) / "ref"
-        play.write_text(PLAYBOOK)
-        subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(play),
-             "-e", json.dumps({"standin": str(STANDIN), "cache": CACHE, "out": str(out)})],
-            cwd=ROOT, check=True, timeout=1500,
-        )
-        return out.read_text().strip()
+    return build_role_images(CACHE, timeout=1500)["moodle"]
 
 
 def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 from k8s.harness import Cluster
+from k8s.role_images import build_role_images
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "k8s"
 STATE = Path(os.environ.get("K8S_E2E_STATE", "/var/lib/moodle-k8s/cluster"))
+# Own role build caches (not the other suites'): the image tags are content hashes, so a hit is exact.
+IMAGE_CACHE = Path("/var/cache/moodle-platform/k8s-e2e")
 TIMES: dict[str, float] = {}  # per scenario: set-up (its fixtures: image builds, helm install) + call + teardown
 
 
@@ -78,6 +81,18 @@ def cluster():
         subprocess.run(["bash", str(SCRIPTS / "stop-cluster.sh"), str(STATE)], timeout=300, check=False)
         with (STATE / "timings").open("a") as f:
             f.write(f"cluster stop and clean-up: {time.monotonic() - stopped:.1f}s\n")
+
+
+@pytest.fixture(scope="session")
+def images(cluster) -> dict:
+    """The Moodle image (FROM the stand-in) and service_images' MariaDB and Redis, built by the roles
+    and imported into the cluster's containerd; shared by every scenario."""
+    started = time.monotonic()
+    refs = build_role_images(IMAGE_CACHE, services=True)
+    built = time.monotonic()
+    cluster.import_images(*refs.values())
+    note(f"images built/checked in {built - started:.1f}s, imported in {time.monotonic() - built:.1f}s")
+    return refs
 
 
 def build_image(context: Path, name: str) -> str:

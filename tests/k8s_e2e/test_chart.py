@@ -9,21 +9,19 @@ What the test does by hand: the PersistentVolumes (hostPath, created for the cha
 no dynamic provisioner on this node), and the site installation, which the chart does not do (a Job
 built from the chart's own upgrade Job pod spec runs admin/cli/install_database.php).
 
-The in-chart MariaDB does NOT start on a real kubelet (test_in_chart_mariadb_starts, strict xfail):
-the chart runs it as uid 999, the service_images image's mysql user is uid 100 and its entry point
-initialises the datadir only when started as root. So the web/cron scenario uses
-mariadb.enabled=false with a TEST-SIDE DATABASE: the same service_images MariaDB image run the way
-that image expects (entry point as root, then mysqld as mysql), as externalDatabase."""
+The in-chart MariaDB StatefulSet is proved on its own (test_in_chart_mariadb_starts: uid 999, read-only
+root filesystem, the image's entry point initialising the datadir as that uid). The web/cron scenario
+uses mariadb.enabled=false with a TEST-SIDE DATABASE (the same service_images MariaDB image, run as
+its Compose deployment runs it: entry point as root, then mysqld as mysql), as externalDatabase, so
+both ways the image starts are exercised."""
 
 from __future__ import annotations
 
 import copy
 import http.client
-import json
 import re
 import secrets
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -36,56 +34,13 @@ from kubernetes.stream import stream
 from .conftest import note
 
 ROOT = Path(__file__).resolve().parents[2]
-STANDIN = ROOT / "build" / "moodle-standin"  # materialized by `make standin`
-# Own build caches (not the other suites'): the image tags are content hashes, so a cache hit is exact.
-CACHE = Path("/var/cache/moodle-platform/k8s-e2e")
 NS = "e2e-moodle"
 RELEASE = "campus"
 WWWROOT = "http://moodle.e2e.test"
 
-PLAYBOOK = """
-- name: Build the Moodle image from the stand-in (test fixture) and the service images
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  roles:
-    - role: moodle.platform.moodle_image
-      vars:
-        moodle_image_source_type: local
-        moodle_image_source_path: "{{ standin }}"
-        moodle_image_cache_dir: "{{ cache }}/moodle_image"
-    - role: moodle.platform.service_images
-      vars:
-        service_images_cache_dir: "{{ cache }}/service_images"
-  post_tasks:
-    - name: Write the image references
-      ansible.builtin.copy:
-        content: "{{ {'moodle': moodle_image_ref, 'mariadb': service_images_mariadb_ref,
-                      'redis': service_images_redis_ref} | to_json }}"
-        dest: "{{ out }}"
-        mode: "0644"
-"""
-
-
 def _split(ref: str) -> tuple[str, str]:
     repo, tag = ref.rsplit(":", 1)
     return repo, tag
-
-
-@pytest.fixture(scope="module")
-def images(cluster) -> dict:
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="k8s-e2e-images-") as tmp:
-        play, out = Path(tmp) / "build.yml", Path(tmp) / "refs.json"
-        play.write_text(PLAYBOOK)
-        subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(play),
-                        "-e", json.dumps({"standin": str(STANDIN), "cache": str(CACHE), "out": str(out)})],
-                       cwd=ROOT, check=True, timeout=1800, capture_output=True)
-        refs = json.loads(out.read_text())
-    built = time.monotonic()
-    cluster.import_images(*refs.values())
-    note(f"images built/checked in {built - started:.1f}s, imported in {time.monotonic() - built:.1f}s")
-    return refs
 
 
 def _helm(cluster, *args: str) -> str:
@@ -109,70 +64,70 @@ def _values(images: dict) -> list[str]:
             "--set", "web.readinessProbe.periodSeconds=5"]
 
 
-def _bind_volumes(cluster, state: Path, expected: int) -> None:
+def _bind_volumes(cluster, state: Path, expected: int, ns: str = NS) -> None:
     """Create a hostPath PersistentVolume pre-bound to each of the release's claims (no dynamic
     provisioner on this node). The directories are world-writable: each pod's own uid writes there."""
     done: set[str] = set()
 
     def step():
-        for pvc in cluster.core.list_namespaced_persistent_volume_claim(NS).items:
+        for pvc in cluster.core.list_namespaced_persistent_volume_claim(ns).items:
             name = pvc.metadata.name
             if name in done:
                 continue
-            path = state / "volumes" / NS / name
+            path = state / "volumes" / ns / name
             path.mkdir(parents=True, exist_ok=True)
             path.chmod(0o777)
             cluster.apply({"apiVersion": "v1", "kind": "PersistentVolume",
-                           "metadata": {"name": f"{NS}-{name}", "labels": {"moodle-platform/test": "k8s-e2e"}},
+                           "metadata": {"name": f"{ns}-{name}", "labels": {"moodle-platform/test": "k8s-e2e"}},
                            "spec": {"capacity": {"storage": pvc.spec.resources.requests["storage"]},
                                     "accessModes": pvc.spec.access_modes,
                                     "storageClassName": pvc.spec.storage_class_name or "",
                                     "persistentVolumeReclaimPolicy": "Retain",
-                                    "claimRef": {"namespace": NS, "name": name},
+                                    "claimRef": {"namespace": ns, "name": name},
                                     "hostPath": {"path": str(path), "type": "Directory"}}})
             done.add(name)
         return len(done) >= expected
     wait_for(step, timeout=120, interval=1, what=f"{expected} PVCs of the release")
 
 
-def _pods(cluster, component: str):
-    sel = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}"
-    return cluster.core.list_namespaced_pod(NS, label_selector=sel).items
+def _pods(cluster, component: str, ns: str = NS, release: str = RELEASE):
+    sel = f"app.kubernetes.io/instance={release},app.kubernetes.io/component={component}"
+    return cluster.core.list_namespaced_pod(ns, label_selector=sel).items
 
 
-def _ready_pod(cluster, component: str):
-    for pod in _pods(cluster, component):
+def _ready_pod(cluster, component: str, ns: str = NS, release: str = RELEASE):
+    for pod in _pods(cluster, component, ns, release):
         if pod.status.phase == "Running" and any(c.type == "Ready" and c.status == "True"
                                                  for c in pod.status.conditions or []):
             return pod
     return None
 
 
-def _describe(cluster, component: str) -> str:
+def _describe(cluster, component: str, ns: str = NS, release: str = RELEASE) -> str:
     """Why a component is not Ready: its pods' container states and events, and the last log lines."""
     out = []
-    for pod in _pods(cluster, component):
+    for pod in _pods(cluster, component, ns, release):
         out.append(f"pod {pod.metadata.name}: {pod.status.phase} "
                    f"{[(c.name, c.ready, c.state.to_dict()) for c in pod.status.container_statuses or []]}")
-        events = cluster.core.list_namespaced_event(NS, field_selector=f"involvedObject.name={pod.metadata.name}")
+        events = cluster.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={pod.metadata.name}")
         out += [f"  event {e.reason}: {e.message}" for e in events.items[-8:]]
         try:
-            out.append("  log: " + cluster.pod_log(pod.metadata.name, NS)[-1500:])
+            out.append("  log: " + cluster.pod_log(pod.metadata.name, ns)[-1500:])
         except Exception as exc:  # diagnostics only: any failure to read the log is reported
             out.append(f"  log unavailable: {exc}")
     return "\n".join(out) or f"no {component} pod"
 
 
-def _wait_ready(cluster, component: str, timeout: float = 240):
+def _wait_ready(cluster, component: str, timeout: float = 240, ns: str = NS, release: str = RELEASE):
     try:
-        return wait_for(lambda: _ready_pod(cluster, component), timeout=timeout, interval=2,
+        return wait_for(lambda: _ready_pod(cluster, component, ns, release), timeout=timeout, interval=2,
                         what=f"{component} pod Ready")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_describe(cluster, component)}") from None
+        raise AssertionError(f"{exc}\n{_describe(cluster, component, ns, release)}") from None
 
 
-def _exec(cluster, pod: str, container: str, command: list[str]) -> str:
-    return stream(cluster.core.connect_get_namespaced_pod_exec, pod, NS, container=container, command=command,
+def _exec(cluster, pod: str, container: str, command: list[str], ns: str = NS) -> str:
+    return stream(cluster.core.connect_get_namespaced_pod_exec, pod, ns, container=container, command=command,
                   stderr=True, stdin=False, stdout=True, tty=False)
 
 
@@ -221,28 +176,29 @@ def _test_side_database(cluster, mariadb_image: str) -> None:
                    "spec": {"selector": labels, "ports": [{"port": 3306, "targetPort": 3306}]}})
 
 
-def _install_site(cluster, images) -> str:
+def _install_site(cluster, images, *, ns: str = NS, release: str = RELEASE, values: list[str] | None = None) -> str:
     """The chart's upgrade Job pod spec (env, Secret files, volumes, security context), running
     install_database.php; the admin password is read from the mounted Secret, never put in the spec."""
-    out = _helm(cluster, "template", RELEASE, str(CHARTS / "moodle"), "-n", NS, *_values(images),
+    out = _helm(cluster, "template", release, str(CHARTS / "moodle"), "-n", ns,
+                *(_values(images) if values is None else values),
                 "--set", "upgradeJob.enabled=true", "--show-only", "templates/upgrade-job.yaml",
                 "--kube-version", kube_version())
     job = copy.deepcopy(yaml.safe_load(out))
-    job["metadata"]["name"] = f"{RELEASE}-install"
+    job["metadata"]["name"] = f"{release}-install"
     container = job["spec"]["template"]["spec"]["containers"][0]
     container["name"] = "install"
     container["command"] = ["/bin/sh", "-c", 'exec php /var/www/moodle/admin/cli/install_database.php --agree-license '
                             '--fullname="E2E campus" --shortname=e2e --adminemail=admin@e2e.test '
                             '--adminpass="$(cat /run/secrets/moodle_admin_password)"']
-    cluster.apply(job, namespace=NS)
+    cluster.apply(job, namespace=ns)
 
     def finished():
-        status = (cluster.get("batch/v1", "Job", f"{RELEASE}-install", NS) or {}).get("status", {})
+        status = (cluster.get("batch/v1", "Job", f"{release}-install", ns) or {}).get("status", {})
         return next((c["type"] for c in status.get("conditions", []) if c["type"] in ("Complete", "Failed")
                      and c["status"] == "True"), None)
     result = wait_for(finished, timeout=240, interval=2, what="install Job finished")
-    pod = cluster.core.list_namespaced_pod(NS, label_selector=f"job-name={RELEASE}-install").items[0]
-    log = cluster.pod_log(pod.metadata.name, NS)
+    pod = cluster.core.list_namespaced_pod(ns, label_selector=f"job-name={release}-install").items[0]
+    log = cluster.pod_log(pod.metadata.name, ns)
     assert result == "Complete", f"install Job {result}:\n{log}"
     return log
 
@@ -309,9 +265,6 @@ def test_helm_install_web_and_cron_ready_as_uid_33_read_only_and_login(cluster, 
     assert status == 200 and "Invalid login" in body, (status, body[:300])
 
 
-@pytest.mark.xfail(strict=True, reason="the chart runs MariaDB as uid 999; the service_images image's mysql is uid 100 "
-                   "and its entry point initialises the datadir only as root: mariadbd aborts with "
-                   "'Bind on unix socket: Permission denied' (/run/mysqld) on an uninitialised datadir")
 def test_in_chart_mariadb_starts(cluster, release):
     """The chart's own MariaDB StatefulSet (as `helm install` renders it with the default
     mariadb.enabled=true), started by the kubelet: it must become Ready."""
@@ -341,6 +294,16 @@ def test_in_chart_mariadb_starts(cluster, release):
                 return "ready" if time.monotonic() - ready_since[0] >= 30 else None
         return None
     assert wait_for(stays_ready_or_crashed, timeout=240, interval=2, what="in-chart MariaDB Ready for 30 s") == "ready"
+    pod = cluster.core.list_namespaced_pod(NS, label_selector=sel).items[0].metadata.name
+    # As the chart's non-root uid on a read-only root filesystem; the application user from the Secret
+    # reaches its database over TCP, a wrong password is refused (the check can fail).
+    out = _exec(cluster, pod, "mariadb", ["sh", "-c", "id -u; touch /probe-ro 2>&1; "
+                                          "MYSQL_PWD=\"$(cat /run/secrets/db_password)\" mariadb -h 127.0.0.1 -u moodle "
+                                          "-N -e 'SELECT DATABASE(), CURRENT_USER()' moodle; "
+                                          "MYSQL_PWD=wrong mariadb -h 127.0.0.1 -u moodle -e 'SELECT 1' 2>&1; echo rc=$?"])
+    lines = out.splitlines()
+    assert lines[0] == "999" and "Read-only file system" in out, out
+    assert "moodle\tmoodle@%" in out and "Access denied" in out and out.rstrip().endswith("rc=1"), out
 
 
 def test_two_web_replicas_on_rwx_moodledata(cluster, release):

@@ -1,0 +1,56 @@
+"""The images the collection's roles build, for the Kubernetes suites (tests/k8s, tests/k8s_e2e):
+moodle_image FROM the Moodle STAND-IN test fixture (tests/fixtures/moodle-standin, materialized by
+`make standin`; not Moodle) and, when asked, service_images' MariaDB and Redis. One playbook run of the
+real roles; their content-hash tags make a second run a cache check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STANDIN = ROOT / "build" / "moodle-standin"
+
+PLAYBOOK = """
+- name: Build the Moodle image from the stand-in (test fixture){services_title}
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: moodle.platform.moodle_image
+      vars:
+        moodle_image_source_type: local
+        moodle_image_source_path: "{{{{ standin }}}}"
+        moodle_image_cache_dir: "{{{{ cache }}}}/moodle_image"
+{services_role}  post_tasks:
+    - name: Write the image references
+      ansible.builtin.copy:
+        content: "{{{{ {refs} | to_json }}}}"
+        dest: "{{{{ out }}}}"
+        mode: "0644"
+"""
+SERVICES_ROLE = """    - role: moodle.platform.service_images
+      vars:
+        service_images_cache_dir: "{{ cache }}/service_images"
+"""
+
+
+def build_role_images(cache: Path | str, *, services: bool = False, timeout: int = 1800) -> dict[str, str]:
+    """Run the roles; return {"moodle": ref} (+ "mariadb", "redis" with services=True).
+    CACHE is the roles' build cache directory (each suite keeps its own)."""
+    refs = "{'moodle': moodle_image_ref" + (", 'mariadb': service_images_mariadb_ref, "
+                                            "'redis': service_images_redis_ref" if services else "") + "}"
+    play_text = PLAYBOOK.format(services_title=" and the service images" if services else "",
+                                services_role=SERVICES_ROLE if services else "", refs=refs)
+    with tempfile.TemporaryDirectory(prefix="k8s-role-images-") as tmp:
+        play, out = Path(tmp) / "build.yml", Path(tmp) / "refs.json"
+        play.write_text(play_text)
+        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(play),
+                               "-e", json.dumps({"standin": str(STANDIN), "cache": str(cache), "out": str(out)})],
+                              cwd=ROOT, timeout=timeout, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise AssertionError(f"building the role images failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}"
+                                 f"\n{proc.stderr[-2000:]}")
+        return json.loads(out.read_text())
