@@ -74,11 +74,11 @@ unit: setup ## Python unit tests of the collection
 #   compose: the other Compose stand-in deployments, each with its own projects, ports and image build caches
 #            (the stack scenario with dev + prod overlays, the two-node site, the MariaDB upgrade site);
 #   others:  the static checks and every other area, one after another (lint, unit, collection, the role
-#            scenarios, aws, k8s, k8s-e2e, monitoring, native); k8s-e2e's single-node cluster has its own
+#            scenarios incl. the day-2 backup role's molecule scenario, aws, k8s, k8s-e2e, monitoring, native); k8s-e2e's single-node cluster has its own
 #            containerd, bridge and pod/Service subnets.
 # Everything that installs with apt (dpkg takes one writer) or materialises shared inputs runs before the
 # split; the lanes' sub-makes then take those targets as done (-o).
-TEST_LANE_STACKS  := ee-test day2-test
+TEST_LANE_STACKS  := ee-test day2-stack-test
 TEST_LANE_COMPOSE := compose-test multinode-test db-upgrade-test pg-test
 TEST_LANE_FIRST   := lint unit collection-test roles-test
 TEST_PREREQS      := setup host standin native-deps monitoring-tools k8s-cluster-deps collection-tarball test-images

@@ -187,7 +187,14 @@ def _install_site(cluster, images, *, ns: str = NS, release: str = RELEASE, valu
     job["metadata"]["name"] = f"{release}-install"
     container = job["spec"]["template"]["spec"]["containers"][0]
     container["name"] = "install"
-    container["command"] = ["/bin/sh", "-c", 'exec php /var/www/moodle/admin/cli/install_database.php --agree-license '
+    # The database pod being Ready is not enough: the Job reaches it through a Service name (CoreDNS, and
+    # kube-proxy for a ClusterIP), which answers only once they have caught up - seconds under load; a
+    # landing CI run lost that race and install_database.php failed at once. Wait on the Job's own path.
+    container["command"] = ["/bin/sh", "-c", 'i=0; until php -r \'exit(@fsockopen(getenv("MOODLE_DB_HOST"), '
+                            '(int) getenv("MOODLE_DB_PORT"), $n, $m, 2) ? 0 : 1);\'; do i=$((i + 1)); '
+                            '[ "$i" -lt 90 ] || { echo "database $MOODLE_DB_HOST:$MOODLE_DB_PORT unreachable" >&2; exit 1; }; '
+                            'sleep 1; done; [ "$i" = 0 ] || echo "database answered after ${i}s"; '
+                            'exec php /var/www/moodle/admin/cli/install_database.php --agree-license '
                             '--fullname="E2E campus" --shortname=e2e --adminemail=admin@e2e.test '
                             '--adminpass="$(cat /run/secrets/moodle_admin_password)"']
     cluster.apply(job, namespace=ns)
