@@ -127,11 +127,13 @@ def test_surveys_mirror_the_roles_argument_specs():
     templates = objects()["controller_templates"]
     assert {t["name"] for t in templates} == {
         "Moodle - Deploy", "Moodle - Backup now", "Moodle - Restore drill", "Moodle - Restore",
-        "Moodle - Upgrade plan", "Moodle - Upgrade apply", "Moodle - Migrate"}
+        "Moodle - Upgrade plan", "Moodle - Upgrade apply", "Moodle - Database upgrade plan",
+        "Moodle - Database upgrade apply", "Moodle - Migrate"}
     problems = [p for t in templates for p in survey_problems(t)]
     assert problems == []
     asked = {q["variable"] for t in templates if t.get("survey_enabled") for q in t["survey_spec"]["spec"]}
-    assert {"restore_backup_id", "upgrade_image", "migrate_dry_run", "backup_drill_after_backup"} <= asked
+    assert {"restore_backup_id", "upgrade_image", "migrate_dry_run", "backup_drill_after_backup",
+            "service_images_mariadb_version", "db_upgrade_rollback"} <= asked
 
 
 def test_the_survey_check_catches_drift():
@@ -178,3 +180,13 @@ def test_references_resolve_and_schedules_send_only_survey_variables():
 def test_plan_templates_run_in_check_mode(name):
     template = next(t for t in objects()["controller_templates"] if t["name"] == name)
     assert template["job_type"] == "check"
+
+
+def test_database_upgrade_plan_template_stops_after_the_plan():
+    """Run mode (the plan needs the new image built), with the role's plan-only switch; the apply template
+    runs the same playbook without it (the playbook itself runs in `make db-upgrade-test`)."""
+    templates = {t["name"]: t for t in objects()["controller_templates"]}
+    plan, apply = templates["Moodle - Database upgrade plan"], templates["Moodle - Database upgrade apply"]
+    assert plan["extra_vars"] == {"db_upgrade_plan_only": True}
+    assert "db_upgrade_plan_only" in role_options("moodle.platform.db_upgrade", "main")
+    assert plan["playbook"] == apply["playbook"] and "extra_vars" not in apply
