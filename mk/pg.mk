@@ -6,3 +6,7 @@ TEST_TARGETS += pg-test
 
 pg-test: setup host standin ## PostgreSQL stand-in site: install, login, backup/destroy/restore equality, drill, cross-database refusal
 	$(TIMED) pg-stack $(VENV)/bin/pytest -x -q -p no:cacheprovider --durations=10 tests/pg
+
+.PHONY: bench-db-backup
+bench-db-backup: setup host standin ## Benchmark (not a test): backup engine on PostgreSQL vs MariaDB, same stand-in data, one run (BENCH_DB_ROWS, BENCH_DB_ROUNDS, BENCH_KEEP=1)
+	PYTHONPATH=$(ROOT)/tests $(PY) scripts/bench_db_backup.py
