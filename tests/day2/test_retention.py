@@ -1,5 +1,5 @@
-"""Retention: restic forget --prune as the engine runs it keeps exactly 7 daily / 4 weekly / 12 monthly
-backups over a synthetic history (snapshots written with fake times), and keeps the three snapshots
+"""Retention: restic forget --prune as the engine runs it keeps exactly the 3 newest + 7 daily / 4 weekly /
+12 monthly backups over a synthetic history (snapshots written with fake times), and keeps the three snapshots
 of each backup (database, moodledata, manifest) together."""
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ NOW = dt.datetime(2026, 11, 24, 2, 15, tzinfo=UTC)
 
 
 def synthetic_history():
-    """Daily for 10 days (two runs on two of them), weekly for 8 weeks, twice a month for 15 months."""
+    """Daily for 10 days (plus runs 6 h before two of them, and a manual one 2 h before the newest), weekly for
+    8 weeks, twice a month for 15 months."""
     times = {NOW - dt.timedelta(days=d) for d in range(10)}
     times |= {NOW - dt.timedelta(days=d, hours=6) for d in (1, 3)}
+    times.add(NOW - dt.timedelta(hours=2))  # a manual backup earlier the same day as the newest one
     times |= {NOW - dt.timedelta(weeks=w, days=3) for w in range(2, 10)}
     times |= {NOW - dt.timedelta(days=15 * n + 1) for n in range(4, 31)}
     return sorted(times)
@@ -43,11 +45,11 @@ def _times(env, kind):
                   for s in json.loads(out))
 
 
-def test_retention_keeps_exactly_7_daily_4_weekly_12_monthly(tmp_path):
+def test_retention_keeps_exactly_3_last_7_daily_4_weekly_12_monthly(tmp_path):
     (tmp_path / "pw").write_text("retention-test\n")
     config = {"project": "site", "repository": str(tmp_path / "repo"), "password_file": str(tmp_path / "pw"),
               "state_dir": str(tmp_path / "state"), "moodledata_volume": "unused",
-              "retention": {"daily": 7, "weekly": 4, "monthly": 12}}
+              "retention": {"daily": 7, "weekly": 4, "monthly": 12, "last": 3}}
     (tmp_path / "config.json").write_text(json.dumps(config))
     env = {"RESTIC_REPOSITORY": config["repository"], "RESTIC_PASSWORD_FILE": config["password_file"],
            "PATH": "/usr/bin:/bin", "RESTIC_CACHE_DIR": str(tmp_path / "cache")}
@@ -64,15 +66,20 @@ def test_retention_keeps_exactly_7_daily_4_weekly_12_monthly(tmp_path):
     done = subprocess.run([*ENGINE, "--config", str(tmp_path / "config.json"), "forget"],
                           capture_output=True, check=True, env=ENGINE_ENV)
     result = json.loads(done.stdout)
-    expected = expected_retention(history, 7, 4, 12)
+    expected = expected_retention(history, 7, 4, 12, last=3)
+    # the earlier backup of the newest day is kept only by the newest-3 rule
+    same_day_earlier = NOW - dt.timedelta(hours=2)
+    assert expected[same_day_earlier] == ["last snapshot"]
     for kind in bm.KIND_TAGS:
         reasons = [m for r in result[kind]["reasons"] for m in r["matches"]]
+        assert reasons.count("last snapshot") == 3, kind
         assert reasons.count("daily snapshot") == 7, kind
         assert reasons.count("weekly snapshot") == 4, kind
         assert reasons.count("monthly snapshot") == 12, kind
         assert result[kind] == planned[kind] | {"reasons": result[kind]["reasons"]}
         kept = _times(env, kind)
         assert kept == sorted(expected), kind
+        assert same_day_earlier in kept, kind
         assert result[kind]["keep"] == len(kept) and result[kind]["remove"] == len(history) - len(kept)
     # the three kinds of each kept backup survive together
     assert _times(env, "database") == _times(env, "moodledata") == _times(env, "manifest")

@@ -71,6 +71,8 @@ def _direct_parent():
     group.add_argument("--keep-daily", dest="keep_daily", type=int)
     group.add_argument("--keep-weekly", dest="keep_weekly", type=int)
     group.add_argument("--keep-monthly", dest="keep_monthly", type=int)
+    group.add_argument("--keep-last", dest="keep_last", type=int,
+                       help="the newest N backups are kept whatever their day (default 3)")
     group.add_argument("--summary-file", dest="summary_file",
                        help="write a JSON summary (<= 4 KiB) here, e.g. /dev/termination-log")
     return parent
@@ -132,7 +134,7 @@ def parser():
     p = sub.add_parser("image-version", help="version.php of a Moodle image (JSON)")
     p.add_argument("image")
     sub.add_parser("schedule", parents=[direct], help="run forever: a backup (with retention) at each daily time of the config")
-    p = sub.add_parser("forget", parents=[direct], help="apply retention (keep daily/weekly/monthly) and prune")
+    p = sub.add_parser("forget", parents=[direct], help="apply retention (keep last/daily/weekly/monthly) and prune")
     p.add_argument("--dry-run", action="store_true")
     return main_parser
 
@@ -151,7 +153,7 @@ def write_summary(path, result):
 def _config(args):
     if args.config:
         config = load_config(args.config)
-        retention_options = ("keep_daily", "keep_weekly", "keep_monthly")
+        retention_options = ("keep_daily", "keep_weekly", "keep_monthly", "keep_last")
         if config.get("access") == "direct" or any(getattr(args, k, None) for k in retention_options):
             config = direct_config(args, base=config)
     else:

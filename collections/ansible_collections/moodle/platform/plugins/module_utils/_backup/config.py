@@ -25,7 +25,7 @@ DEFAULTS = {
     "db_admin_password_file": "/run/secrets/db_root_password",
     "excludes": list(MOODLEDATA_EXCLUDES),
     "sample_size": 50,
-    "retention": {"daily": 7, "weekly": 4, "monthly": 12},
+    "retention": {"daily": 7, "weekly": 4, "monthly": 12, "last": 3},
     "textfile_dir": "/var/lib/prometheus/node-exporter",
     "env_file": "",
     "restic": "restic",
@@ -68,7 +68,7 @@ def direct_config(args, base=None):
         if getattr(args, key, None):
             config[key] = getattr(args, key)
     retention = dict(config.get("retention") or {})
-    for kind in ("daily", "weekly", "monthly"):
+    for kind in ("daily", "weekly", "monthly", "last"):
         value = getattr(args, f"keep_{kind}", None)
         if value is not None:
             if value < 0:

@@ -1,7 +1,10 @@
 # Copyright: moodle.platform contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Retention: restic ``forget --prune`` keeping daily/weekly/monthly backups, grouped by host and kind
-tag so the three snapshots of one backup (database, moodledata, manifest) are kept together."""
+"""Retention: restic ``forget --prune`` keeping the newest N and daily/weekly/monthly backups, grouped by host
+and kind tag so the three snapshots of one backup (database, moodledata, manifest) are kept together.
+
+The newest ``last`` backups are kept whatever their day: with daily buckets alone, a backup taken later the same
+day (the pre-upgrade backup, a second manual one) would make the forget after it remove the earlier one of that day."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ def forget(config, restic, dry_run):
         args = ["forget", "--json", "--host", config["project"], "--group-by", "host", "--tag",
                 f"{bm.TAG_PLATFORM},{tag}", "--keep-daily", str(keep["daily"]), "--keep-weekly",
                 str(keep["weekly"]), "--keep-monthly", str(keep["monthly"])]
+        if keep.get("last"):
+            args += ["--keep-last", str(keep["last"])]
         if dry_run:
             args.append("--dry-run")
         out = restic.run(*args).stdout.decode().strip()
@@ -38,24 +43,26 @@ def cmd_forget(config, args):
         return forget(config, restic, args.dry_run)
 
 
-def expected_retention(times, daily, weekly, monthly):
-    """Times (UTC datetimes) that restic ``forget --keep-daily D --keep-weekly W --keep-monthly M`` keeps.
+def expected_retention(times, daily, weekly, monthly, last=0):
+    """Times (UTC datetimes) that restic ``forget --keep-last L --keep-daily D --keep-weekly W --keep-monthly M``
+    keeps (``last`` = 0: no --keep-last).
 
     restic walks snapshots newest first; a snapshot is kept for a bucket kind when its bucket (day,
     ISO week, month) differs from the last one kept for that kind and that kind still has budget.
     Returns {time: [reasons]} for the kept ones.
     """
     kept = {}
-    rules = [("daily snapshot", daily, lambda t: t.strftime("%Y-%m-%d")),
+    rules = [("last snapshot", last, lambda t: t),  # every snapshot is a bucket of its own
+             ("daily snapshot", daily, lambda t: t.strftime("%Y-%m-%d")),
              ("weekly snapshot", weekly, lambda t: "{}-{:02d}".format(*t.isocalendar()[:2])),
              ("monthly snapshot", monthly, lambda t: t.strftime("%Y-%m"))]
     budget = {name: count for name, count, _bucket_of in rules}
-    last = {name: None for name, _count, _bucket_of in rules}
+    previous = {name: None for name, _count, _bucket_of in rules}
     for when in sorted(times, reverse=True):
         for name, _count, bucket_of in rules:
             bucket = bucket_of(when)
-            if budget[name] > 0 and bucket != last[name]:
+            if budget[name] > 0 and bucket != previous[name]:
                 kept.setdefault(when, []).append(name)
-                last[name] = bucket
+                previous[name] = bucket
                 budget[name] -= 1
     return kept

@@ -110,6 +110,20 @@ def test_expected_retention_counts_for_a_long_daily_history():
     assert 7 <= len(kept) <= 7 + 4 + 12
 
 
+def test_keep_last_keeps_an_earlier_backup_of_the_same_day():
+    """A manual backup at 10:00 and the pre-upgrade backup at 14:00 the same day: daily buckets alone keep only
+    the 14:00 one; the newest-N rule keeps both (and nothing else changes)."""
+    nightly = [dt.datetime(2026, 11, d, 2, 0, tzinfo=UTC) for d in range(1, 24)]
+    manual, pre_upgrade = (dt.datetime(2026, 11, 23, h, 0, tzinfo=UTC) for h in (10, 14))
+    times = [*nightly, manual, pre_upgrade]
+    without = expected_retention(times, 7, 4, 12)
+    assert manual not in without and nightly[-1] not in without and pre_upgrade in without
+    kept = expected_retention(times, 7, 4, 12, last=3)
+    assert kept[pre_upgrade][0] == "last snapshot" and "last snapshot" in kept[manual]
+    assert kept[nightly[-1]] == ["last snapshot"]  # the third newest: kept only by the newest-N rule
+    assert set(kept) == set(without) | {manual, nightly[-1]}
+
+
 @pytest.mark.parametrize("have, site, refused", [
     ("mariadb", "mariadb", False), ("postgresql", "postgresql", False),
     ("mariadb", "postgresql", True), ("postgresql", "mariadb", True),
