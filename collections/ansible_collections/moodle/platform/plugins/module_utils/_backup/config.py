@@ -31,6 +31,8 @@ DEFAULTS = {
     "restic": "restic",
 }
 REQUIRED_KEYS = ("project", "repository", "password_file", "state_dir", "moodledata_volume")
+# Direct-mode commands that only read or maintain the repository: no database or moodledata settings needed.
+REPOSITORY_ONLY_COMMANDS = frozenset({"init", "list", "show", "verify", "forget"})
 DIRECT_ENV = {"db_host": "MOODLE_DB_HOST", "db_port": "MOODLE_DB_PORT", "db_name": "MOODLE_DB_NAME",
               "db_user": "MOODLE_DB_USER", "db_password_file": "MOODLE_DB_PASSWORD_FILE",
               "db_prefix": "MOODLE_DB_PREFIX"}
@@ -77,9 +79,11 @@ def direct_config(args, base=None):
             args.forget = True
     config["retention"] = retention
     if config.get("access") == "direct":
-        missing = [flag for flag, key in (("--project", "project"), ("--repository or RESTIC_REPOSITORY", "repository"),
-                                          ("--dataroot", "dataroot"), ("MOODLE_DB_HOST", "db_host"),
-                                          ("MOODLE_DB_PASSWORD_FILE", "db_password_file")) if not config.get(key)]
+        needed = [("--project", "project"), ("--repository or RESTIC_REPOSITORY", "repository")]
+        if getattr(args, "command", None) not in REPOSITORY_ONLY_COMMANDS:  # these read/write the site too
+            needed += [("--dataroot", "dataroot"), ("MOODLE_DB_HOST", "db_host"),
+                       ("MOODLE_DB_PASSWORD_FILE", "db_password_file")]
+        missing = [flag for flag, key in needed if not config.get(key)]
         if missing:
             raise EngineError("direct mode needs " + ", ".join(missing))
         if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,62}$", config["project"]):

@@ -7,9 +7,9 @@ import json
 import tarfile
 
 import pytest
-from ansible_collections.moodle.platform.plugins.module_utils._backup.cli import main
+from ansible_collections.moodle.platform.plugins.module_utils._backup.cli import main, parser
 from ansible_collections.moodle.platform.plugins.module_utils._backup.common import EngineError, redact
-from ansible_collections.moodle.platform.plugins.module_utils._backup.config import load_config
+from ansible_collections.moodle.platform.plugins.module_utils._backup.config import direct_config, load_config
 from ansible_collections.moodle.platform.plugins.module_utils._backup.migrate import inspect_source, parse_config_php
 from ansible_collections.moodle.platform.plugins.module_utils._backup.schedule import next_run
 from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import ComposeSite, DirectSite, db_engine
@@ -103,6 +103,24 @@ def test_cli_reports_bad_input_as_json_and_exit_1(tmp_path, capsys, monkeypatch)
     assert out == {"failed": True, "msg": f"restic password file {tmp_path / 'missing'} does not exist"}
     assert main(["backup", "--project", "Bad Name", "--repository", "r", "--dataroot", "/d"]) == 1
     assert "direct mode needs MOODLE_DB_HOST" in json.loads(capsys.readouterr().out)["msg"]
+
+
+def test_direct_mode_repository_commands_need_no_site_settings(tmp_path, monkeypatch):
+    """list/show/verify/init/forget only touch the repository: no dataroot or database settings asked for;
+    backup/restore still refuse without them (the command line a Kubernetes Job or an admin types)."""
+    for name in ("MOODLE_DB_HOST", "MOODLE_DB_PASSWORD_FILE", "RESTIC_REPOSITORY"):
+        monkeypatch.delenv(name, raising=False)
+    for command in (["list"], ["show", "latest"], ["verify", "latest"], ["init"], ["forget", "--dry-run"]):
+        args = parser().parse_args([*command, "--project", "site", "--repository", str(tmp_path / "repo")])
+        config = direct_config(args)
+        assert config["project"] == "site" and config["repository"] == str(tmp_path / "repo")
+    for command in (["backup"], ["restore"]):
+        args = parser().parse_args([*command, "--project", "site", "--repository", str(tmp_path / "repo")])
+        with pytest.raises(EngineError, match="direct mode needs --dataroot, MOODLE_DB_HOST, MOODLE_DB_PASSWORD_FILE"):
+            direct_config(args)
+    args = parser().parse_args(["list", "--project", "site"])
+    with pytest.raises(EngineError, match="direct mode needs --repository or RESTIC_REPOSITORY"):
+        direct_config(args)
 
 
 # What `pg_dump --format=plain` (PostgreSQL 17) writes: COPY blocks, one row per line, newlines and tabs in
