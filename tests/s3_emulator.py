@@ -36,12 +36,15 @@ def moto_s3(host: str = "127.0.0.1", bucket: str = "moodle-backups") -> Iterator
         endpoint = f"http://{host}:{port}"
         iam = boto3.client("iam", endpoint_url=endpoint, aws_access_key_id="setup",
                            aws_secret_access_key="setup", region_name="us-east-1")  # noqa: S106 - unsigned set-up calls
-        for _ in range(100):
+        deadline = time.monotonic() + 60  # moto imports for seconds on a loaded machine
+        while True:
             try:
                 iam.create_user(UserName="moodle-backup")
                 break
             except Exception:  # the server is still starting
-                time.sleep(0.1)
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         key = iam.create_access_key(UserName="moodle-backup")["AccessKey"]
         iam.put_user_policy(UserName="moodle-backup", PolicyName="s3", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))

@@ -218,10 +218,17 @@ def _wait_phase(cluster, operator, kind: str, name: str, phases: tuple[str, ...]
                         in phases and o, timeout=timeout, interval=2, what=f"{kind} {name} phase in {phases}")
     except AssertionError as exc:
         obj = cluster.get(API, kind, name, NS) or {}
-        jobs = [(j.metadata.name, j.status.succeeded, j.status.failed) for j in
-                cluster.dyn.resources.get(api_version="batch/v1", kind="Job").get(namespace=NS).items]
-        raise AssertionError(f"{exc}\nstatus: {json.dumps(obj.get('status'), indent=1)[-3000:]}\njobs: {jobs}\n"
-                             f"operator log:\n{_operator_log(cluster, operator)[-3000:]}") from None
+        pods = []
+        for pod in cluster.core.list_namespaced_pod(NS, label_selector="job-name").items:
+            states = [(c.name, c.state.to_dict()) for c in pod.status.container_statuses or []]
+            try:
+                log = cluster.pod_log(pod.metadata.name, NS, container=pod.spec.containers[0].name)[-800:]
+            except Exception as log_exc:  # diagnostics only
+                log = f"(log unavailable: {log_exc})"
+            pods.append(f"pod {pod.metadata.name} {pod.status.phase} {states}\n{log}")
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(obj.get('status'), indent=1)[-3000:]}\n"
+                             + "\n".join(pods)[-6000:]
+                             + f"\noperator log:\n{_operator_log(cluster, operator)[-3000:]}") from None
 
 
 def test_backup_runs_the_engine_job_and_the_snapshot_lands_in_s3(cluster, operator, operator_images, site, s3):
@@ -247,7 +254,8 @@ def test_backup_runs_the_engine_job_and_the_snapshot_lands_in_s3(cluster, operat
     assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"]), job["status"]
     state = {c.name: c for c in pod.status.container_statuses}["backup"]
     assert state.state.terminated and state.state.terminated.exit_code == 0, state
-    assert state.image.endswith(operator_images["backup"].split("/", 1)[1]), (state.image, operator_images["backup"])
+    # The operator ran the image the role built (its chart's backupImage), not the default :1.
+    assert {c.name: c.image for c in pod.spec.containers}["backup"] == operator_images["backup"], pod.spec.containers
     init = pod.status.init_container_statuses[0]
     assert init.state.terminated.exit_code == 0, init
 
