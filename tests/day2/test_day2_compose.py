@@ -11,9 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.moodle.platform.plugins.module_utils._backup import manifest as bm
 
+import s3_emulator
 import stacktest
 from conftest import (
     CRON,
@@ -239,38 +238,10 @@ def test_version_mismatch_can_be_forced_past_the_check():
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def moto_s3():
-    """An S3 EMULATOR (moto server) on 127.0.0.1 — not AWS — with request signatures checked.
-
-    INITIAL_NO_AUTH_ACTION_COUNT=3 lets only the first three calls (create the IAM user, its key and
-    its policy) through unauthenticated; every later request must be signed with that key.
-    """
-    import boto3
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    endpoint = f"http://127.0.0.1:{port}"
-    iam = boto3.client("iam", endpoint_url=endpoint, aws_access_key_id="setup", aws_secret_access_key="setup",  # noqa: S106
-                       region_name="us-east-1")
-    for _ in range(100):
-        try:
-            iam.create_user(UserName="moodle-backup")
-            break
-        except Exception:
-            time.sleep(0.1)
-    key = iam.create_access_key(UserName="moodle-backup")["AccessKey"]
-    iam.put_user_policy(UserName="moodle-backup", PolicyName="s3", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key["AccessKeyId"],
-                          aws_secret_access_key=key["SecretAccessKey"], region_name="us-east-1")
-    client.create_bucket(Bucket="moodle-backups")
-    yield {"endpoint": endpoint, "client": client, "key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
-    proc.terminate()
-    proc.wait(timeout=10)
+    """An S3 EMULATOR (moto server, tests/s3_emulator.py) on 127.0.0.1 - not AWS - with request
+    signatures checked."""
+    with s3_emulator.moto_s3("127.0.0.1") as s3:
+        yield s3
 
 
 def _s3_vars(moto, secret):

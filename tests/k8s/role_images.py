@@ -1,7 +1,9 @@
 """The images the collection's roles build, for the Kubernetes suites (tests/k8s, tests/k8s_e2e):
 moodle_image FROM the Moodle STAND-IN test fixture (tests/fixtures/moodle-standin, materialized by
-`make standin`; not Moodle) and, when asked, service_images' MariaDB and Redis. One playbook run of the
-real roles; their content-hash tags make a second run a cache check."""
+`make standin`; not Moodle) and, when asked, service_images' MariaDB and Redis; for the operator's
+day-2 scenarios the backup engine image (moodle.platform.backup, tasks_from image.yml) and the
+stand-in's variant B with its injected upgrade failure. One playbook run of the real roles per call;
+their content-hash tags make a second run a cache check."""
 
 from __future__ import annotations
 
@@ -36,14 +38,46 @@ SERVICES_ROLE = """    - role: moodle.platform.service_images
         service_images_cache_dir: "{{ cache }}/service_images"
 """
 
+# The backup engine image exactly as `ansible-playbook moodle.platform.backup_image` builds it (the
+# role's image.yml entry point), and the stand-in's variant B (a newer version.php) whose
+# upgrade.php --non-interactive writes a partial change and exits 1 (build arg
+# MOODLE_STANDIN_UPGRADE_FAIL, tests/fixtures/moodle-standin/README.md): what an UpgradePlan whose
+# upgrade fails half-way runs. Same repository as image A, so only the tag changes.
+OPERATOR_PLAYBOOK = """
+- name: Build the backup engine image and the stand-in's failing variant B (test fixture)
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Build the backup engine image (moodle.platform.backup, image.yml)
+      ansible.builtin.include_role:
+        name: moodle.platform.backup
+        tasks_from: image.yml
+        public: true
+      vars:
+        backup_image_cache_dir: "{{ cache }}/backup_image"
+    - name: Build the stand-in's variant B with the injected upgrade failure
+      ansible.builtin.include_role:
+        name: moodle.platform.moodle_image
+        public: true
+      vars:
+        moodle_image_source_type: local
+        moodle_image_source_path: "{{ standin }}"
+        moodle_image_cache_dir: "{{ cache }}/moodle_image"
+        moodle_image_build_args:
+          MOODLE_STANDIN_VERSION: B
+          MOODLE_STANDIN_UPGRADE_FAIL: "1"
+    - name: Write the image references
+      ansible.builtin.copy:
+        content: "{{ {'backup': backup_image_ref, 'moodle_upgrade_fail': moodle_image_ref} | to_json }}"
+        dest: "{{ out }}"
+        mode: "0644"
+"""
 
-def build_role_images(cache: Path | str, *, services: bool = False, timeout: int = 1800) -> dict[str, str]:
-    """Run the roles; return {"moodle": ref} (+ "mariadb", "redis" with services=True).
-    CACHE is the roles' build cache directory (each suite keeps its own)."""
-    refs = "{'moodle': moodle_image_ref" + (", 'mariadb': service_images_mariadb_ref, "
-                                            "'redis': service_images_redis_ref" if services else "") + "}"
-    play_text = PLAYBOOK.format(services_title=" and the service images" if services else "",
-                                services_role=SERVICES_ROLE if services else "", refs=refs)
+
+def _run_play(play_text: str, cache: Path | str, timeout: int) -> dict[str, str]:
+    """ansible-playbook PLAY_TEXT on this host (the real roles, the Docker engine); the play writes
+    its image references as JSON to the file `out`, which is returned."""
     with tempfile.TemporaryDirectory(prefix="k8s-role-images-") as tmp:
         play, out = Path(tmp) / "build.yml", Path(tmp) / "refs.json"
         play.write_text(play_text)
@@ -54,3 +88,19 @@ def build_role_images(cache: Path | str, *, services: bool = False, timeout: int
             raise AssertionError(f"building the role images failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}"
                                  f"\n{proc.stderr[-2000:]}")
         return json.loads(out.read_text())
+
+
+def build_role_images(cache: Path | str, *, services: bool = False, timeout: int = 1800) -> dict[str, str]:
+    """Run the roles; return {"moodle": ref} (+ "mariadb", "redis" with services=True).
+    CACHE is the roles' build cache directory (each suite keeps its own)."""
+    refs = "{'moodle': moodle_image_ref" + (", 'mariadb': service_images_mariadb_ref, "
+                                            "'redis': service_images_redis_ref" if services else "") + "}"
+    play_text = PLAYBOOK.format(services_title=" and the service images" if services else "",
+                                services_role=SERVICES_ROLE if services else "", refs=refs)
+    return _run_play(play_text, cache, timeout)
+
+
+def build_operator_images(cache: Path | str, *, timeout: int = 1800) -> dict[str, str]:
+    """{"backup": the moodle-backup image, "moodle_upgrade_fail": the stand-in's variant B that fails
+    its upgrade} (see OPERATOR_PLAYBOOK)."""
+    return _run_play(OPERATOR_PLAYBOOK, cache, timeout)

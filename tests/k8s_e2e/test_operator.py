@@ -4,28 +4,49 @@ API server through the kubernetes Service with its ServiceAccount token. A Moodl
 MariaDB and Redis, the stand-in Moodle image - not Moodle) must become Ready from what the kubelet and
 the controllers report about real pods, not from status written by the test.
 
+Day-2 on the same site, with real Job pods:
+* a `Backup` runs the backup engine image the backup role builds (`tasks_from: image.yml`) as the
+  operator's Job; the Backup reaches `Succeeded` from that Job's completion and termination message,
+  and the test lists the snapshots in the repository with restic and reads the manifest back;
+* an `UpgradePlan` to the stand-in's variant B built with its injected upgrade failure: pre-upgrade
+  backup, maintenance, image switch, the upgrade Job fails for real, the operator restores the backup
+  with the engine and rolls back; the site ends Ready on the old image with its data as before.
+
+The repository is S3 on an EMULATOR: moto's server (tests/s3_emulator.py; not AWS) on the node's IP,
+which pods reach over the bridge like any host address. What that does not prove: a real S3 service
+(TLS, IAM policies, AWS consistency), a repository outside this machine.
+
 What the test still does by hand (as in test_chart.py): the PersistentVolumes (no dynamic provisioner
 on this node) and the site installation (install_database.php in a Job built from the chart's upgrade
 Job pod spec, rendered with exactly the values the operator computes)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import secrets
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from k8s.harness import CHARTS, kube_version, wait_for
+from k8s.role_images import build_operator_images
 from moodle_operator import desired
 
-from .conftest import note
-from .test_chart import WWWROOT, _bind_volumes, _describe, _helm, _install_site, _split, _wait_ready
+import s3_emulator
+
+from .conftest import IMAGE_CACHE, note
+from .test_chart import WWWROOT, _bind_volumes, _describe, _exec, _helm, _install_site, _ready_pod, _split, _wait_ready
 
 API = "platform.moodle.dev/v1alpha1"
 OPERATOR_NS = "moodle-operator"
 NS = "e2e-operator"
 SITE = "opsite"
+S3_REF = "backup-s3"  # the destination Secret's name
 
 
 def _operator_image() -> str:
@@ -48,22 +69,47 @@ def _ready(site: dict | None) -> bool:
                for c in ((site or {}).get("status") or {}).get("conditions", []))
 
 
-def test_operator_in_cluster_makes_a_moodlesite_ready(cluster, images):
+@pytest.fixture(scope="module")
+def operator_images(cluster) -> dict:
+    """The backup engine image (moodle.platform.backup, image.yml) and the stand-in's variant B with the
+    injected upgrade failure (moodle.platform.moodle_image), built by the roles and imported."""
     started = time.monotonic()
-    cluster.import_images(_operator_image())
+    refs = build_operator_images(IMAGE_CACHE)
+    built = time.monotonic()
+    cluster.import_images(_operator_image(), *refs.values())
+    note(f"operator day-2 images (backup engine, stand-in B with upgrade failure) built/checked in "
+         f"{built - started:.1f}s, imported with the operator image in {time.monotonic() - built:.1f}s")
+    return refs
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, operator_images):
+    """The operator installed with its chart, its backup Jobs on the image the role built."""
+    started = time.monotonic()
     # The chart's CRDs, established, and the admin client's discovery refreshed (helm then keeps them).
     cluster.apply_crds()
     cluster.namespace(OPERATOR_NS)
     repo, tag = _split(_operator_image())
     _helm(cluster, "install", "moodle-operator", str(CHARTS / "moodle-operator"), "-n", OPERATOR_NS,
-          "--set", f"image.repository={repo}", "--set-string", f"image.tag={tag}", "--set", "interval=2")
-    op = wait_for(
+          "--set", f"image.repository={repo}", "--set-string", f"image.tag={tag}", "--set", "interval=2",
+          "--set", f"backupImage={operator_images['backup']}")
+    pod = wait_for(
         lambda: next((p for p in cluster.core.list_namespaced_pod(
             OPERATOR_NS, label_selector="app.kubernetes.io/name=moodle-operator").items
             if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])), None),
         timeout=120, interval=2, what="operator pod Ready")
     note(f"operator: helm install -> pod Ready in {time.monotonic() - started:.1f}s")
+    return pod
 
+
+def _operator_log(cluster, operator) -> str:
+    return cluster.pod_log(operator.metadata.name, OPERATOR_NS)
+
+
+@pytest.fixture(scope="module")
+def site(cluster, images, operator) -> dict:
+    """A MoodleSite applied, its claims bound, the site installed; returned once the operator reports it
+    Ready (and it must not be Ready before the install)."""
     started = time.monotonic()
     cluster.namespace(NS)
     cluster.secret(f"{SITE}-credentials", NS, {
@@ -87,21 +133,225 @@ def test_operator_in_cluster_makes_a_moodlesite_ready(cluster, images):
         # Not Ready yet: the web pod's readiness probe (upgrade.php --is-pending) fails on an empty database.
         assert not _ready(cluster.get(API, "MoodleSite", SITE, NS))
         _install_site(cluster, images, ns=NS, release=SITE, values=["-f", str(values_file)])
-
-    try:
-        site = wait_for(lambda: (s := cluster.get(API, "MoodleSite", SITE, NS)) and _ready(s) and s,
-                        timeout=240, interval=2, what="MoodleSite Ready=True")
-    except AssertionError as exc:
-        log = cluster.pod_log(op.metadata.name, OPERATOR_NS)[-3000:]
-        raise AssertionError(f"{exc}\n{_describe(cluster, 'web', NS, SITE)}\noperator log:\n{log}") from None
+    ready = _wait_site_ready(cluster, operator, images["moodle"])
     note(f"operator: MoodleSite applied -> Ready in {time.monotonic() - started:.1f}s")
-    assert site["status"]["availableReplicas"] >= 1
-    assert site["status"]["image"] == images["moodle"]
+    return {"spec": spec, "ready": ready}
+
+
+def _wait_site_ready(cluster, operator, image: str, timeout: float = 240) -> dict:
+    """The MoodleSite Ready=True on IMAGE (the operator's conditions from the Deployments' status)."""
+    try:
+        return wait_for(lambda: (s := cluster.get(API, "MoodleSite", SITE, NS)) and _ready(s)
+                        and s["status"].get("image") == image and s,
+                        timeout=timeout, interval=2, what=f"MoodleSite Ready=True on {image}")
+    except AssertionError as exc:
+        log = _operator_log(cluster, operator)[-3000:]
+        raise AssertionError(f"{exc}\n{_describe(cluster, 'web', NS, SITE)}\noperator log:\n{log}") from None
+
+
+def test_operator_in_cluster_makes_a_moodlesite_ready(cluster, images, operator, site):
+    status = site["ready"]["status"]
+    assert status["availableReplicas"] >= 1
+    assert status["image"] == images["moodle"]
     # The objects are the operator's (server-side apply field manager), and real pods back them.
     web = cluster.get("apps/v1", "Deployment", f"{SITE}-web", NS)
     assert any(m["manager"] == "moodle-operator" for m in web["metadata"]["managedFields"])
     for component in ("web", "cron", "db", "redis"):
         pod = _wait_ready(cluster, component, ns=NS, release=SITE, timeout=60)
         assert pod.status.phase == "Running", (component, pod.status.phase)
-    log = cluster.pod_log(op.metadata.name, OPERATOR_NS)
-    assert "Forbidden" not in log, log[-3000:]
+    assert "Forbidden" not in _operator_log(cluster, operator), _operator_log(cluster, operator)[-3000:]
+
+
+# ----------------------------------------------------------------------------------------------
+# Day-2: Backup and UpgradePlan with real Job pods, the repository on the S3 emulator
+@pytest.fixture(scope="module")
+def s3(cluster, site):
+    """moto's S3 server (an EMULATOR, tests/s3_emulator.py) on the node IP, where the backup pods reach
+    it; the destination Secret the Backups and UpgradePlans name (keys and the restic password)."""
+    restic_password = secrets.token_urlsafe(24)
+    with s3_emulator.moto_s3(cluster.node_ip) as emulator:
+        cluster.secret(S3_REF, NS, {"AWS_ACCESS_KEY_ID": emulator["key"], "AWS_SECRET_ACCESS_KEY": emulator["secret"],
+                                       "AWS_DEFAULT_REGION": "us-east-1", "RESTIC_PASSWORD": restic_password})
+        yield {**emulator, "restic_password": restic_password}
+
+
+def _repository(s3: dict, path: str) -> str:
+    return f"s3:{s3['endpoint']}/{s3['bucket']}/{path}"
+
+
+def _restic(s3: dict, repository: str, image: str, *args: str) -> str:
+    """restic of the backup image, run by the test on the host network (the repository's own view,
+    not the operator's); the credentials go by environment, never on a command line."""
+    env = {**os.environ, "RESTIC_REPOSITORY": repository, "RESTIC_PASSWORD": s3["restic_password"],
+           "AWS_ACCESS_KEY_ID": s3["key"], "AWS_SECRET_ACCESS_KEY": s3["secret"]}
+    proc = subprocess.run(["docker", "run", "--rm", "--network", "host", *[a for k in (
+        "RESTIC_REPOSITORY", "RESTIC_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") for a in ("-e", k)],
+        "--label", "org.moodle-platform.test=k8s-e2e", image, "restic", "--no-lock", *args],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, f"restic {args[0]} failed: {proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+def _moodledata_marker(cluster) -> tuple[str, str]:
+    """A file written into moodledata by the web pod (filedir is where Moodle keeps content, by hash).
+    The engine refuses an empty moodledata; this also gives the snapshot something to check."""
+    content = f"k8s-e2e marker {secrets.token_hex(8)}\n"
+    digest = hashlib.sha1(content.encode()).hexdigest()  # noqa: S324 - Moodle's filedir naming, not security
+    rel = f"filedir/{digest[:2]}/{digest[2:4]}/{digest}"
+    web = _ready_pod(cluster, "web", NS, SITE)
+    out = _exec(cluster, web.metadata.name, "moodle", [
+        "sh", "-c", 'mkdir -p "$(dirname "$1")" && printf %s "$2" > "$1" && cat "$1"', "sh",
+        f"/var/www/moodledata/{rel}", content], ns=NS)
+    assert out == content, out
+    return rel, content
+
+
+def _job_pod(cluster, job: str):
+    pods = cluster.core.list_namespaced_pod(NS, label_selector=f"job-name={job}").items
+    assert pods, f"no pod of Job {job}"
+    return pods[0]
+
+
+def _wait_phase(cluster, operator, kind: str, name: str, phases: tuple[str, ...], timeout: float) -> dict:
+    try:
+        return wait_for(lambda: (o := cluster.get(API, kind, name, NS)) and (o.get("status") or {}).get("phase")
+                        in phases and o, timeout=timeout, interval=2, what=f"{kind} {name} phase in {phases}")
+    except AssertionError as exc:
+        obj = cluster.get(API, kind, name, NS) or {}
+        pods = []
+        for pod in cluster.core.list_namespaced_pod(NS, label_selector="job-name").items:
+            states = [(c.name, c.state.to_dict()) for c in pod.status.container_statuses or []]
+            try:
+                log = cluster.pod_log(pod.metadata.name, NS, container=pod.spec.containers[0].name)[-800:]
+            except Exception as log_exc:  # diagnostics only
+                log = f"(log unavailable: {log_exc})"
+            pods.append(f"pod {pod.metadata.name} {pod.status.phase} {states}\n{log}")
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(obj.get('status'), indent=1)[-3000:]}\n"
+                             + "\n".join(pods)[-6000:]
+                             + f"\noperator log:\n{_operator_log(cluster, operator)[-3000:]}") from None
+
+
+def test_backup_runs_the_engine_job_and_the_snapshot_lands_in_s3(cluster, operator, operator_images, site, s3):
+    """A Backup: the operator's Job runs the real engine pod (init container with the Moodle image's PHP,
+    engine as uid 33 on a read-only root FS) against the in-chart MariaDB and the moodledata claim, and
+    the snapshots are in the S3 (emulator) repository with the manifest the status reports."""
+    started = time.monotonic()
+    rel, content = _moodledata_marker(cluster)
+    repository = _repository(s3, f"{SITE}/backups")
+    cluster.apply({"apiVersion": API, "kind": "Backup", "metadata": {"name": "nightly-now", "namespace": NS},
+                   "spec": {"site": SITE, "destination": {"repository": repository, "secretRef": {"name": S3_REF}}}},
+                  namespace=NS)
+    backup = _wait_phase(cluster, operator, "Backup", "nightly-now", ("Succeeded", "Failed"), timeout=240)
+    job_name = backup["status"]["jobName"]
+    pod = _job_pod(cluster, job_name)
+    assert backup["status"]["phase"] == "Succeeded", (
+        f"{backup['status']}\nengine log:\n{cluster.pod_log(pod.metadata.name, NS, container='backup')[-3000:]}")
+    note(f"operator Backup: applied -> Succeeded in {time.monotonic() - started:.1f}s "
+         f"(engine {backup['status']['durationSeconds']:.1f}s)")
+
+    # From the Job's real completion: the Job Complete, its pod's engine container exited 0 on our image.
+    job = cluster.get("batch/v1", "Job", job_name, NS)
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"]), job["status"]
+    state = {c.name: c for c in pod.status.container_statuses}["backup"]
+    assert state.state.terminated and state.state.terminated.exit_code == 0, state
+    # The operator ran the image the role built (its chart's backupImage), not the default :1.
+    assert {c.name: c.image for c in pod.spec.containers}["backup"] == operator_images["backup"], pod.spec.containers
+    init = pod.status.init_container_statuses[0]
+    assert init.state.terminated.exit_code == 0, init
+
+    # The repository's own view (restic of the same image, from the host): the snapshots are there...
+    summary = backup["status"]["manifest"]
+    snapshots = json.loads(_restic(s3, repository, operator_images["backup"], "snapshots", "--json"))
+    by_id = {s["id"]: s for s in snapshots}
+    assert {summary["database_snapshot"], summary["moodledata_snapshot"]} <= set(by_id), (summary, list(by_id))
+    assert backup["status"]["snapshotId"] == summary["moodledata_snapshot"]
+    assert f"backup:{summary['backup_id']}" in by_id[summary["moodledata_snapshot"]]["tags"]
+    manifest_snap = next(s["id"] for s in snapshots
+                         if f"backup:{summary['backup_id']}" in s["tags"] and "kind:manifest" in s["tags"])
+    # ...with the manifest the status summarises (same ids, checksum, the site's image, Kubernetes)...
+    manifest = json.loads(_restic(s3, repository, operator_images["backup"], "dump", manifest_snap, "manifest.json"))
+    assert manifest["backup_id"] == summary["backup_id"] and manifest["platform"] == "kubernetes", manifest
+    assert manifest["moodledata"]["snapshot_id"] == summary["moodledata_snapshot"]
+    assert manifest["database"]["snapshot_id"] == summary["database_snapshot"]
+    assert manifest["database"]["sha256"] == summary["database_sha256"]
+    assert manifest["database"]["tables"]["mdl_user"] >= 1, manifest["database"]["tables"]
+    assert manifest["image"]["reference"] == f"{site['spec']['image']['repository']}:{site['spec']['image']['tag']}"
+    # ...and the file put into moodledata is in the snapshot, byte for byte.
+    assert _restic(s3, repository, operator_images["backup"], "dump", summary["moodledata_snapshot"], f"/{rel}") == content
+    keys = [o["Key"] for o in s3["client"].list_objects_v2(Bucket=s3["bucket"], Prefix=f"{SITE}/backups/")["Contents"]]
+    assert any(k.startswith(f"{SITE}/backups/data/") for k in keys), keys
+
+
+def _sql(cluster, query: str) -> str:
+    """QUERY as the site's database user in the in-chart MariaDB pod (password from its Secret file)."""
+    db = _ready_pod(cluster, "db", NS, SITE)
+    return _exec(cluster, db.metadata.name, "mariadb", [
+        "sh", "-c", 'MYSQL_PWD="$(cat /run/secrets/db_password)" exec mariadb -h 127.0.0.1 -u moodle -N -B -e "$1" moodle',
+        "sh", query], ns=NS)
+
+
+# The site's data apart from what cron changes on its own (its runs table and last-run settings).
+SITE_DATA = ("SELECT 'config', name, value FROM mdl_config WHERE name NOT LIKE '%cron%' "
+             "UNION ALL SELECT 'user', username, email FROM mdl_user ORDER BY 1, 2")
+
+
+def test_upgradeplan_with_failing_upgrade_restores_and_rolls_back(cluster, images, operator, operator_images,
+                                                                  site, s3):
+    """UpgradePlan A -> B where B's upgrade.php fails half-way (writes standin_upgrade_partial, exits 1):
+    the operator backs up, enters maintenance, switches the image, runs the upgrade Job, sees it fail,
+    restores the pre-upgrade backup with the engine (a restore Job) and rolls back to A."""
+    repo_a, tag_a = _split(images["moodle"])
+    repo_b, tag_b = _split(operator_images["moodle_upgrade_fail"])
+    assert repo_a == repo_b and tag_a != tag_b, (images["moodle"], operator_images["moodle_upgrade_fail"])
+    started = time.monotonic()
+    marker = secrets.token_hex(8)
+    _sql(cluster, "INSERT INTO mdl_user (username, password, email) "  # noqa: S608 - marker is hex from secrets
+         f"VALUES ('e2e-{marker}', 'x', '{marker}@e2e.test')")
+    rel, content = _moodledata_marker(cluster)
+    before = _sql(cluster, SITE_DATA)
+    assert f"e2e-{marker}" in before and "standin_upgrade_partial" not in before, before
+
+    plan = "to-b-fails"
+    cluster.apply({"apiVersion": API, "kind": "UpgradePlan", "metadata": {"name": plan, "namespace": NS},
+                   "spec": {"site": SITE, "targetTag": tag_b, "stepTimeoutSeconds": 300,
+                            "backup": {"repository": _repository(s3, f"{SITE}/upgrades"),
+                                       "secretRef": {"name": S3_REF}}}}, namespace=NS)
+    done = _wait_phase(cluster, operator, "UpgradePlan", plan, ("Succeeded", "Failed"), timeout=480)
+    note(f"operator UpgradePlan (failing upgrade): applied -> {done['status']['phase']} in "
+         f"{time.monotonic() - started:.1f}s")
+    status = done["status"]
+    assert status["phase"] == "Failed" and status["failedStep"] == "UpgradeJob", status
+    steps = [h["step"] for h in status["history"]]
+    assert steps[:5] == ["CheckPending", "PreUpgradeBackup", "Maintenance", "SwitchImage", "UpgradeJob"], steps
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "UpgradeJobFailed", failed
+    assert f"restored backup {plan}-pre-upgrade and image {tag_a}" in failed["message"], failed
+
+    # The failure was the upgrade Job's pod on image B, for real.
+    upgrade_pod = _job_pod(cluster, f"{plan}-upgradejob")
+    assert upgrade_pod.spec.containers[0].image == operator_images["moodle_upgrade_fail"]
+    assert upgrade_pod.status.container_statuses[0].state.terminated.exit_code == 1
+    assert "Injected upgrade failure" in cluster.pod_log(upgrade_pod.metadata.name, NS)
+    # The pre-upgrade Backup ran its engine Job; the restore Job (engine, image A's version.php) succeeded.
+    backup = cluster.get(API, "Backup", f"{plan}-pre-upgrade", NS)
+    assert backup["status"]["phase"] == "Succeeded", backup["status"]
+    restore = cluster.get("batch/v1", "Job", f"{plan}-restore", NS)
+    restore_pod = _job_pod(cluster, f"{plan}-restore")
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in restore["status"]["conditions"]), (
+        cluster.pod_log(restore_pod.metadata.name, NS, container="restore")[-3000:])
+    restored = json.loads(restore_pod.status.container_statuses[0].state.terminated.message)
+    assert restored["restored"] is True and restored["backup_id"] == backup["status"]["manifest"]["backup_id"], restored
+
+    # The site ends Ready on the OLD image, spec back to A with cron and without maintenance...
+    started = time.monotonic()
+    final = _wait_site_ready(cluster, operator, images["moodle"], timeout=300)
+    note(f"operator UpgradePlan: rolled back -> MoodleSite Ready on A in {time.monotonic() - started:.1f}s")
+    assert final["spec"]["image"]["tag"] == tag_a and not final["spec"].get("maintenance"), final["spec"]
+    web = _wait_ready(cluster, "web", ns=NS, release=SITE, timeout=120)
+    assert web.spec.containers[0].image == images["moodle"]
+    # ...and its data is what it was: the marker row there, the upgrade's partial change gone.
+    after = _sql(cluster, SITE_DATA)
+    assert after == before, f"before:\n{before}\nafter:\n{after}"
+    check = _exec(cluster, web.metadata.name, "moodle", ["cat", f"/var/www/moodledata/{rel}"], ns=NS)
+    assert check == content, check
+    assert "Forbidden" not in _operator_log(cluster, operator)
