@@ -1,11 +1,11 @@
 """The monitoring overlay on the PostgreSQL stand-in site (issue 14): postgres exporter with a pg_monitor role,
 Moodle metrics on PostgreSQL, the PostgreSQL alert rules and dashboard, checked through Prometheus' HTTP API.
 
-Runs after tests/pg/test_postgresql.py on the same pgci stack (no second deployment): playbooks/compose.yml
-again with ``monitoring_enabled`` (Prometheus on 127.0.0.1:8584, nothing else published).  The site is the
+The pgci site is deployed with the overlay from the start (tests/pg/inventory: ``monitoring_enabled``, Prometheus
+on 127.0.0.1:8584, nothing else published), so these tests run first, on the one deployment the suite shares; the
+restore onto an empty host in test_postgresql.py brings the stack back without the overlay.  The site is the
 Moodle STAND-IN (not Moodle): it has no task tables and no ``user.lastaccess``, so those Moodle metrics are
 reported as failed queries here (the MariaDB Molecule scenario `monitoring` adds the tables and checks them).
-The session fixture removes the whole project, overlay included, at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DB, FIGURES, PROJECT, playbook, psql
-from stacktest import ROOT, STANDIN_TREE, run
+from stacktest import ROOT, run
 
 sys.path.insert(0, str(ROOT / "tests" / "monitoring"))
 from dashboard_queries import expressions
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.usefixtures("seeded")
 PROMETHEUS = "http://127.0.0.1:8584"
 SECRETS = Path.home() / ".moodle-platform" / "pgci-test" / "secrets" / f"localhost-{PROJECT}"
 EXPORTER, METRICS = f"{PROJECT}-postgres-exporter-1", f"{PROJECT}-moodle-metrics-1"
-MONITORING = {"monitoring_enabled": True, "monitoring_prometheus_bind": "127.0.0.1:8584"}
 
 
 def prom(path, **params):
@@ -57,16 +56,7 @@ def wait_for(what, check, timeout=150, interval=5):
         time.sleep(interval)
 
 
-@pytest.fixture(scope="module")
-def monitored():
-    started = time.time()
-    playbook("compose.yml", {"moodle_image_source_type": "local", "moodle_image_source_path": str(STANDIN_TREE),
-                             **MONITORING}, timeout=1800)
-    FIGURES.append(f"postgresql stand-in: compose.yml with the monitoring overlay {time.time() - started:.1f}s")
-    return True
-
-
-def test_postgres_exporter_is_scraped_and_the_database_is_up(monitored):
+def test_postgres_exporter_is_scraped_and_the_database_is_up():
     targets = prom("targets", state="active")["activeTargets"]
     jobs = {t["labels"]["job"]: t for t in targets}
     assert "mysqld" not in jobs
@@ -78,7 +68,7 @@ def test_postgres_exporter_is_scraped_and_the_database_is_up(monitored):
     assert value('sum(pg_stat_database_numbackends{job="postgres",datname="moodle"})') >= 1
 
 
-def test_exporter_roles_are_least_privilege(monitored):
+def test_exporter_roles_are_least_privilege():
     exporter, metrics = "postgres_exporter", "moodle_metrics"
     rows = psql("SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolconnlimit, "
                 "(SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_auth_members m "
@@ -100,7 +90,7 @@ def test_exporter_roles_are_least_privilege(monitored):
     assert not refused(metrics, "SELECT value FROM mdl_config WHERE name = 'version'"), "the check can fail"
 
 
-def test_moodle_metrics_are_read_from_postgresql(monitored):
+def test_moodle_metrics_are_read_from_postgresql():
     assert wait_for("the moodle job", lambda: value('moodle_metrics_db_up{job="moodle"}') == 1, timeout=120)
     success = {r["metric"]["query"]: r["value"][1] for r in
                prom("query", query='moodle_metrics_query_success{job="moodle"}')["result"]}
@@ -108,13 +98,15 @@ def test_moodle_metrics_are_read_from_postgresql(monitored):
     assert {k: success[k] for k in ("cron", "maintenance", "db_version")} == {"cron": "1", "maintenance": "1",
                                                                               "db_version": "1"}
     assert success["tasks_adhoc"] == "0" and success["users_online"] == "0"
-    assert value('moodle_cron_last_run_timestamp_seconds{job="moodle"}') > 1_700_000_000
+    # the site's cron service records its first run within a minute of the deployment (scraped every 60 s)
+    assert wait_for("a cron run", lambda: (value('moodle_cron_last_run_timestamp_seconds{job="moodle"}') or 0)
+                    > 1_700_000_000, timeout=180)
     db_version = psql("SELECT value FROM mdl_config WHERE name = 'version'")[0][0]
     assert value('moodle_db_version{job="moodle"}') == pytest.approx(float(db_version))
     assert value('moodle_upgrade_pending{job="moodle"}') == 0
 
 
-def test_postgresql_rules_and_dashboard_panels_have_data(monitored):
+def test_postgresql_rules_and_dashboard_panels_have_data():
     alerts = {r["name"]: r for g in prom("rules", type="alert")["groups"] for r in g["rules"]}
     assert len(alerts) == 14
     assert 'pg_up{job="postgres"}' in alerts["MoodleDatabaseDown"]["query"]
@@ -128,7 +120,7 @@ def test_postgresql_rules_and_dashboard_panels_have_data(monitored):
     assert empty == []
 
 
-def test_exporter_passwords_are_files_not_environment_or_logs(monitored):
+def test_exporter_passwords_are_files_not_environment_or_logs():
     secrets = {name: (SECRETS / name).read_text().strip()
                for name in ("monitoring_postgres_exporter_db_password", "monitoring_moodle_metrics_db_password")}
     assert all(len(s) == 32 for s in secrets.values())
@@ -145,12 +137,11 @@ def test_exporter_passwords_are_files_not_environment_or_logs(monitored):
     assert run(["docker", "exec", EXPORTER, "stat", "-c", "%U", "/proc/1"]).stdout.decode().strip() == "prometheus"
 
 
-def test_post_deploy_is_idempotent_and_repairs_a_changed_password(monitored):
-    extra = {**MONITORING}
-    _, out = playbook("../tests/pg/monitoring_post_deploy.yml", extra, timeout=600)
+def test_post_deploy_is_idempotent_and_repairs_a_changed_password():
+    _, out = playbook("../tests/pg/monitoring_post_deploy.yml", timeout=600)
     assert "changed=0" in out.split("PLAY RECAP")[-1], out[-2000:]
     psql("ALTER ROLE postgres_exporter PASSWORD 'changed-behind-our-back'")
-    _, out = playbook("../tests/pg/monitoring_post_deploy.yml", extra, timeout=600)
+    _, out = playbook("../tests/pg/monitoring_post_deploy.yml", timeout=600)
     assert "changed=1" in out.split("PLAY RECAP")[-1], out[-2000:]
     secret = (SECRETS / "monitoring_postgres_exporter_db_password").read_text().strip()
     assert secret not in out, "the password must not be in the Ansible output"
@@ -159,7 +150,7 @@ def test_post_deploy_is_idempotent_and_repairs_a_changed_password(monitored):
     assert wait_for("pg_up == 1 after the restart", lambda: value('pg_up{job="postgres"}') == 1, timeout=90)
 
 
-def test_database_down_raises_the_alert_and_it_clears(monitored):
+def test_database_down_raises_the_alert_and_it_clears():
     started = time.time()
     run(["docker", "stop", DB])
     try:
@@ -168,7 +159,9 @@ def test_database_down_raises_the_alert_and_it_clears(monitored):
                     and a["state"] in ("pending", "firing")]
         alert = wait_for("MoodleDatabaseDown", pending_or_firing, timeout=120)
         assert alert[0]["labels"]["instance"] == "postgres-exporter:9187"
-        assert value('pg_up{job="postgres"}') == 0
+        # With the db container gone its name no longer resolves and the exporter's scrape times out (up == 0);
+        # a server that refuses connections gives pg_up == 0 instead.  Either branch raises the alert.
+        assert 0 in (value('max(up{job="postgres"})'), value('max(pg_up{job="postgres"})'))
     finally:
         run(["docker", "start", DB])
     assert wait_for("pg_up == 1 again", lambda: value('pg_up{job="postgres"}') == 1, timeout=120)
