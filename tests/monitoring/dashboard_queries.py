@@ -1,9 +1,10 @@
 """Every PromQL expression of the Grafana dashboards, run against a real Prometheus.
 
 A dashboard panel that can never show data is a bug: each expression must return at least one
-series.  Usage (against the test stack's Prometheus):
+series.  A dashboard tagged with a database (``postgresql`` or ``mariadb``) is only run against a stack on
+that database.  Usage (against the test stack's Prometheus):
 
-    python tests/monitoring/dashboard_queries.py --prometheus http://127.0.0.1:9090
+    python tests/monitoring/dashboard_queries.py --prometheus http://127.0.0.1:9090 [--db-type pgsql]
 """
 
 from __future__ import annotations
@@ -19,11 +20,18 @@ DASHBOARDS = Path(__file__).resolve().parents[2] / (
     "collections/ansible_collections/moodle/platform/roles/monitoring/files/dashboards")
 
 
-def expressions(dashboard_dir: Path = DASHBOARDS) -> list[tuple[str, str, str]]:
-    """(dashboard file, panel title, expr) for every target of every panel."""
+DATABASE_TAGS = {"mariadb": "mariadb", "pgsql": "postgresql"}  # moodle_db_type -> dashboard tag
+
+
+def expressions(dashboard_dir: Path = DASHBOARDS, db_type: str | None = None) -> list[tuple[str, str, str]]:
+    """(dashboard file, panel title, expr) for every target of every panel; with ``db_type`` (mariadb or pgsql)
+    only the dashboards that are not tagged for the other database."""
     out = []
     for path in sorted(dashboard_dir.glob("*.json")):
         doc = json.loads(path.read_text())
+        other = set(DATABASE_TAGS.values()) - {DATABASE_TAGS[db_type]} if db_type else set()
+        if other & set(doc.get("tags", [])):
+            continue
         for panel in doc["panels"]:
             for target in panel.get("targets", []):
                 out.append((path.name, panel["title"], target["expr"]))
@@ -41,9 +49,11 @@ def query(prometheus: str, expr: str) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090")
+    parser.add_argument("--db-type", choices=sorted(DATABASE_TAGS), default="mariadb",
+                        help="the stack's database: dashboards tagged for the other one are left out")
     args = parser.parse_args()
     empty = 0
-    for name, title, expr in expressions():
+    for name, title, expr in expressions(db_type=args.db_type):
         try:
             result = query(args.prometheus, expr)
         except RuntimeError as exc:

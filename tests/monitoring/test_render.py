@@ -17,15 +17,28 @@ from dashboard_queries import expressions
 ANSIBLE_PLAYBOOK = str(REPO / ".venv/bin/ansible-playbook")
 
 
+def _render(out, *extra):
+    return subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(TESTS / "render.yml"),
+         "-e", f"render_dir={out}", "-e", f"ansible_python_interpreter={sys.executable}",
+         "--tags", "monitoring_preflight,monitoring_configure", *extra],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+        check=False)
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("render")
-    res = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(TESTS / "render.yml"),
-         "-e", f"render_dir={out}", "-e", f"ansible_python_interpreter={sys.executable}",
-         "--tags", "monitoring_preflight,monitoring_configure"],
-        capture_output=True, text=True, cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
-        check=False)
+    res = _render(out)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return out / "project"
+
+
+@pytest.fixture(scope="module")
+def rendered_pgsql(tmp_path_factory):
+    """The same role for a PostgreSQL site (moodle_db_type pgsql)."""
+    out = tmp_path_factory.mktemp("render-pgsql")
+    res = _render(out, "-e", "moodle_db_type=pgsql")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return out / "project"
 
@@ -85,3 +98,40 @@ def test_dashboard_expressions_are_valid_promql(promtool, tmp_path):
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     res = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_postgresql_site_gets_the_postgres_exporter_instead_of_mysqld(promtool, rendered, rendered_pgsql):
+    jobs = {}
+    for name, project in (("mariadb", rendered), ("pgsql", rendered_pgsql)):
+        config = yaml.safe_load((project / "monitoring/prometheus/prometheus.yml").read_text())
+        jobs[name] = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+        res = subprocess.run([promtool, "check", "config", str(project / "monitoring/prometheus/prometheus.yml")],
+                             capture_output=True, text=True, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+    assert jobs["pgsql"]["postgres"] == ["postgres-exporter:9187"] and "mysqld" not in jobs["pgsql"]
+    assert jobs["mariadb"]["mysqld"] == ["mysqld-exporter:9104"] and "postgres" not in jobs["mariadb"]
+    assert set(jobs["pgsql"]) - {"postgres"} == set(jobs["mariadb"]) - {"mysqld"}
+
+    compose = yaml.safe_load((rendered_pgsql / "compose.monitoring.yml").read_text())
+    assert "mysqld-exporter" not in compose["services"]
+    exporter = compose["services"]["postgres-exporter"]
+    assert exporter["networks"] == ["backend"] and "ports" not in exporter
+    assert exporter["entrypoint"] == ["/usr/local/bin/exporter-entrypoint", "prometheus-postgres-exporter"]
+    # the password reaches the exporter as a file it reads itself, never as an environment value
+    assert exporter["environment"] == {
+        "DATA_SOURCE_URI": "db:5432/moodle?sslmode=disable", "DATA_SOURCE_USER": "postgres_exporter",
+        "DATA_SOURCE_PASS_FILE": "/run/monitoring-secrets/monitoring_postgres_exporter_db_password"}
+    assert exporter["secrets"] == ["monitoring_postgres_exporter_db_password"]
+    assert set(compose["secrets"]) == {"monitoring_postgres_exporter_db_password", "monitoring_moodle_metrics_db_password"}
+    assert compose["services"]["moodle-metrics"]["environment"]["MOODLE_METRICS_DB_TYPE"] == "pgsql"
+    password = (rendered_pgsql / "secrets/monitoring_postgres_exporter_db_password").read_text()
+    assert len(password) == 32 and password.isalnum()
+    assert password not in (rendered_pgsql / "compose.monitoring.yml").read_text()
+    assert not (rendered_pgsql / "secrets/monitoring_mysqld_exporter_cnf").exists()
+
+
+def test_unknown_database_type_is_refused_before_rendering(tmp_path):
+    res = _render(tmp_path, "-e", "moodle_db_type=oracle")
+    assert res.returncode != 0
+    assert "monitoring_db_type" in res.stdout + res.stderr and "mariadb, pgsql" in res.stdout + res.stderr
+    assert not (tmp_path / "project").exists(), "nothing may be rendered"

@@ -3,8 +3,8 @@
 //
 // Serves Prometheus metrics for what only Moodle knows: last cron run, failing scheduled/ad-hoc
 // tasks, pending ad-hoc tasks, maintenance mode, users online, code version vs database version.
-// It reads the database (with its own least-privilege, SELECT-only DB user), the code's
-// version.php and the dataroot's climaintenance.html - never the web UI.  Runs as a PHP built-in
+// It reads the database (MariaDB or PostgreSQL: MOODLE_METRICS_DB_TYPE; with its own least-privilege,
+// SELECT-only DB user), the code's version.php and the dataroot's climaintenance.html - never the web UI.  Runs as a PHP built-in
 // server router from the Moodle image:  php -S 0.0.0.0:9150 moodle_metrics.php
 // A query that fails (table missing, grant missing) is reported by moodle_metrics_query_success 0
 // and its metric is left out rather than reported as zero.
@@ -46,14 +46,26 @@ $started = microtime(true);
 $now = time();
 $querystatus = [];
 $db = null;
-if (!function_exists('mysqli_connect')) {
-    fwrite(STDERR, "moodle_metrics: the mysqli extension is missing\n");
-} else {
+// MariaDB through mysqli, PostgreSQL through pgsql (both extensions are in the Moodle image); the queries
+// below are plain SQL both databases run unchanged.
+$dbtype = env_or('MOODLE_METRICS_DB_TYPE', 'mariadb');
+$driver = $dbtype === 'pgsql' ? 'pg_connect' : 'mysqli_connect';
+if (!in_array($dbtype, ['mariadb', 'pgsql'], true)) {
+    fwrite(STDERR, "moodle_metrics: MOODLE_METRICS_DB_TYPE must be mariadb or pgsql, not '$dbtype'\n");
+} else if (!function_exists($driver)) {
+    fwrite(STDERR, "moodle_metrics: the " . ($dbtype === 'pgsql' ? 'pgsql' : 'mysqli') . " extension is missing\n");
+} else if ($dbtype === 'mariadb') {
     mysqli_report(MYSQLI_REPORT_OFF);
 }
 $password = is_readable($passwordfile) ? trim((string) file_get_contents($passwordfile)) : '';
-if ($password !== '' && function_exists('mysqli_connect')) {
-    $db = @mysqli_connect($dbhost, $dbuser, $password, $dbname);
+if ($password !== '' && in_array($dbtype, ['mariadb', 'pgsql'], true) && function_exists($driver)) {
+    if ($dbtype === 'pgsql') {
+        $quote = static fn(string $v): string => "'" . addcslashes($v, "'\\") . "'";
+        $db = @pg_connect(sprintf('host=%s port=5432 dbname=%s user=%s password=%s connect_timeout=5',
+            $quote($dbhost), $quote($dbname), $quote($dbuser), $quote($password)), PGSQL_CONNECT_FORCE_NEW);
+    } else {
+        $db = @mysqli_connect($dbhost, $dbuser, $password, $dbname);
+    }
 }
 metric($lines, 'moodle_metrics_db_up', 'Whether the exporter could connect to the Moodle database.', 'gauge',
     [[[], $db ? 1 : 0]]);
@@ -63,14 +75,15 @@ function scalar($db, string $sql, string $key, array &$querystatus) {
         $querystatus[$key] = 0;
         return null;
     }
-    $result = @mysqli_query($db, $sql);
+    $pgsql = !($db instanceof mysqli);
+    $result = $pgsql ? @pg_query($db, $sql) : @mysqli_query($db, $sql);
     if ($result === false) {
         $querystatus[$key] = 0;
         return null;
     }
-    $row = mysqli_fetch_row($result);
+    $row = $pgsql ? pg_fetch_row($result) : mysqli_fetch_row($result);
     $querystatus[$key] = 1;
-    return $row === null ? null : $row[0];
+    return ($row === null || $row === false) ? null : $row[0];
 }
 
 $p = preg_replace('/[^a-z0-9_]/i', '', $prefix);
@@ -139,8 +152,10 @@ foreach ($querystatus as $key => $ok) {
 metric($lines, 'moodle_metrics_query_success', 'Whether each query of the exporter succeeded.', 'gauge', $status);
 metric($lines, 'moodle_metrics_scrape_duration_seconds', 'Time spent collecting these metrics.', 'gauge',
     [[[], sprintf('%.6f', microtime(true) - $started)]]);
-if ($db) {
+if ($db instanceof mysqli) {
     mysqli_close($db);
+} else if ($db) {
+    pg_close($db);
 }
 if (PHP_SAPI === 'cli-server') {
     header('Content-Type: text/plain; version=0.0.4');
