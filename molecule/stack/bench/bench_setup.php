@@ -14,7 +14,13 @@ global $CFG, $DB;
 
 const BENCH_SHORTNAME = 'bench';
 $action = $argv[1] ?? '';
-$opts = getopt('', ['password-file:']);
+// getopt() stops at the action (a non-option), so the options are read by hand.
+$passwordfile = '';
+foreach (array_slice($argv, 2) as $arg) {
+    if (strpos($arg, '--password-file=') === 0) {
+        $passwordfile = substr($arg, strlen('--password-file='));
+    }
+}
 
 function bench_fail(string $message): void {
     fwrite(STDERR, "bench_setup.php: $message\n");
@@ -25,7 +31,7 @@ if ($action === 'course') {
     $id = $DB->get_field('course', 'id', ['shortname' => BENCH_SHORTNAME]);
     echo json_encode(['course' => $id === false ? null : (int) $id]) . "\n";
 } else if ($action === 'students') {
-    $password = rtrim((string) @file_get_contents($opts['password-file'] ?? ''), "\r\n");
+    $password = $passwordfile !== '' && is_readable($passwordfile) ? rtrim((string) file_get_contents($passwordfile), "\r\n") : '';
     if (strlen($password) < 12) {
         bench_fail('--password-file must name a readable file with a password of 12 characters or more');
     }

@@ -12,7 +12,9 @@ discussions); the students get a fresh random password (kept in memory only); ea
 the 100 students in through its own login form, so each has its own sessions.  Pages: front page and
 login page (anonymous), /my/, the course page and a forum discussion (the 100 sessions rotated).
 Each page is measured on every configuration in turn, so load from other work on the machine falls on
-all of them alike; the load average is printed with every figure.  Results: a table, ratios, and
+all of them alike; between measurements the script waits until the measured service has finished what
+wrk left running (a saturated configuration keeps working on abandoned requests for minutes).  The load
+average (taken just before each measurement) is printed with every figure.  Results: a table, ratios, and
 build/bench-stack/{results.json,latency.png}.  A benchmark, not a test.
 """
 
@@ -23,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -106,6 +109,32 @@ class Stack:
         if code != 0:
             sys.exit(f"{service}: php {' '.join(args)} failed ({code}):\n{(err or b'').decode()}{(out or b'').decode()}")
         return (out or b"").decode()
+
+    def busy_processes(self, service):
+        """Processes of the service's container that are running or waiting for a CPU (state R)."""
+        container_id = self.container(service).id
+        busy = 0
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cgroup") as handle:
+                    if container_id not in handle.read():
+                        continue
+                with open(f"/proc/{pid}/stat") as handle:
+                    busy += handle.read().rsplit(")", 1)[1].split()[0] == "R"
+            except OSError:
+                continue
+        return busy
+
+    def drain(self, service, timeout=300):
+        """Wait until the service has finished the requests wrk left behind: Apache keeps running a request
+        whose client gave up (wrk's timeout, end of the run), and on a saturated configuration that
+        backlog would otherwise run during the next configuration's measurement.  Returns seconds waited."""
+        started = time.monotonic()
+        idle = 0
+        while time.monotonic() - started < timeout and idle < 2:
+            idle = idle + 1 if self.busy_processes(service) == 0 else 0
+            time.sleep(0.5)
+        return time.monotonic() - started
 
     def cleanup(self, service):
         self.container(service).exec_run(["rm", "-rf", SETUP_DIR], user="root")
@@ -262,6 +291,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds; the median-throughput round is shown")
     parser.add_argument("--out", default=os.path.join(ROOT, "build", "bench-stack"))
     args = parser.parse_args()
+    # The session files are removed on the way out, also when the run is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     known = {c[0]: c for c in CONFIGS}
     wanted = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in wanted if c not in known]
@@ -289,11 +320,12 @@ def main():
         load_start = loadavg()
         for round_number in range(1, args.rounds + 1):
             for page, path, logged_in in pages:
-                for name, _service, base in configs:
+                for name, service, base in configs:
                     url = base + path.format(**ids)
                     cookies = session_files.get(name) if logged_in else None
                     if args.warmup:
                         wrk(url, 4, args.warmup, 1, cookies)
+                        stack.drain(service)
                     load = loadavg()
                     print(
                         f"round {round_number}: {name} {page}: {args.connections} connections, {args.duration}s "
@@ -302,6 +334,7 @@ def main():
                     )
                     result = wrk(url, args.connections, args.duration, args.threads, cookies)
                     result["load1"] = load[0]
+                    result["drain_s"] = round(stack.drain(service), 1)
                     rounds.setdefault((page, name), []).append(result)
         load_end = loadavg()
     finally:
@@ -318,14 +351,14 @@ def main():
         "the ratios come from one alternating run)"
     )
     header = f"{'page':<17} {'config':<13} {'req/s':>8} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"
-    header += f" {'errors':>7} {'non-200':>8} {'load1':>6}"
+    header += f" {'errors':>7} {'non-200':>8} {'load1':>6} {'drain s':>7}"
     print(header)
     for page in page_names:
         for name in names:
             r = results[(page, name)]
             print(
                 f"{page:<17} {name:<13} {r['rps']:>8.1f} {r['p50']:>9.0f} {r['p95']:>9.0f} {r['p99']:>9.0f} "
-                f"{r['errors']:>7d} {r['non200']:>8d} {r['load1']:>6.2f}"
+                f"{r['errors']:>7d} {r['non200']:>8d} {r['load1']:>6.2f} {r['drain_s']:>7.0f}"
             )
     print()
     reference = names[0]
