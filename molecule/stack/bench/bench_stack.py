@@ -208,13 +208,31 @@ def login(base, username, password):
     return f"MoodleSession={cookie}"
 
 
+def login_retrying(base, username, password, failures):
+    """login(), tried three times: each failure is printed and counted (a configuration that fails logins
+    is a finding in itself, reported with its figures)."""
+    for attempt in (1, 2, 3):
+        try:
+            return login(base, username, password)
+        except (RuntimeError, requests.RequestException) as exc:
+            failures.append(str(exc))
+            print(f"  login attempt {attempt} failed: {exc}", flush=True)
+            if attempt == 3:
+                raise
+            time.sleep(5)
+    raise AssertionError("unreachable")
+
+
 def login_all(configs, users, password, outdir):
     """One session per student per configuration, written (0600) to outdir/sessions-<config>.txt."""
     files = {}
     for name, _service, base in configs:
         started = time.monotonic()
+        failures = []
         with ThreadPoolExecutor(max_workers=8) as pool:
-            cookies = list(pool.map(lambda user, b=base: login(b, user, password), users))
+            cookies = list(pool.map(lambda user, b=base, f=failures: login_retrying(b, user, password, f), users))
+        if failures:
+            print(f"{name}: {len(failures)} failed login attempts before every student was logged in")
         if len(set(cookies)) != len(users):
             sys.exit(f"{name}: {len(set(cookies))} distinct sessions for {len(users)} students")
         path = os.path.join(outdir, f"sessions-{name}.txt")
@@ -263,7 +281,7 @@ def chart(results, configs, pages, path, title):
             ax.bar([x + (offset - 1) * width for x in xs], values, width, label=key, color=colour)
         for x, name in zip(xs, configs, strict=True):
             r = results[(page, name)]
-            ax.annotate(f"{r['rps']:.0f}/s", (x, r["p99"]), ha="center", va="bottom", fontsize=8)
+            ax.annotate(f"{r['rps']:.1f}/s", (x, r["p99"]), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(list(xs), configs, rotation=30, ha="right", fontsize=8)
         ax.set_title(page, fontsize=10)
         ax.set_ylabel("latency ms (label: req/s)")
