@@ -88,6 +88,8 @@ def _session_class(image: str, *env: str) -> subprocess.CompletedProcess:
     (("MOODLE_SESSION_HANDLER=redis",), "\\core\\session\\redis"),
     (("MOODLE_PHP_PROFILE=stock",), "\\core\\session\\file"),
     (("MOODLE_PHP_PROFILE=stock", "MOODLE_SESSION_HANDLER=redis"), "\\core\\session\\redis"),
+    (("MOODLE_PHP_PROFILE=opcache",), "\\core\\session\\file"),
+    (("MOODLE_PHP_PROFILE=tuned", "MOODLE_MUC_CONFIG=apcu"), "\\core\\session\\redis"),
 ])
 def test_config_php_session_handler(standin_image, env, expected):
     r = _session_class(standin_image, *env)
@@ -99,3 +101,13 @@ def test_config_php_rejects_unknown_session_handler(standin_image):
     r = _session_class(standin_image, "MOODLE_SESSION_HANDLER=memcached")
     assert r.returncode != 0
     assert "MOODLE_SESSION_HANDLER must be redis or file" in (r.stdout + r.stderr)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ("MOODLE_PHP_PROFILE=fast", "MOODLE_PHP_PROFILE must be tuned, opcache or stock"),
+    ("MOODLE_MUC_CONFIG=../muc", "MOODLE_MUC_CONFIG must match"),
+])
+def test_config_php_rejects_unknown_profile_and_muc_name(standin_image, env, message):
+    r = _session_class(standin_image, env)
+    assert r.returncode != 0
+    assert message in (r.stdout + r.stderr)
