@@ -16,7 +16,6 @@
 
 namespace local_nativegrades\local;
 
-
 /**
  * Pure-PHP whole-course regrade with the same contract as the moodle_gradebook extension.
  *
@@ -25,14 +24,11 @@ namespace local_nativegrades\local;
  * step, on arrays instead of database rows, and applies the DECIMAL(10,5) rounding the database
  * performs between steps.  Used when the extension is not loaded; results are identical.
  *
- * @package    local_nativegrades
- * @copyright  moodle.platform contributors
- * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
- * The facade its callers use (engine, regrader, web services, tests): the work is done by
- * course_spec (reading the course description), regrade (the regrade itself, and Natural weights
- * and maxima at load), decimal (DECIMAL(10,5) and 14-digit helpers) and compiled_course (the
- * widget's input) - the same split as gradebook-core's modules.  A php_engine is the course model
- * as read (course_model) plus a regrade of it with an optional usage trace.
+ * This class is the facade its callers use (engine, regrader, web services, tests); the work is
+ * done by course_spec (reading the course description), regrade (the regrade itself, and Natural
+ * weights and maxima at load), decimal (DECIMAL(10,5) and 14-digit helpers) and compiled_course
+ * (the widget's input) - the same split as gradebook-core's modules.  A php_engine is the course
+ * model as read (course_model) plus a regrade of it with an optional usage trace.
  *
  * @package    local_nativegrades
  * @copyright  moodle.platform contributors
