@@ -8,7 +8,7 @@ NATIVE_PKGS       := php8.2-cli php8.2-dev libclang-14-dev clang-14 chromium
 NATIVE_PY_STAMP    = $(VENV)/.stamp-native-py-$(shell cat native/Cargo.lock native/gradebook-core/src/*.rs native/gradebook-py/src/*.rs native/gradebook-py/Cargo.toml | sha256sum | cut -c1-16)
 NATIVE_PYTEST     := pytest -q -p no:cacheprovider
 
-.PHONY: native-deps native-py native-artifacts native-lint native-test bench-native native-golden
+.PHONY: native-deps native-py native-artifacts native-lint native-test native-amd bench-native native-golden
 
 native-deps: ## Host tools for the native tests (php8.2 cli/dev, clang, chromium, node) + playwright-core
 	@missing=""; for p in $(NATIVE_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -18,6 +18,12 @@ native-deps: ## Host tools for the native tests (php8.2 cli/dev, clang, chromium
 	@command -v node >/dev/null && command -v npm >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; }
 	@cd tests/native/widget && { [ -f node_modules/playwright-core/package.json ] || npm ci --no-audit --no-fund; }
+	@cd scripts/amd-build && { [ -f node_modules/terser/package.json ] || npm ci --no-audit --no-fund; }
+
+native-amd: ## The plugin's AMD build: amd/src -> amd/build/*.min.js + .map (babel + terser, as Moodle's grunt amd)
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "native-amd: needs node and npm (make native-deps)" >&2; exit 2; }
+	@cd scripts/amd-build && { [ -f node_modules/terser/package.json ] || npm ci --no-audit --no-fund; }
+	node scripts/amd-build/build.mjs moodle-plugins/local_nativegrades
 
 native-py: setup $(NATIVE_PY_STAMP) ## PyO3 module (maturin wheel) into the venv, rebuilt when the core changes
 $(NATIVE_PY_STAMP):

@@ -18,11 +18,8 @@
 //           (*_rows: the rows API's per-user arrays packed as {"final","hasvalue"})
 
 $plugin = getenv('NATIVEGRADES_PLUGIN') ?: __DIR__ . '/../../moodle-plugins/local_nativegrades';
-require_once($plugin . '/classes/local/formula.php');
-require_once($plugin . '/classes/local/php_engine.php');
-require_once($plugin . '/classes/local/unsupported_course.php');
-require_once($plugin . '/classes/local/course_loader.php');
-require_once($plugin . '/classes/local/regrader.php');
+require(__DIR__ . '/plugin_autoload.php');
+local_nativegrades_autoload($plugin);
 
 use local_nativegrades\local\course_loader;
 use local_nativegrades\local\php_engine;

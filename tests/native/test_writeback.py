@@ -49,6 +49,7 @@ def report(tmp_path_factory) -> list[dict]:
         ["docker", "run", "--rm", "--name", f"native-writeback-test-{os.getpid()}", "--entrypoint", "/work/entry.sh",
          "-v", f"{HERE / 'writeback'}:/work:ro", "-v", f"{GOLDEN}:/golden:ro", "-v", f"{out}:/out",
          "-v", f"{ROOT / 'moodle-plugins/local_nativegrades'}:/plugin:ro", "-v", f"{EXT.parent}:/ext:ro",
+         "-v", f"{HERE / 'plugin_autoload.php'}:/autoload.php:ro", "-e", "NATIVEGRADES_AUTOLOAD=/autoload.php",
          golden_image(), "/golden/cases_writeback.json", "/out/report.json"],
         capture_output=True, text=True,
     )

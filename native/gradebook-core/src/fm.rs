@@ -50,29 +50,6 @@ mod imp {
         fn __powidf2(x: f64, n: i32) -> f64;
     }
 
-    // The platform functions (see `crate::Platform`), defined by the binding.
-    extern "Rust" {
-        fn gradebook_platform_parse_num(s: &str) -> Option<f64>;
-        fn gradebook_platform_builtin(f: crate::formula::Func, a: f64) -> f64;
-        fn gradebook_platform_pow(x: f64, y: f64) -> f64;
-    }
-
-    /// The binding's number parser (a direct call; see `Platform::parse_num_fn`).
-    pub fn platform_parse_num(s: &str) -> Option<f64> {
-        // SAFETY: an ordinary Rust function of the binding (`#[no_mangle]`), same signature.
-        unsafe { gradebook_platform_parse_num(s) }
-    }
-    /// The binding's one-argument functions.
-    pub fn platform_builtin(f: crate::formula::Func, a: f64) -> f64 {
-        // SAFETY: as above.
-        unsafe { gradebook_platform_builtin(f, a) }
-    }
-    /// The binding's `pow()`.
-    pub fn platform_pow(x: f64, y: f64) -> f64 {
-        // SAFETY: as above.
-        unsafe { gradebook_platform_pow(x, y) }
-    }
-
     // SAFETY (all): the routines std's f64 methods call on wasm32 (compiler-builtins' libm and
     // its `powi`); no pointers, no state.
     #[inline]

@@ -9,7 +9,12 @@
 //! (a PHP `DivisionByZeroError` that aborts Moodle's regrade) gives an empty grade.
 
 use crate::fm;
-use crate::phpmath::php_int;
+use crate::func::{builtin, builtin_func, calcfunc, Func};
+use crate::msg::join;
+use crate::phpmath::{php_int, php_round_with};
+#[cfg(feature = "std")]
+use crate::platform::rust_parse_num;
+use crate::platform::{call_builtin, call_parse_num, call_pow, ParseNum, Platform, Pow};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -37,93 +42,6 @@ pub enum BinOp {
     Ge,
     Eq,
     Mod,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Func {
-    Sin,
-    Sinh,
-    Asin,
-    Asinh,
-    Cos,
-    Cosh,
-    Acos,
-    Acosh,
-    Tan,
-    Tanh,
-    Atan,
-    Atanh,
-    Sqrt,
-    Abs,
-    Ln,
-    Exp,
-    Floor,
-    Ceil,
-    Average,
-    Max,
-    Min,
-    ModF,
-    Pi,
-    Power,
-    Round,
-    Sum,
-    If,
-    And,
-    Or,
-}
-
-fn builtin(name: &str) -> Option<Func> {
-    Some(match name {
-        "sin" => Func::Sin,
-        "sinh" => Func::Sinh,
-        "arcsin" | "asin" => Func::Asin,
-        "arcsinh" | "asinh" => Func::Asinh,
-        "cos" => Func::Cos,
-        "cosh" => Func::Cosh,
-        "arccos" | "acos" => Func::Acos,
-        "arccosh" | "acosh" => Func::Acosh,
-        "tan" => Func::Tan,
-        "tanh" => Func::Tanh,
-        "arctan" | "atan" => Func::Atan,
-        "arctanh" | "atanh" => Func::Atanh,
-        "sqrt" => Func::Sqrt,
-        "abs" => Func::Abs,
-        "ln" | "log" => Func::Ln,
-        "exp" => Func::Exp,
-        "floor" => Func::Floor,
-        "ceil" => Func::Ceil,
-        _ => return None,
-    })
-}
-
-/// Calc-emulation functions with their allowed argument counts (-1: any number ≥ 1).
-/// Whether `f` takes `argc` arguments (what [`func_token`] accepts).
-pub(crate) fn arity_ok(f: Func, argc: usize) -> bool {
-    match f {
-        Func::Average | Func::Max | Func::Min | Func::Sum | Func::And | Func::Or => argc > 0,
-        Func::ModF | Func::Power => argc == 2,
-        Func::Pi => argc == 0,
-        Func::Round => argc == 1 || argc == 2,
-        Func::If => argc == 3,
-        _ => argc == 1,
-    }
-}
-
-fn calcfunc(name: &str) -> Option<(Func, &'static [i32])> {
-    Some(match name {
-        "average" => (Func::Average, &[-1]),
-        "max" => (Func::Max, &[-1]),
-        "min" => (Func::Min, &[-1]),
-        "mod" => (Func::ModF, &[2]),
-        "pi" => (Func::Pi, &[0]),
-        "power" => (Func::Power, &[2]),
-        "round" => (Func::Round, &[1, 2]),
-        "sum" => (Func::Sum, &[-1]),
-        "ifthenelse" | "if" => (Func::If, &[3]),
-        "cond_and" | "and" => (Func::And, &[-1]),
-        "cond_or" | "or" => (Func::Or, &[-1]),
-        _ => return None,
-    })
 }
 
 const OPS: [&str; 12] = ["+", "-", "*", "/", "^", "_", ">", "<", "<=", ">=", "==", "%"];
@@ -226,14 +144,14 @@ impl Formula {
     /// maps a variable name to a parameter index.
     #[cfg(feature = "std")]
     pub fn parse(expr: &str, resolve: &mut impl FnMut(&str) -> Result<usize, String>) -> Result<Formula, String> {
-        Self::parse_with(expr, resolve, crate::json::rust_parse_num)
+        Self::parse_with(expr, resolve, rust_parse_num)
     }
 
-    /// [`Formula::parse`] with the number parser of the build (see [`crate::json::ParseNum`]).
+    /// [`Formula::parse`] with the number parser of the build (see [`ParseNum`]).
     pub fn parse_with(
         expr: &str,
         resolve: &mut impl FnMut(&str) -> Result<usize, String>,
-        num: crate::json::ParseNum,
+        num: ParseNum,
     ) -> Result<Formula, String> {
         let expr = expr.trim().to_ascii_lowercase();
         let s = expr.as_bytes();
@@ -334,7 +252,7 @@ impl Formula {
                     if is_name_start(val.as_bytes()[0]) {
                         out.push(Token::Var(resolve(val)?));
                     } else {
-                        let v: f64 = crate::json::call_parse_num(num, val).ok_or_else(|| cat!("invalid number '", val, "'"))?;
+                        let v: f64 = call_parse_num(num, val).ok_or_else(|| cat!("invalid number '", val, "'"))?;
                         out.push(Token::Num(v));
                     }
                     index += len;
@@ -411,11 +329,11 @@ impl Formula {
     /// division by zero): Moodle stores an empty grade.
     #[cfg(feature = "std")]
     pub fn eval(&self, params: &[f64], stack: &mut Vec<f64>) -> Option<f64> {
-        self.eval_with(params, stack, &crate::Platform::RUST)
+        self.eval_with(params, stack, &Platform::RUST)
     }
 
-    /// [`Formula::eval`] with the transcendental functions of the build (see [`crate::Platform`]).
-    pub fn eval_with(&self, params: &[f64], stack: &mut Vec<f64>, platform: &crate::Platform) -> Option<f64> {
+    /// [`Formula::eval`] with the transcendental functions of the build (see [`Platform`]).
+    pub fn eval_with(&self, params: &[f64], stack: &mut Vec<f64>, platform: &Platform) -> Option<f64> {
         let builtin = platform.builtin_fn();
         stack.clear();
         for t in &self.tokens {
@@ -439,7 +357,7 @@ impl Formula {
                             }
                             a / b
                         }
-                        BinOp::Pow => crate::phpmath::call_pow(platform.pow_fn(), a, b),
+                        BinOp::Pow => call_pow(platform.pow_fn(), a, b),
                         BinOp::Gt => f64::from(u8::from(a > b)),
                         BinOp::Lt => f64::from(u8::from(a < b)),
                         BinOp::Le => f64::from(u8::from(a <= b)),
@@ -480,72 +398,7 @@ fn php_mod(a: f64, b: f64) -> Option<f64> {
     Some((x % y) as f64)
 }
 
-fn builtin_func(f: Func) -> bool {
-    matches!(
-        f,
-        Func::Sin
-            | Func::Sinh
-            | Func::Asin
-            | Func::Asinh
-            | Func::Cos
-            | Func::Cosh
-            | Func::Acos
-            | Func::Acosh
-            | Func::Tan
-            | Func::Tanh
-            | Func::Atan
-            | Func::Atanh
-            | Func::Sqrt
-            | Func::Abs
-            | Func::Ln
-            | Func::Exp
-            | Func::Floor
-            | Func::Ceil
-    )
-}
-
-/// A one-argument function of EvalMath (`sin`, `ln`, ...) applied to a value.
-pub type Builtin = fn(Func, f64) -> f64;
-
-/// `builtin(f, a)`; without `std`, the binding's functions called directly (see [`crate::Platform`]).
-#[inline]
-fn call_builtin(builtin: Builtin, f: Func, a: f64) -> f64 {
-    #[cfg(feature = "std")]
-    return builtin(f, a);
-    #[cfg(not(feature = "std"))]
-    {
-        let _ = builtin;
-        crate::fm::platform_builtin(f, a)
-    }
-}
-
-/// The one-argument functions through Rust's `f64` methods (the platform's libm).
-#[cfg(feature = "std")]
-pub fn apply_builtin(f: Func, a: f64) -> f64 {
-    match f {
-        Func::Sin => a.sin(),
-        Func::Sinh => a.sinh(),
-        Func::Asin => a.asin(),
-        Func::Asinh => a.asinh(),
-        Func::Cos => a.cos(),
-        Func::Cosh => a.cosh(),
-        Func::Acos => a.acos(),
-        Func::Acosh => a.acosh(),
-        Func::Tan => a.tan(),
-        Func::Tanh => a.tanh(),
-        Func::Atan => a.atan(),
-        Func::Atanh => a.atanh(),
-        Func::Sqrt => a.sqrt(),
-        Func::Abs => a.abs(),
-        Func::Ln => a.ln(),
-        Func::Exp => a.exp(),
-        Func::Floor => a.floor(),
-        Func::Ceil => a.ceil(),
-        _ => f64::NAN,
-    }
-}
-
-fn apply_calc(f: Func, args: &[f64], pow: fn(f64, f64) -> f64) -> Option<f64> {
+fn apply_calc(f: Func, args: &[f64], pow: Pow) -> Option<f64> {
     Some(match f {
         Func::If => {
             if args[0] != 0.0 {
@@ -581,14 +434,14 @@ fn apply_calc(f: Func, args: &[f64], pow: fn(f64, f64) -> f64) -> Option<f64> {
         }
         Func::ModF => php_mod(args[0], args[1])?,
         Func::Pi => core::f64::consts::PI,
-        Func::Power => crate::phpmath::call_pow(pow, args[0], args[1]),
+        Func::Power => call_pow(pow, args[0], args[1]),
         Func::Round => {
             let places = match args.get(1) {
                 None => 0,
                 Some(p) if p.is_finite() && fm::abs(*p) < 9.2e18 => fm::trunc(*p) as i64,
                 Some(_) => return None, // PHP TypeError for a non-finite precision
             };
-            crate::phpmath::php_round_with(args[0], places, pow)
+            php_round_with(args[0], places, pow)
         }
         _ => return None,
     })
@@ -629,7 +482,7 @@ fn func_token(name: &str, argc: usize) -> Result<Token, String> {
             "wrong number of arguments for ",
             name,
             "(): expected ",
-            crate::model::join(&expected, "/"),
+            join(&expected, "/"),
             ", given ",
             argc
         ));

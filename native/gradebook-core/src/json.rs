@@ -3,6 +3,9 @@
 //! Written here rather than pulled from serde_json to keep the browser bundle small (the widget
 //! budget is 30 KB gzipped); course specs are a few kilobytes of plain objects.
 
+#[cfg(feature = "std")]
+use crate::platform::rust_parse_num;
+use crate::platform::{call_parse_num, ParseNum};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -23,30 +26,6 @@ impl Json {
             Json::Obj(m) => m.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
-    }
-}
-
-/// Turns a number token (only `-+.eE0-9` characters) into a double, `None` if it is not one.
-/// [`parse`] uses Rust's correctly rounded `str::parse`; the browser build passes JavaScript's
-/// `Number()` (also correctly rounded, and for these tokens accepting the same strings) so the
-/// bundle carries no float parser of its own.  See [`crate::Platform`].
-pub type ParseNum = fn(&str) -> Option<f64>;
-
-/// `str::parse::<f64>`, the default [`ParseNum`].
-#[cfg(feature = "std")]
-pub fn rust_parse_num(s: &str) -> Option<f64> {
-    s.parse().ok()
-}
-
-/// `num(t)`; without `std`, the binding's parser called directly (see [`crate::Platform`]).
-#[inline]
-pub(crate) fn call_parse_num(num: ParseNum, t: &str) -> Option<f64> {
-    #[cfg(feature = "std")]
-    return num(t);
-    #[cfg(not(feature = "std"))]
-    {
-        let _ = num;
-        crate::fm::platform_parse_num(t)
     }
 }
 

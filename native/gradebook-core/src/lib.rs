@@ -11,17 +11,23 @@
 
 extern crate alloc;
 
+// Modules from the bottom up; each uses only modules above it in this list (docs/native.md,
+// "Module layout").
 #[macro_use]
 pub mod msg;
-pub mod compiled;
 pub mod fm;
-pub mod formula;
+pub mod func;
+pub mod platform;
 pub mod json;
-pub mod model;
 pub mod phpmath;
+pub mod formula;
+pub mod model;
 pub mod regrade;
+pub mod spec;
+pub mod compiled;
 
-pub use model::{flag, Course, Platform};
+pub use model::{flag, Course};
+pub use platform::Platform;
 pub use regrade::{Scratch, UserGrades};
 
 use alloc::string::String;

@@ -100,10 +100,54 @@ macro_rules! cat {
     }};
 }
 
+/// `[a, b].join(sep)` without `alloc::str::join` (code size in the browser bundle).
+pub fn join(parts: &[String], sep: &str) -> String {
+    let mut out = String::new();
+    for (k, p) in parts.iter().enumerate() {
+        if k > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(p);
+    }
+    out
+}
+
+/// A string quoted like `{:?}` shows it (escapes for quotes, backslashes and control
+/// characters), without the Debug formatter and its Unicode tables in the browser bundle.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str("\\u{");
+                let v = c as u32;
+                for shift in [4u32, 0] {
+                    let d = (v >> shift) & 0xf;
+                    if shift == 0 || v >= 16 {
+                        out.push(char::from(b"0123456789abcdef"[d as usize]));
+                    }
+                }
+                out.push('}');
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::format;
+    use alloc::string::ToString;
 
     #[test]
     fn pieces_equal_format() {
@@ -121,5 +165,17 @@ mod tests {
         }
         let s = String::from("é");
         assert_eq!(cat!("a", s, 'x', &s, u64::MAX), format!("a{s}x{s}{}", u64::MAX));
+    }
+
+    #[test]
+    fn quote_and_join_equal_the_std_versions() {
+        let mut all = String::from("=[[a]]+\"b\\c\"\n\r\t\0 é x");
+        all.extend((0u8..0x80).map(char::from));
+        for s in [all.as_str(), "", "=[[a]]*2", "\u{1b}\u{7f}"] {
+            assert_eq!(quote(s), format!("{s:?}"));
+        }
+        let parts = alloc::vec!["a".to_string(), "b".into(), "c".into()];
+        assert_eq!(join(&parts, " -> "), parts.join(" -> "));
+        assert_eq!(join(&[], "/"), "");
     }
 }

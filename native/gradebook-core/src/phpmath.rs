@@ -10,6 +10,7 @@
 //! * [`php_string14`] is the value of `(string)$float` read back as a number (used by the mode).
 
 use crate::fm;
+use crate::platform::{call_pow, Pow};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -40,21 +41,6 @@ fn round_get_basic(value: f64, places: i32, pow: Pow) -> f64 {
         value * f1
     } else {
         value / f1
-    }
-}
-
-/// `pow()` as the platform has it (PHP calls the C library's; see [`crate::Platform`]).
-pub type Pow = fn(f64, f64) -> f64;
-
-/// `pow(x, y)`; without `std`, the binding's `pow()` called directly (see [`crate::Platform`]).
-#[inline]
-pub(crate) fn call_pow(pow: Pow, x: f64, y: f64) -> f64 {
-    #[cfg(feature = "std")]
-    return pow(x, y);
-    #[cfg(not(feature = "std"))]
-    {
-        let _ = pow;
-        crate::fm::platform_pow(x, y)
     }
 }
 

@@ -7,8 +7,10 @@
 //! scales are included in aggregation, no gradebook calculation freeze, no outcomes (the plugin's
 //! loader refuses courses that use them; docs/native.md lists every setting).
 
+use crate::formula::Formula;
 use crate::model::{aggregation as agg, flag, gradetype, Course, Item, ItemType};
-use crate::phpmath::{db_decimal5, php_int, php_round_with, php_string14, Pow};
+use crate::phpmath::{db_decimal5, php_int, php_round_with, php_string14};
+use crate::platform::Pow;
 use alloc::vec::Vec;
 
 /// `grade_grade::standardise_score()`.
@@ -388,7 +390,7 @@ impl Course {
     fn use_formula(
         &self,
         i: usize,
-        formula: &crate::formula::Formula,
+        formula: &Formula,
         deps: &[usize],
         out: &mut UserGrades,
         s: &mut Scratch,

@@ -4,8 +4,8 @@
 // regrade through each engine *including marshalling*: packing the arrays, the call, unpacking the
 // results back into per-user arrays.
 //   php [-d extension=...] bench.php <case.json> <repeats> <out-prefix>
-require_once(getenv('NATIVEGRADES_PLUGIN') . '/classes/local/formula.php');
-require_once(getenv('NATIVEGRADES_PLUGIN') . '/classes/local/php_engine.php');
+require(__DIR__ . '/../plugin_autoload.php');
+local_nativegrades_autoload(getenv('NATIVEGRADES_PLUGIN'));
 
 use local_nativegrades\local\php_engine;
 

@@ -9,8 +9,8 @@ $plugin = rtrim(getenv('WIDGET_PLUGIN'), '/');
 $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
 
 if ($path === '/ajax.php') {
-    require_once($plugin . '/classes/local/formula.php');
-    require_once($plugin . '/classes/local/php_engine.php');
+    require(__DIR__ . '/../plugin_autoload.php');
+    local_nativegrades_autoload($plugin);
     $case = json_decode(file_get_contents(getenv('WIDGET_CASE')), true);
     $req = json_decode(file_get_contents('php://input'), true)[0];
     $course = json_encode($case['course'], JSON_PRESERVE_ZERO_FRACTION);

@@ -15,9 +15,9 @@ $root = sys_get_temp_dir() . '/standin-root';
 @mkdir("$root/course", 0777, true);
 file_put_contents("$root/lib/gradelib.php", "<?php\n// stand-in: the grade classes come from moodle_standin.php\n");
 file_put_contents("$root/course/lib.php", "<?php\n// stand-in\n");
-foreach (['unsupported_course', 'formula', 'php_engine', 'engine', 'course_loader', 'regrader'] as $c) {
-    require("$plugin/classes/local/$c.php");
-}
+// tests/native/plugin_autoload.php (mounted at /autoload.php by test_writeback.py).
+require(getenv('NATIVEGRADES_AUTOLOAD') ?: __DIR__ . '/../plugin_autoload.php');
+local_nativegrades_autoload($plugin);
 require("$golden/writeback.php");
 
 $DB = new standin_database($socket, 'moodle');

@@ -15,7 +15,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use gradebook_core::fm;
-use gradebook_core::formula::Func;
+use gradebook_core::func::Func;
 use gradebook_core::{regrade_packed, Course, Platform};
 use wasm_bindgen::prelude::*;
 
