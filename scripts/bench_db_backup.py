@@ -83,6 +83,8 @@ def _inventory(name: str, site: dict) -> Path:
     })
     if site["db_type"] != "pgsql":
         del base["compose_stack_postgresql_settings"]
+    for key in [k for k in base if k.startswith("monitoring_")]:  # pg-test's overlay: not part of this benchmark
+        del base[key]
     inventory = WORK / name
     (inventory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "tests/pg/inventory/hosts.yml", inventory / "hosts.yml")
