@@ -76,6 +76,8 @@ unit: setup ## Python unit tests of the collection
 #   others:  the static checks and every other area, one after another (lint, unit, collection, the role
 #            scenarios incl. the day-2 backup role's molecule scenario, aws, k8s, k8s-e2e, monitoring, native); k8s-e2e's single-node cluster has its own
 #            containerd, bridge and pod/Service subnets.
+# Each lane keeps going after a failed stage (make -k), so one failure does not hide the rest of its lane;
+# scripts/lanes reprints a failed lane's failure lines at the end of the output.
 # Everything that installs with apt (dpkg takes one writer) or materialises shared inputs runs before the
 # split; the lanes' sub-makes then take those targets as done (-o).
 TEST_LANE_STACKS  := ee-test day2-stack-test
@@ -85,9 +87,9 @@ TEST_PREREQS      := setup host standin native-deps monitoring-tools k8s-cluster
 TEST_DONE_FLAGS    = $(foreach t,$(TEST_PREREQS),-o $(t))
 test: $(TEST_PREREQS) ## Everything CI runs
 	$(TIMED) test-lanes $(ROOT)/scripts/lanes \
-	  "stacks=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_STACKS),$(TEST_TARGETS))" \
-	  "compose=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_COMPOSE),$(TEST_TARGETS))" \
-	  "others=$(MAKE) --no-print-directory $(TEST_DONE_FLAGS) $(TEST_LANE_FIRST) \
+	  "stacks=$(MAKE) --no-print-directory -k $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_STACKS),$(TEST_TARGETS))" \
+	  "compose=$(MAKE) --no-print-directory -k $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_COMPOSE),$(TEST_TARGETS))" \
+	  "others=$(MAKE) --no-print-directory -k $(TEST_DONE_FLAGS) $(TEST_LANE_FIRST) \
 	    $(filter-out $(TEST_LANE_STACKS) $(TEST_LANE_COMPOSE),$(TEST_TARGETS))"
 	@echo "make test: all stages passed"
 

@@ -1,7 +1,7 @@
 # Kubernetes area: the moodle chart, the helm_deploy role and the kopf operator, tested against a
 # real kube-apiserver + etcd built from their Go modules (scripts/k8s/, cached by version under
 # /var/cache/moodle-platform/k8s). See docs/kubernetes.md.
-K8S_PYTEST := pytest -q -p no:cacheprovider -p no:logging --timeout=900
+K8S_PYTEST := pytest -q -p no:cacheprovider -p no:logging --timeout=900 --durations=5
 
 .PHONY: k8s-tools k8s-unit k8s-test k8s-test-real k8s-operator-image k8s-image-test k8s-chart-rules k8s-monitoring-crds
 # The chart's PrometheusRule embeds the monitoring role's alert rules. Helm reads only files inside the
