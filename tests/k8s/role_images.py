@@ -8,6 +8,7 @@ their content-hash tags make a second run a cache check."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -42,7 +43,9 @@ SERVICES_ROLE = """    - role: moodle.platform.service_images
 # role's image.yml entry point), and the stand-in's variant B (a newer version.php) whose
 # upgrade.php --non-interactive writes a partial change and exits 1 (build arg
 # MOODLE_STANDIN_UPGRADE_FAIL, tests/fixtures/moodle-standin/README.md): what an UpgradePlan whose
-# upgrade fails half-way runs. Same repository as image A, so only the tag changes.
+# upgrade fails half-way runs. Same repository as image A, so only the tag changes. And a code-only
+# variant: the stand-in tree plus STANDIN_CODE_MARK (its front page names the build in a header; the
+# version is A's, so no upgrade is pending) - what a blue-green UpgradePlan switches to.
 OPERATOR_PLAYBOOK = """
 - name: Build the backup engine image and the stand-in's failing variant B (test fixture)
   hosts: localhost
@@ -67,22 +70,34 @@ OPERATOR_PLAYBOOK = """
         moodle_image_build_args:
           MOODLE_STANDIN_VERSION: B
           MOODLE_STANDIN_UPGRADE_FAIL: "1"
+    - name: Keep variant B's reference
+      ansible.builtin.set_fact:
+        __upgrade_fail_ref: "{{ moodle_image_ref }}"
+    - name: Build the stand-in's code-only variant (same version.php, STANDIN_CODE_MARK)
+      ansible.builtin.include_role:
+        name: moodle.platform.moodle_image
+        public: true
+      vars:
+        moodle_image_source_type: local
+        moodle_image_source_path: "{{ standin_code_only }}"
+        moodle_image_cache_dir: "{{ cache }}/moodle_image"
     - name: Write the image references
       ansible.builtin.copy:
-        content: "{{ {'backup': backup_image_ref, 'moodle_upgrade_fail': moodle_image_ref} | to_json }}"
+        content: "{{ {'backup': backup_image_ref, 'moodle_upgrade_fail': __upgrade_fail_ref,
+                      'moodle_code_only': moodle_image_ref} | to_json }}"
         dest: "{{ out }}"
         mode: "0644"
 """
 
 
-def _run_play(play_text: str, cache: Path | str, timeout: int) -> dict[str, str]:
+def _run_play(play_text: str, cache: Path | str, timeout: int, **extra: str) -> dict[str, str]:
     """ansible-playbook PLAY_TEXT on this host (the real roles, the Docker engine); the play writes
     its image references as JSON to the file `out`, which is returned."""
     with tempfile.TemporaryDirectory(prefix="k8s-role-images-") as tmp:
         play, out = Path(tmp) / "build.yml", Path(tmp) / "refs.json"
         play.write_text(play_text)
         proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(play),
-                               "-e", json.dumps({"standin": str(STANDIN), "cache": str(cache), "out": str(out)})],
+                               "-e", json.dumps({"standin": str(STANDIN), "cache": str(cache), "out": str(out), **extra})],
                               cwd=ROOT, timeout=timeout, capture_output=True, text=True)
         if proc.returncode != 0:
             raise AssertionError(f"building the role images failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}"
@@ -102,5 +117,9 @@ def build_role_images(cache: Path | str, *, services: bool = False, timeout: int
 
 def build_operator_images(cache: Path | str, *, timeout: int = 1800) -> dict[str, str]:
     """{"backup": the moodle-backup image, "moodle_upgrade_fail": the stand-in's variant B that fails
-    its upgrade} (see OPERATOR_PLAYBOOK)."""
-    return _run_play(OPERATOR_PLAYBOOK, cache, timeout)
+    its upgrade, "moodle_code_only": the stand-in with STANDIN_CODE_MARK=codeonly} (see OPERATOR_PLAYBOOK)."""
+    code_only = Path(cache) / "standin-code-only"
+    shutil.rmtree(code_only, ignore_errors=True)
+    shutil.copytree(STANDIN, code_only, symlinks=True)
+    (code_only / "STANDIN_CODE_MARK").write_text("codeonly\n")
+    return _run_play(OPERATOR_PLAYBOOK, cache, timeout, standin_code_only=str(code_only))

@@ -116,6 +116,11 @@ def test_blue_green_candidate_has_its_own_selector_and_the_service_follows_activ
     service = next(d for d in rendered if d["kind"] == "Service" and d["metadata"]["name"] == "site")
     assert service["spec"]["selector"]["platform.moodle.dev/track"] == "candidate"
     assert candidate["spec"]["template"]["metadata"]["labels"]["platform.moodle.dev/track"] == "candidate"
+    # Both tracks keep serving for a few seconds after they are told to stop (endpoints drain first).
+    for web in (main, candidate):
+        pod = web["spec"]["template"]["spec"]
+        assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+        assert pod.get("terminationGracePeriodSeconds", 30) > 5
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -129,6 +134,7 @@ def test_blue_green_candidate_has_its_own_selector_and_the_service_follows_activ
     (["--set", "auth.existingSecret="], "auth.existingSecret is required"),
     (["--set", "metrics.serviceMonitor.enabled=true"], "needs metrics.apacheExporter.enabled"),
     (["--set", "metrics.probe.enabled=true"], "needs metrics.probe.proberUrl"),
+    (["--set", "web.preStopSleepSeconds=40"], "web.preStopSleepSeconds must be 0-25"),
 ])
 def test_guard_refuses_to_render(helm, args, message):
     proc = template(helm, CHART, ["-f", str(CHART / "ci" / "default-values.yaml"), *args])

@@ -10,7 +10,13 @@ Day-2 on the same site, with real Job pods:
   and the test lists the snapshots in the repository with restic and reads the manifest back;
 * an `UpgradePlan` to the stand-in's variant B built with its injected upgrade failure: pre-upgrade
   backup, maintenance, image switch, the upgrade Job fails for real, the operator restores the backup
-  with the engine and rolls back; the site ends Ready on the old image with its data as before.
+  with the engine and rolls back; the site ends Ready on the old image with its data as before;
+* a code-only `UpgradePlan` (the stand-in with a code mark, same version: nothing pending) goes
+  blue-green on the ReadWriteMany moodledata - candidate pods, Service switch, verify, promote - while a
+  client sends a bounded stream of requests through the Service: none fails, and every response names
+  the build that served it (old builds only before the switch, new only after);
+* the rollback annotation swaps web and cron back to the old image on real pods, and removing it
+  brings the spec's image back.
 
 The repository is S3 on an EMULATOR: moto's server (tests/s3_emulator.py; not AWS) on the node's IP,
 which pods reach over the bridge like any host address. What that does not prove: a real S3 service
@@ -23,11 +29,13 @@ Job pod spec, rendered with exactly the values the operator computes)."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import secrets
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,12 +43,12 @@ import pytest
 import yaml
 from k8s.harness import CHARTS, kube_version, wait_for
 from k8s.role_images import build_operator_images
-from moodle_operator import desired
+from moodle_operator import ROLLBACK_ANNOTATION, desired
 
 import s3_emulator
 
 from .conftest import IMAGE_CACHE, note
-from .test_chart import WWWROOT, _bind_volumes, _describe, _exec, _helm, _install_site, _ready_pod, _split, _wait_ready
+from .test_chart import WWWROOT, _bind_volumes, _describe, _exec, _helm, _install_site, _pods, _ready_pod, _split, _wait_ready
 
 API = "platform.moodle.dev/v1alpha1"
 OPERATOR_NS = "moodle-operator"
@@ -58,6 +66,8 @@ def _site_spec(images: dict) -> dict:
     moodle, mariadb, redis = (_split(images[k]) for k in ("moodle", "mariadb", "redis"))
     return {"image": {"repository": moodle[0], "tag": moodle[1]}, "wwwroot": WWWROOT,
             "secretRef": {"name": f"{SITE}-credentials"},
+            # Shared moodledata: what lets a code-only UpgradePlan go blue-green (candidate pods mount it too).
+            "storage": {"accessMode": "ReadWriteMany"},
             "chartValues": {"mariadb": {"image": {"repository": mariadb[0], "tag": mariadb[1]}},
                             "redis": {"image": {"repository": redis[0], "tag": redis[1]}},
                             # The probe runs every 5 s instead of 30 s: the test waits for it, not the behaviour.
@@ -355,3 +365,146 @@ def test_upgradeplan_with_failing_upgrade_restores_and_rolls_back(cluster, image
     check = _exec(cluster, web.metadata.name, "moodle", ["cat", f"/var/www/moodledata/{rel}"], ns=NS)
     assert check == content, check
     assert "Forbidden" not in _operator_log(cluster, operator)
+
+
+# ----------------------------------------------------------------------------------------------
+# Blue-green for a code-only change, and the rollback annotation, on real pods
+class ServiceLoad:
+    """A bounded stream of front-page requests through the site's Service (ClusterIP, kube-proxy), one
+    new connection each (so every request is routed afresh), at most RATE per second. Records for each
+    request the status and the X-Standin-Code header (which build answered), or the error."""
+
+    def __init__(self, cluster, rate: float = 8.0):
+        svc = cluster.core.read_namespaced_service(SITE, NS)
+        self.ip, self.port, self.interval = svc.spec.cluster_ip, svc.spec.ports[0].port, 1.0 / rate
+        self.results: list[tuple[float, int | None, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        started = time.monotonic()
+        while not self._stop.is_set():
+            t = time.monotonic()
+            try:
+                conn = http.client.HTTPConnection(self.ip, self.port, timeout=15)
+                conn.request("GET", "/", headers={"Host": WWWROOT.split("//", 1)[1], "Connection": "close"})
+                resp = conn.getresponse()
+                resp.read()
+                self.results.append((t - started, resp.status, resp.getheader("X-Standin-Code") or "?"))
+                conn.close()
+            except (OSError, http.client.HTTPException) as exc:
+                self.results.append((t - started, None, f"{type(exc).__name__}: {exc}"))
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t)))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def failures(self) -> list:
+        return [r for r in self.results if r[1] != 200]
+
+    def builds(self) -> list[str]:
+        """The builds in the order they answered, runs collapsed: ["base", "codeonly"] for one switch."""
+        seq: list[str] = []
+        for _, _, build in self.results:
+            if not seq or seq[-1] != build:
+                seq.append(build)
+        return seq
+
+
+def _front_build(cluster) -> str:
+    with ServiceLoad(cluster) as load:
+        wait_for(lambda: len(load.results) >= 3, timeout=60, what="3 front-page answers")
+    assert not load.failures(), load.failures()
+    builds = load.builds()
+    assert len(builds) == 1, builds
+    return builds[0]
+
+
+def _merge_patch_site(cluster, patch: dict) -> None:
+    """What `kubectl annotate` does: a merge patch (a server-side apply by the tests' field manager
+    would take the spec fields it applied before away)."""
+    cluster.res(API, "MoodleSite").patch(body=patch, name=SITE, namespace=NS,
+                                         content_type="application/merge-patch+json")
+
+
+def test_code_only_upgradeplan_goes_blue_green_without_a_failed_request(cluster, images, operator, operator_images,
+                                                                     site, s3):
+    """UpgradePlan A -> A' where A' is the same stand-in version with other code: nothing pending, the
+    moodledata claim is ReadWriteMany, so the operator starts a candidate Deployment on A', switches the
+    Service to it, verifies, promotes the main Deployment to A' and removes the candidate - under a
+    bounded stream of requests through the Service, none of which may fail."""
+    repo_a, tag_a = _split(images["moodle"])
+    repo_c, tag_c = _split(operator_images["moodle_code_only"])
+    assert repo_a == repo_c and tag_a != tag_c
+    _wait_site_ready(cluster, operator, images["moodle"], timeout=300)
+    assert _front_build(cluster) == "base"
+
+    plan = "to-code-only"
+    started = time.monotonic()
+    with ServiceLoad(cluster) as load:
+        time.sleep(5)  # requests before the plan starts
+        cluster.apply({"apiVersion": API, "kind": "UpgradePlan", "metadata": {"name": plan, "namespace": NS},
+                       "spec": {"site": SITE, "targetTag": tag_c, "stepTimeoutSeconds": 300,
+                                "backup": {"repository": _repository(s3, f"{SITE}/upgrades"),
+                                           "secretRef": {"name": S3_REF}}}}, namespace=NS)
+        done = _wait_phase(cluster, operator, "UpgradePlan", plan, ("Succeeded", "Failed"), timeout=480)
+        # Requests after the candidate is gone: the main Deployment serves A' alone.
+        _wait_site_ready(cluster, operator, operator_images["moodle_code_only"], timeout=180)
+        wait_for(lambda: not _pods(cluster, "web-candidate", NS, SITE), timeout=120, interval=2,
+                 what="candidate pods gone")
+        time.sleep(10)
+    elapsed = time.monotonic() - started
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    steps = [h["step"] for h in status["history"]]
+    assert steps == ["CheckPending", "PreUpgradeBackup", "Candidate", "SwitchService", "Verify", "Promote"], steps
+    failures = load.failures()
+    note(f"operator blue-green (code-only UpgradePlan): applied -> Succeeded, candidate removed, in {elapsed:.1f}s; "
+         f"{len(load.results)} requests through the Service, {len(failures)} failed, builds {load.builds()}")
+    assert not failures, f"{len(failures)} of {len(load.results)} requests failed: {failures[:10]}"
+    # The switch happened while the client was sending: old build first, then the new one, never back.
+    assert load.builds() == ["base", "codeonly"], load.builds()
+    final = cluster.get(API, "MoodleSite", SITE, NS)
+    assert final["spec"]["image"]["tag"] == tag_c and final["spec"]["blueGreen"]["active"] == "main", final["spec"]
+    web = _wait_ready(cluster, "web", ns=NS, release=SITE, timeout=60)
+    assert web.spec.containers[0].image == operator_images["moodle_code_only"]
+    assert "Forbidden" not in _operator_log(cluster, operator)
+
+
+def test_rollback_annotation_swaps_web_and_cron_images(cluster, images, operator, operator_images, site):
+    """`platform.moodle.dev/rollback: <tag>` on the MoodleSite wins over spec.image.tag: web and cron pods
+    run that image (real pods, Ready through their probes), the status names it; removing the annotation
+    returns to the spec's image."""
+    _, tag_a = _split(images["moodle"])
+    current = cluster.get(API, "MoodleSite", SITE, NS)
+    spec_image = f"{current['spec']['image']['repository']}:{current['spec']['image']['tag']}"
+    assert spec_image != images["moodle"], "the blue-green scenario must have moved the site off image A"
+
+    started = time.monotonic()
+    _merge_patch_site(cluster, {"metadata": {"annotations": {ROLLBACK_ANNOTATION: tag_a}}})
+    rolled = _wait_site_ready(cluster, operator, images["moodle"], timeout=300)
+    note(f"operator rollback annotation: -> Ready on the old image in {time.monotonic() - started:.1f}s")
+    assert rolled["status"]["rollbackTag"] == tag_a, rolled["status"]
+    assert rolled["spec"]["image"]["tag"] != tag_a  # the spec is untouched: the annotation overrides it
+    for component in ("web", "cron"):
+        pod = wait_for(lambda c=component: (p := _ready_pod(cluster, c, NS, SITE))
+                       and p.spec.containers[0].image == images["moodle"] and p,
+                       timeout=180, interval=2, what=f"{component} pod Ready on the old image")
+        assert pod.status.phase == "Running"
+    assert _front_build(cluster) == "base"
+    events = cluster.core.list_namespaced_event(NS, field_selector=f"involvedObject.name={SITE},reason=Rollback")
+    assert events.items, "no Rollback event on the MoodleSite"
+
+    started = time.monotonic()
+    _merge_patch_site(cluster, {"metadata": {"annotations": {ROLLBACK_ANNOTATION: None}}})
+    back = _wait_site_ready(cluster, operator, spec_image, timeout=300)
+    note(f"operator rollback annotation removed: -> Ready on the spec's image in {time.monotonic() - started:.1f}s")
+    assert not back["status"].get("rollbackTag"), back["status"]
+    wait_for(lambda: (p := _ready_pod(cluster, "cron", NS, SITE)) and p.spec.containers[0].image == spec_image,
+             timeout=180, interval=2, what="cron pod back on the spec's image")
+    assert _front_build(cluster) == "codeonly"

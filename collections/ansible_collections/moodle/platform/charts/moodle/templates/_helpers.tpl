@@ -68,6 +68,10 @@ Moodle's clustering rules, checked before anything renders: several web pods nee
 {{- fail (printf "replicaCount=%d needs sessions.handler=redis (got %s): file sessions in a shared dataroot break under load" $replicas .Values.sessions.handler) -}}
 {{- end -}}
 {{- end -}}
+{{- $preStop := int .Values.web.preStopSleepSeconds -}}
+{{- if or (lt $preStop 0) (gt $preStop 25) -}}
+{{- fail (printf "web.preStopSleepSeconds must be 0-25 (the pod's termination grace period is 30 s), got %v" .Values.web.preStopSleepSeconds) -}}
+{{- end -}}
 {{- if not (has .Values.blueGreen.active (list "main" "candidate")) -}}
 {{- fail (printf "blueGreen.active must be main or candidate, got %q" .Values.blueGreen.active) -}}
 {{- end -}}
