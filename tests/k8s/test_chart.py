@@ -123,6 +123,28 @@ def test_blue_green_candidate_has_its_own_selector_and_the_service_follows_activ
         assert pod.get("terminationGracePeriodSeconds", 30) > 5
 
 
+def test_web_pods_install_the_site_on_first_start_under_the_images_lock(helm):
+    """Every web pod (both tracks) starts with the image's installer as an init container: same image,
+    env, mounts and security context as the web container; the admin password is not on its command
+    line (install.php reads the Secret's file). install.enabled=false leaves it out."""
+    rendered = docs(template(helm, CHART, [*MATRIX["blue-green"], "--set", "install.fullname=Campus: North #1",
+                                           "--set", "install.adminEmail=ops@example.org"]).stdout)
+    for web in (d for d in rendered if d["kind"] == "Deployment" and d["metadata"]["name"].startswith("site-web")):
+        pod = web["spec"]["template"]["spec"]
+        (init,) = pod["initContainers"]
+        main = pod["containers"][0]
+        assert init["name"] == "install" and init["image"] == main["image"]
+        assert init["command"][:2] == ["/bin/sh", "-c"] and "fsockopen" in init["command"][2]
+        assert "exec php /usr/local/lib/moodle-platform/install.php" in init["command"][2]
+        assert init["command"][3:] == ["install", "--lang=en", "--adminuser=admin", "--adminemail=ops@example.org",
+                                       "--fullname=Campus: North #1", "--shortname=moodle"]
+        assert not any("pass" in arg for arg in init["command"]), init["command"]
+        assert init["env"] == main["env"] and init["volumeMounts"] == main["volumeMounts"]
+        assert init["securityContext"] == main["securityContext"]
+    off = docs(template(helm, CHART, [*MATRIX["default"], "--set", "install.enabled=false"]).stdout)
+    assert not any(d["spec"]["template"]["spec"].get("initContainers") for d in off if d["kind"] == "Deployment")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--set", "blueGreen.active=candidate"], "blueGreen.active=candidate needs blueGreen.candidateTag"),
     (["--set", "replicaCount=2"], "needs persistence.accessMode=ReadWriteMany"),
@@ -135,6 +157,7 @@ def test_blue_green_candidate_has_its_own_selector_and_the_service_follows_activ
     (["--set", "metrics.serviceMonitor.enabled=true"], "needs metrics.apacheExporter.enabled"),
     (["--set", "metrics.probe.enabled=true"], "needs metrics.probe.proberUrl"),
     (["--set", "web.preStopSleepSeconds=40"], "web.preStopSleepSeconds must be 0-25"),
+    (["--set", "install.shortname="], "install.shortname must not be empty"),
 ])
 def test_guard_refuses_to_render(helm, args, message):
     proc = template(helm, CHART, ["-f", str(CHART / "ci" / "default-values.yaml"), *args])

@@ -6,8 +6,9 @@ What is real here: scheduling, the kubelet starting every container through cont
 chart's security contexts say (uid 33, read-only root FS, no capabilities), the chart's probes run by
 the kubelet, Secrets mounted as files, PVCs bound to PersistentVolumes, Services through kube-proxy.
 What the test does by hand: the PersistentVolumes (hostPath, created for the chart's claims: there is
-no dynamic provisioner on this node), and the site installation, which the chart does not do (a Job
-built from the chart's own upgrade Job pod spec runs admin/cli/install_database.php).
+no dynamic provisioner on this node). The site installs itself: the release starts with 2 web replicas
+on a ReadWriteMany moodledata claim, and each web pod's init container runs the image's installer, which
+serialises on its lock in moodledata - one pod installs, the other waits and finds the site installed.
 
 The in-chart MariaDB StatefulSet is proved on its own (test_in_chart_mariadb_starts: uid 999, read-only
 root filesystem, the image's entry point initialising the datadir as that uid). The web/cron scenario
@@ -17,7 +18,7 @@ both ways the image starts are exercised."""
 
 from __future__ import annotations
 
-import copy
+import fcntl
 import http.client
 import re
 import secrets
@@ -51,6 +52,10 @@ def _helm(cluster, *args: str) -> str:
 
 
 TEST_DB = "e2e-test-db"  # the test-side database (see the module docstring)
+# Two web pods starting together on one shared moodledata, on an empty database: the first-start lock.
+FIRST_START = ["--set", "replicaCount=2", "--set", "persistence.accessMode=ReadWriteMany",
+               "--set", "install.fullname=E2E campus", "--set", "install.shortname=e2e",
+               "--set", "install.adminEmail=admin@e2e.test"]
 
 
 def _values(images: dict) -> list[str]:
@@ -139,7 +144,8 @@ def release(cluster, images):
         "db_password": secrets.token_urlsafe(18), "db_root_password": secrets.token_urlsafe(18),
         "redis_password": secrets.token_urlsafe(18), "moodle_admin_password": admin_password})
     chart = str(CHARTS / "moodle")
-    manifest = _helm(cluster, "template", RELEASE, chart, "-n", NS, *_values(images), "--kube-version", kube_version())
+    manifest = _helm(cluster, "template", RELEASE, chart, "-n", NS, *_values(images), *FIRST_START,
+                     "--kube-version", kube_version())
     docs = [d for d in yaml.safe_load_all(manifest) if d]
     claims = sum(1 for d in docs if d["kind"] == "PersistentVolumeClaim") + sum(
         len(d["spec"].get("volumeClaimTemplates", [])) for d in docs if d["kind"] == "StatefulSet")
@@ -147,12 +153,25 @@ def release(cluster, images):
     _test_side_database(cluster, images["mariadb"])
     _wait_ready(cluster, "test-db")
     note(f"test-side database Ready in {time.monotonic() - started:.1f}s")
-    started = time.monotonic()
-    _helm(cluster, "install", RELEASE, chart, "-n", NS, *_values(images))
-    _bind_volumes(cluster, Path(cluster.state_dir), claims)
-    _wait_ready(cluster, "redis")
-    note(f"helm install -> Redis Ready in {time.monotonic() - started:.1f}s")
-    return {"admin_password": admin_password, "images": images, "started": started}
+    # The test holds the installer's lock in the (hostPath) moodledata volume before the pods exist, as a
+    # long first install would: both web pods' installers must wait on it, whatever their start order.
+    volume = Path(cluster.state_dir) / "volumes" / NS / f"{RELEASE}-moodledata"
+    volume.mkdir(parents=True, exist_ok=True)
+    volume.chmod(0o777)
+    lockfile = volume / ".moodle-platform-install.lock"
+    lockfile.touch()
+    lockfile.chmod(0o666)
+    lock = lockfile.open("r")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        started = time.monotonic()
+        _helm(cluster, "install", RELEASE, chart, "-n", NS, *_values(images), *FIRST_START)
+        _bind_volumes(cluster, Path(cluster.state_dir), claims)
+        _wait_ready(cluster, "redis")
+        note(f"helm install -> Redis Ready in {time.monotonic() - started:.1f}s")
+        yield {"admin_password": admin_password, "images": images, "started": started, "lock": lock}
+    finally:
+        lock.close()
 
 
 def _test_side_database(cluster, mariadb_image: str) -> None:
@@ -174,40 +193,6 @@ def _test_side_database(cluster, mariadb_image: str) -> None:
                         {"name": "secrets", "secret": {"secretName": f"{RELEASE}-credentials"}}]}})
     cluster.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": TEST_DB, "namespace": NS},
                    "spec": {"selector": labels, "ports": [{"port": 3306, "targetPort": 3306}]}})
-
-
-def _install_site(cluster, images, *, ns: str = NS, release: str = RELEASE, values: list[str] | None = None) -> str:
-    """The chart's upgrade Job pod spec (env, Secret files, volumes, security context), running
-    install_database.php; the admin password is read from the mounted Secret, never put in the spec."""
-    out = _helm(cluster, "template", release, str(CHARTS / "moodle"), "-n", ns,
-                *(_values(images) if values is None else values),
-                "--set", "upgradeJob.enabled=true", "--show-only", "templates/upgrade-job.yaml",
-                "--kube-version", kube_version())
-    job = copy.deepcopy(yaml.safe_load(out))
-    job["metadata"]["name"] = f"{release}-install"
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    container["name"] = "install"
-    # The database pod being Ready is not enough: the Job reaches it through a Service name (CoreDNS, and
-    # kube-proxy for a ClusterIP), which answers only once they have caught up - seconds under load; a
-    # landing CI run lost that race and install_database.php failed at once. Wait on the Job's own path.
-    container["command"] = ["/bin/sh", "-c", 'i=0; until php -r \'exit(@fsockopen(getenv("MOODLE_DB_HOST"), '
-                            '(int) getenv("MOODLE_DB_PORT"), $n, $m, 2) ? 0 : 1);\'; do i=$((i + 1)); '
-                            '[ "$i" -lt 90 ] || { echo "database $MOODLE_DB_HOST:$MOODLE_DB_PORT unreachable" >&2; exit 1; }; '
-                            'sleep 1; done; [ "$i" = 0 ] || echo "database answered after ${i}s"; '
-                            'exec php /var/www/moodle/admin/cli/install_database.php --agree-license '
-                            '--fullname="E2E campus" --shortname=e2e --adminemail=admin@e2e.test '
-                            '--adminpass="$(cat /run/secrets/moodle_admin_password)"']
-    cluster.apply(job, namespace=ns)
-
-    def finished():
-        status = (cluster.get("batch/v1", "Job", f"{release}-install", ns) or {}).get("status", {})
-        return next((c["type"] for c in status.get("conditions", []) if c["type"] in ("Complete", "Failed")
-                     and c["status"] == "True"), None)
-    result = wait_for(finished, timeout=240, interval=2, what="install Job finished")
-    pod = cluster.core.list_namespaced_pod(ns, label_selector=f"job-name={release}-install").items[0]
-    log = cluster.pod_log(pod.metadata.name, ns)
-    assert result == "Complete", f"install Job {result}:\n{log}"
-    return log
 
 
 class Client:
@@ -236,23 +221,58 @@ class Client:
         return resp.status, dict(resp.getheaders()), text
 
 
-def test_helm_install_web_and_cron_ready_as_uid_33_read_only_and_login(cluster, release):
-    t = time.monotonic()
-    install_log = _install_site(cluster, release["images"])
-    note(f"install Job done in {time.monotonic() - t:.1f}s")
-    web = _wait_ready(cluster, "web")
-    cron = _wait_ready(cluster, "cron")
-    note(f"web and cron Ready {time.monotonic() - release['started']:.1f}s after helm install")
-    assert "System (stand-in)" in install_log, install_log
+def _web_pods_ready(cluster, count: int):
+    """Exactly COUNT web pods, none terminating, all Ready (a terminating pod can still get a connection
+    from the Service while it shuts down)."""
+    pods = _pods(cluster, "web")
+    ready = [p for p in pods if p.metadata.deletion_timestamp is None
+             and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+    return ready if len(pods) == count and len(ready) == count else None
 
-    # The web container really runs as uid 33 on a read-only root filesystem.
-    ident = _exec(cluster, web.metadata.name, "moodle", ["sh", "-c", "id -u; id -g; touch /probe-ro 2>&1; echo rc=$?"])
-    lines = ident.split("\n")
-    assert lines[0] == "33" and lines[1] == "33", ident
-    assert "Read-only file system" in ident and "rc=1" in ident, ident
+
+def _installer_waiting(cluster, pod) -> bool:
+    state = next((c for c in pod.status.init_container_statuses or [] if c.name == "install"), None)
+    if state is None or state.state.running is None:
+        return False
+    try:
+        return "waiting for the install lock" in cluster.pod_log(pod.metadata.name, NS, container="install")
+    except Exception:  # the log is not there yet: keep waiting
+        return False
+
+
+def test_helm_install_two_web_pods_install_once_and_serve_a_login(cluster, release):
+    """helm install with 2 web replicas on an empty database and one ReadWriteMany moodledata: both pods'
+    installers (init containers) start and wait on the install lock; once it is free, exactly one pod
+    installs and the other finds the site installed; both become Ready through their probes, as uid 33 on
+    a read-only root filesystem, and a login works through the Service with requests on both pods."""
+    pods = wait_for(lambda: (ps := [p for p in _pods(cluster, "web") if p.metadata.deletion_timestamp is None])
+                    and len(ps) == 2 and all(_installer_waiting(cluster, p) for p in ps) and ps,
+                    timeout=240, interval=2, what="both web pods' installers waiting on the install lock")
+    release["lock"].close()  # the "long first install" ends
+    t = time.monotonic()
+    try:
+        pods = wait_for(lambda: _web_pods_ready(cluster, 2), timeout=240, interval=2, what="2 web pods Ready")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_describe(cluster, 'web')}") from None
+    cron = _wait_ready(cluster, "cron")
+    note(f"install lock released -> 2 web pods Ready in {time.monotonic() - t:.1f}s; web and cron Ready "
+         f"{time.monotonic() - release['started']:.1f}s after helm install")
+    logs = [cluster.pod_log(p.metadata.name, NS, container="install") for p in pods]
+    installed = [log for log in logs if "moodle-platform: installed" in log]
+    already = [log for log in logs if "moodle-platform: already installed" in log]
+    assert len(installed) == 1 and len(already) == 1, logs
+    assert "System (stand-in)" in installed[0], installed[0]
+
+    # The web containers really run as uid 33 on a read-only root filesystem.
+    for pod in pods:
+        ident = _exec(cluster, pod.metadata.name, "moodle", ["sh", "-c", "id -u; id -g; touch /probe-ro 2>&1; echo rc=$?"])
+        lines = ident.split("\n")
+        assert lines[0] == "33" and lines[1] == "33", ident
+        assert "Read-only file system" in ident and "rc=1" in ident, ident
     assert cron.spec.security_context.run_as_user == 33 or cron.spec.containers[0].security_context.run_as_user == 33
 
-    # Login through the Service (ClusterIP, kube-proxy): form token, POST, redirect, dashboard.
+    # Login through the Service (ClusterIP, kube-proxy): form token, POST, redirect, dashboard; the
+    # session is in Redis, so the dashboard answers on whichever pod kube-proxy picks.
     svc = cluster.core.read_namespaced_service(RELEASE, NS)
     client = Client(svc.spec.cluster_ip, svc.spec.ports[0].port)
     status, _, page = wait_for(lambda: (r := client.request("GET", "/login/index.php"))[0] == 200 and r,
@@ -261,8 +281,11 @@ def test_helm_install_web_and_cron_ready_as_uid_33_read_only_and_login(cluster, 
     status, headers, body = client.request("POST", "/login/index.php", {
         "logintoken": token, "username": "admin", "password": release["admin_password"]})
     assert status == 303 and headers.get("Location") == "/my/", (status, body)
-    status, _, dashboard = client.request("GET", "/my/")
-    assert status == 200 and "admin" in dashboard, (status, dashboard[:500])
+    for _ in range(20):  # kube-proxy picks a backend at random per connection
+        status, _, dashboard = client.request("GET", "/my/")
+        assert status == 200 and "admin" in dashboard, (status, dashboard[:500])
+    served = [cluster.pod_log(p.metadata.name, NS, container="moodle").count("GET /my/") for p in pods]
+    assert all(served), f"requests per pod: {served}"
     # A wrong password is refused (the check can fail).
     fresh = Client(svc.spec.cluster_ip, svc.spec.ports[0].port)
     _, _, page = fresh.request("GET", "/login/index.php")
@@ -272,15 +295,34 @@ def test_helm_install_web_and_cron_ready_as_uid_33_read_only_and_login(cluster, 
     assert status == 200 and "Invalid login" in body, (status, body[:300])
 
 
+def test_installer_refuses_an_empty_database_next_to_an_installed_moodledata(cluster, release):
+    """What a restore looks like from a web pod starting meanwhile: the engine has recreated the database
+    (empty) and is loading the dump, while moodledata belongs to an installed site. The installer must
+    not install a fresh site into that database; it refuses, naming its marker, and changes nothing.
+    (Runs after the login test: it empties the test-side database of this release.)"""
+    web = _ready_pod(cluster, "web")
+    root_sql = 'MYSQL_PWD="$(cat /run/secrets/db_root_password)" exec mariadb -uroot -N -B -e "$1"'
+    _exec(cluster, TEST_DB, "mariadb", ["sh", "-c", root_sql, "sh", "DROP DATABASE moodle; CREATE DATABASE moodle"])
+    out = _exec(cluster, web.metadata.name, "moodle", [
+        "sh", "-c", "php /usr/local/lib/moodle-platform/install.php --adminuser=admin --fullname=X --shortname=x 2>&1;"
+        " echo rc=$?"])
+    assert "not installing over it" in out and "/var/www/moodledata/.moodle-platform-installed" in out, out
+    assert out.rstrip().endswith("rc=1"), out
+    tables = _exec(cluster, TEST_DB, "mariadb", ["sh", "-c", root_sql, "sh", "SHOW TABLES FROM moodle"])
+    assert tables.strip() == "", tables
+
+
 def test_in_chart_mariadb_starts(cluster, release):
     """The chart's own MariaDB StatefulSet (as `helm install` renders it with the default
     mariadb.enabled=true), started by the kubelet: it must become Ready."""
     out = _helm(cluster, "template", "indb", str(CHARTS / "moodle"), "-n", NS, *_values(release["images"]),
                 "--set", "mariadb.enabled=true", "--show-only", "templates/mariadb.yaml", "--kube-version", kube_version())
     docs = [d for d in yaml.safe_load_all(out) if d]
+    # Counted before the StatefulSet exists: its controller may create the new claim at once.
+    claims_before = len(cluster.core.list_namespaced_persistent_volume_claim(NS).items)
     for doc in docs:
         cluster.apply(doc, namespace=NS)
-    _bind_volumes(cluster, Path(cluster.state_dir), len(cluster.core.list_namespaced_persistent_volume_claim(NS).items) + 1)
+    _bind_volumes(cluster, Path(cluster.state_dir), claims_before + 1)
     sel = "app.kubernetes.io/instance=indb,app.kubernetes.io/component=db"
 
     # Ready must hold for 30 s with no restart: mariadbd opens its TCP port (what the readiness probe
@@ -311,42 +353,3 @@ def test_in_chart_mariadb_starts(cluster, release):
     lines = out.splitlines()
     assert lines[0] == "999" and "Read-only file system" in out, out
     assert "moodle\tmoodle@%" in out and "Access denied" in out and out.rstrip().endswith("rc=1"), out
-
-
-def test_two_web_replicas_on_rwx_moodledata(cluster, release):
-    """The chart's clustering path: 2 web replicas (the guard needs ReadWriteMany moodledata and Redis
-    sessions) both Ready on one ReadWriteMany claim, and a login whose requests the Service spreads
-    over both pods (the session is in Redis, so either pod knows it)."""
-    claim = f"{RELEASE}-shared"
-    cluster.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": NS},
-                   "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}})
-    _bind_volumes(cluster, Path(cluster.state_dir), len(cluster.core.list_namespaced_persistent_volume_claim(NS).items))
-    _helm(cluster, "upgrade", RELEASE, str(CHARTS / "moodle"), "-n", NS, *_values(release["images"]),
-          "--set", "replicaCount=2", "--set", "persistence.accessMode=ReadWriteMany",
-          "--set", f"persistence.existingClaim={claim}")
-
-    def two_ready():
-        # Exactly the 2 new pods (the old single-replica pod gone, not just terminating: while it shuts
-        # down, a connection the Service still sends it is reset), both on the RWX claim and Ready.
-        pods = _pods(cluster, "web")
-        on_claim = [p for p in pods if p.metadata.deletion_timestamp is None
-                    and any(v.persistent_volume_claim and v.persistent_volume_claim.claim_name == claim
-                            for v in p.spec.volumes or [])]
-        ready = [p for p in on_claim if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
-        return ready if len(pods) == 2 and len(ready) == 2 else None
-    try:
-        pods = wait_for(two_ready, timeout=240, interval=2, what="2 web pods Ready on the RWX claim")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_describe(cluster, 'web')}") from None
-    svc = cluster.core.read_namespaced_service(RELEASE, NS)
-    client = Client(svc.spec.cluster_ip, svc.spec.ports[0].port)
-    _, _, page = client.request("GET", "/login/index.php")
-    token = re.search(r'name="logintoken" value="([0-9a-f]+)"', page).group(1)
-    status, _, body = client.request("POST", "/login/index.php", {
-        "logintoken": token, "username": "admin", "password": release["admin_password"]})
-    assert status == 303, (status, body[:300])
-    for _ in range(20):  # kube-proxy picks a backend at random per connection
-        status, _, dashboard = client.request("GET", "/my/")
-        assert status == 200 and "admin" in dashboard, (status, dashboard[:300])
-    served = [cluster.pod_log(p.metadata.name, NS, container="moodle").count("GET /my/") for p in pods]
-    assert all(served), f"requests per pod: {served}"

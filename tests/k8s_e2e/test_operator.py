@@ -23,8 +23,8 @@ which pods reach over the bridge like any host address. What that does not prove
 (TLS, IAM policies, AWS consistency), a repository outside this machine.
 
 What the test still does by hand (as in test_chart.py): the PersistentVolumes (no dynamic provisioner
-on this node) and the site installation (install_database.php in a Job built from the chart's upgrade
-Job pod spec, rendered with exactly the values the operator computes)."""
+on this node). The site installs itself: the web pod's init container (the chart's install step, in the
+objects the operator renders) runs the image's installer once the in-chart MariaDB answers."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ from moodle_operator import ROLLBACK_ANNOTATION, desired
 import s3_emulator
 
 from .conftest import IMAGE_CACHE, note
-from .test_chart import WWWROOT, _bind_volumes, _describe, _exec, _helm, _install_site, _pods, _ready_pod, _split, _wait_ready
+from .test_chart import WWWROOT, _bind_volumes, _describe, _exec, _helm, _pods, _ready_pod, _split, _wait_ready
 
 API = "platform.moodle.dev/v1alpha1"
 OPERATOR_NS = "moodle-operator"
@@ -118,8 +118,8 @@ def _operator_log(cluster, operator) -> str:
 
 @pytest.fixture(scope="module")
 def site(cluster, images, operator) -> dict:
-    """A MoodleSite applied, its claims bound, the site installed; returned once the operator reports it
-    Ready (and it must not be Ready before the install)."""
+    """A MoodleSite applied, its claims bound; returned once the operator reports it Ready - the web pod's
+    init container installed the site (the chart's install step; its log says so)."""
     started = time.monotonic()
     cluster.namespace(NS)
     cluster.secret(f"{SITE}-credentials", NS, {
@@ -140,11 +140,11 @@ def site(cluster, images, operator) -> dict:
         _bind_volumes(cluster, Path(cluster.state_dir), claims, ns=NS)
         _wait_ready(cluster, "db", ns=NS, release=SITE)
         note(f"operator: MoodleSite applied -> in-chart MariaDB Ready in {time.monotonic() - started:.1f}s")
-        # Not Ready yet: the web pod's readiness probe (upgrade.php --is-pending) fails on an empty database.
-        assert not _ready(cluster.get(API, "MoodleSite", SITE, NS))
-        _install_site(cluster, images, ns=NS, release=SITE, values=["-f", str(values_file)])
     ready = _wait_site_ready(cluster, operator, images["moodle"])
-    note(f"operator: MoodleSite applied -> Ready in {time.monotonic() - started:.1f}s")
+    note(f"operator: MoodleSite applied -> Ready (installed by the web pod's init container) in "
+         f"{time.monotonic() - started:.1f}s")
+    web = _ready_pod(cluster, "web", NS, SITE)
+    assert "moodle-platform: installed" in cluster.pod_log(web.metadata.name, NS, container="install")
     return {"spec": spec, "ready": ready}
 
 
@@ -453,6 +453,7 @@ def test_code_only_upgradeplan_goes_blue_green_without_a_failed_request(cluster,
                                 "backup": {"repository": _repository(s3, f"{SITE}/upgrades"),
                                            "secretRef": {"name": S3_REF}}}}, namespace=NS)
         done = _wait_phase(cluster, operator, "UpgradePlan", plan, ("Succeeded", "Failed"), timeout=480)
+        assert done["status"]["phase"] == "Succeeded", json.dumps(done["status"], indent=1)[-3000:]
         # Requests after the candidate is gone: the main Deployment serves A' alone.
         _wait_site_ready(cluster, operator, operator_images["moodle_code_only"], timeout=180)
         wait_for(lambda: not _pods(cluster, "web-candidate", NS, SITE), timeout=120, interval=2,

@@ -68,6 +68,13 @@ Moodle's clustering rules, checked before anything renders: several web pods nee
 {{- fail (printf "replicaCount=%d needs sessions.handler=redis (got %s): file sessions in a shared dataroot break under load" $replicas .Values.sessions.handler) -}}
 {{- end -}}
 {{- end -}}
+{{- if .Values.install.enabled -}}
+{{- range $key := list "adminUser" "fullname" "shortname" "lang" -}}
+{{- if not (index $.Values.install $key) -}}
+{{- fail (printf "install.%s must not be empty when install.enabled=true" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- $preStop := int .Values.web.preStopSleepSeconds -}}
 {{- if or (lt $preStop 0) (gt $preStop 25) -}}
 {{- fail (printf "web.preStopSleepSeconds must be 0-25 (the pod's termination grace period is 30 s), got %v" .Values.web.preStopSleepSeconds) -}}
