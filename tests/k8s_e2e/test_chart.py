@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+import kubernetes
 import pytest
 import yaml
 from k8s.harness import CHARTS, helm_bin, kube_version, wait_for
@@ -281,7 +282,15 @@ def test_helm_install_two_web_pods_install_once_and_serve_a_login(cluster, relea
     status, headers, body = client.request("POST", "/login/index.php", {
         "logintoken": token, "username": "admin", "password": release["admin_password"]})
     assert status == 303 and headers.get("Location") == "/my/", (status, body)
-    for _ in range(20):  # kube-proxy picks a backend at random per connection
+    # Both pods in the Service's endpoints (Ready pods join them a moment later), then kube-proxy's turn.
+    ips = {p.status.pod_ip for p in pods}
+    discovery = kubernetes.client.DiscoveryV1Api(cluster.client)
+    wait_for(lambda: ips <= {a for sl in discovery.list_namespaced_endpoint_slice(
+        NS, label_selector=f"kubernetes.io/service-name={RELEASE}").items for e in sl.endpoints or []
+        if e.conditions and e.conditions.ready for a in e.addresses}, timeout=60, interval=1,
+        what="both web pods in the Service's endpoints")
+    time.sleep(2)
+    for _ in range(40):  # kube-proxy picks a backend at random per connection
         status, _, dashboard = client.request("GET", "/my/")
         assert status == 200 and "admin" in dashboard, (status, dashboard[:500])
     served = [cluster.pod_log(p.metadata.name, NS, container="moodle").count("GET /my/") for p in pods]
