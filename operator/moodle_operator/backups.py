@@ -92,6 +92,7 @@ def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destinat
                     "--keep-daily", str(retention.get("keepDaily", 7)),
                     "--keep-weekly", str(retention.get("keepWeekly", 4)),
                     "--keep-monthly", str(retention.get("keepMonthly", 12)),
+                    "--keep-last", str(retention.get("keepLast", 3)),
                     "--summary-file", TERMINATION_LOG,
                 ],
                 "env": [

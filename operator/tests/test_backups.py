@@ -52,6 +52,18 @@ def test_parse_summary_rejects_garbage_with_a_reason(text):
         parse_summary(text)
 
 
+def test_retention_goes_to_the_engine_with_keep_last_defaulting_like_compose():
+    args = backup_job(name="b", namespace="ns", site_name="a", site_spec=SITE, image_tag="4.5.6",
+                      backup_spec=BACKUP)["spec"]["template"]["spec"]["containers"][0]["args"]
+    pairs = dict(zip(args[::2], args[1::2], strict=False))
+    assert (pairs["--keep-daily"], pairs["--keep-weekly"], pairs["--keep-monthly"], pairs["--keep-last"]) == (
+        "3", "4", "12", "3")
+    spec = {**BACKUP, "retention": {"keepLast": 10, "keepDaily": 0}}
+    args = backup_job(name="b", namespace="ns", site_name="a", site_spec=SITE, image_tag="4.5.6",
+                      backup_spec=spec)["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--keep-last") + 1] == "10" and args[args.index("--keep-daily") + 1] == "0"
+
+
 def test_job_mounts_data_read_only_and_takes_s3_keys_by_reference():
     job = backup_job(name="backup-x", namespace="ns", site_name="a", site_spec=SITE, image_tag="4.5.6", backup_spec=BACKUP)
     pod = job["spec"]["template"]["spec"]
