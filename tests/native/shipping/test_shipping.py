@@ -228,9 +228,10 @@ def test_version_check_compares_real_state(site):
     rc, out = stacktest.playbook([INVENTORY], "../tests/native/shipping/site_check.yml", check=False)
     assert rc != 0
     assert f"code version {version}, installed version {older}" in flat(out), out[-3000:]
-    pending = docker("exec", "--user", "www-data", WEB, "php", "admin/cli/upgrade.php", "--is-pending", check=False)
+    upgrade_cli = ("exec", "--user", "www-data", "-w", "/var/www/moodle", WEB, "php", "admin/cli/upgrade.php")
+    pending = docker(*upgrade_cli, "--is-pending", check=False)
     assert pending.returncode == 2, pending.stdout + pending.stderr
-    upgrade = docker("exec", "--user", "www-data", WEB, "php", "admin/cli/upgrade.php", "--non-interactive")
+    upgrade = docker(*upgrade_cli, "--non-interactive")
     assert "-->local_nativegrades" in upgrade.stdout, upgrade.stdout
     assert installed_version() == json.dumps(version)
 
