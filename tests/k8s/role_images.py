@@ -15,6 +15,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "build" / "moodle-standin"
+# The chart's emptyDirs (charts/moodle/templates/_helpers.tpl moodle.volumeMounts), as tmpfs.
+CHART_TMPFS = ["/tmp", "/var/run/apache2", "/var/log/apache2", "/var/www/moodledata"]  # noqa: S108
+
+
+def chart_like_run(image: str, *extra: str) -> list[str]:
+    """`docker` arguments that start ``image`` the way charts/moodle runs its web pod: uid/gid 33, read-only
+    root filesystem, no capabilities, tmpfs where the chart mounts emptyDirs, MOODLE_HTTP_PORT=8080."""
+    cmd = ["run", "--user", "33:33", "--read-only", "--cap-drop", "ALL",
+           "--security-opt", "no-new-privileges", "-e", "MOODLE_HTTP_PORT=8080"]
+    for path in CHART_TMPFS:
+        cmd += ["--tmpfs", f"{path}:rw,uid=33,gid=33,mode=0770"]
+    return cmd + list(extra) + [image]
 
 PLAYBOOK = """
 - name: Build the Moodle image from the stand-in (test fixture){services_title}

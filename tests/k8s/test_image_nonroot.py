@@ -15,12 +15,10 @@ import urllib.request
 
 import pytest
 
-from .role_images import build_role_images
+from .role_images import build_role_images, chart_like_run
 
 # This suite's role build cache (the moodle_image role's cache is CACHE/moodle_image).
 CACHE = "/var/cache/moodle-platform/k8s"
-# The chart's emptyDirs (charts/moodle/templates/_helpers.tpl moodle.volumeMounts), as tmpfs.
-CHART_TMPFS = ["/tmp", "/var/run/apache2", "/var/log/apache2", "/var/www/moodledata"]  # noqa: S108
 
 @pytest.fixture(scope="module")
 def standin_image() -> str:
@@ -33,17 +31,9 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=120)
 
 
-def _chart_like_run(image: str, *extra: str) -> list[str]:
-    cmd = ["run", "--user", "33:33", "--read-only", "--cap-drop", "ALL",
-           "--security-opt", "no-new-privileges", "-e", "MOODLE_HTTP_PORT=8080"]
-    for path in CHART_TMPFS:
-        cmd += ["--tmpfs", f"{path}:rw,uid=33,gid=33,mode=0770"]
-    return cmd + list(extra) + [image]
-
-
 def test_web_serves_8080_as_uid_33_read_only(standin_image):
     name = f"moodle-nonroot-test-{int(time.time())}"
-    _docker(*_chart_like_run(standin_image, "-d", "--name", name, "-p", "127.0.0.1::8080"))
+    _docker(*chart_like_run(standin_image, "-d", "--name", name, "-p", "127.0.0.1::8080"))
     try:
         port = _docker("port", name, "8080/tcp").stdout.strip().splitlines()[0].rsplit(":", 1)[1]
         status, last = None, ""
@@ -78,7 +68,7 @@ def _session_class(image: str, *env: str) -> subprocess.CompletedProcess:
     php = ("$s = file_get_contents('/var/www/moodle/config.php');"
            "$s = str_replace(\"require_once(__DIR__ . '/lib/setup.php');\", '', $s);"
            "eval('?>' . $s); echo $CFG->session_handler_class;")
-    args = _chart_like_run(image, *[a for e in env for a in ("-e", e)], "--rm", "--entrypoint", "php")
+    args = chart_like_run(image, *[a for e in env for a in ("-e", e)], "--rm", "--entrypoint", "php")
     return _docker(*args, "-r", php, check=False)
 
 

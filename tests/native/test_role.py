@@ -94,3 +94,28 @@ def test_mismatched_wasm_bindgen_version_is_rejected(tmp_path):
     r = play("-e", f"native_build_artifact_dir={tmp_path / 'x'}", "-e", "native_build_wasm_bindgen_version=0.2.99")
     assert r.returncode != 0
     assert "the CLI and the library must be the same version" in r.stdout
+
+
+def builder_containers(cache_dir: str) -> str:
+    """The builder container name prefix the role uses for ``cache_dir`` (its vars/main.yml, evaluated by Ansible)."""
+    role_vars = ROOT / "collections/ansible_collections/moodle/platform/roles/native_build/vars/main.yml"
+    r = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
+         "-m", "ansible.builtin.debug", "-a", "var=__native_build_container_prefix",
+         "-e", f"@{role_vars}", "-e", f"native_build_cache_dir={cache_dir}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(r'__native_build_container_prefix"?: "?([\w.-]+)', r.stdout)
+    assert m, r.stdout
+    return m.group(1)
+
+
+def test_builder_container_names_follow_the_cache_dir():
+    """Builds into different cache directories (CI lanes, a helper's worktree) must not fight over one
+    fixed container name; the same cache gets the same name (a second build there waits on docker's conflict)."""
+    a, b = builder_containers(CACHE), builder_containers("/var/cache/moodle-platform/native-other")
+    assert a != b
+    assert a == builder_containers(CACHE)
+    for name in (a, b):
+        assert re.fullmatch(r"native-build-[0-9a-f]{12}", name), name
