@@ -189,8 +189,15 @@ def test_all_services_are_healthy(dockerc):
         assert c.attrs["HostConfig"]["LogConfig"]["Config"].get("max-size") == "10m"
 
 
+MARKER = "/var/www/moodledata/.moodle-platform-installed"
+INSTALL = ("MOODLE_DB_NAME=moodle_race php /usr/local/lib/moodle-platform/install.php "
+           "--adminuser=admin --adminemail=a@example.com --fullname=Race --shortname=race")
+
+
 def test_concurrent_first_installs_install_once(container):
-    """Two simultaneous installs against an empty database: exactly one installs."""
+    """An empty database next to this site's moodledata is refused (what a restore's recreated database
+    looks like); with a fresh moodledata (the marker moved aside), two simultaneous installs: exactly one
+    installs, the other waits for the lock and finds the site installed."""
     db, web = container("db"), container("web")
     rc, out = db_query(
         db,
@@ -199,9 +206,14 @@ def test_concurrent_first_installs_install_once(container):
     )
     assert rc == 0, out
     try:
+        rc, out = exec_out(web, ["sh", "-c", f"{INSTALL} 2>&1; echo rc=$?"], user="www-data")
+        assert "not installing over it" in out and out.rstrip().endswith("rc=1"), out
+        rc, out = db_query(db, "SHOW TABLES", database="moodle_race")
+        assert out.strip() == "", out
+        rc, out = exec_out(web, ["mv", MARKER, f"{MARKER}.site"], user="www-data")
+        assert rc == 0, out
         script = (
-            "for i in 1 2; do MOODLE_DB_NAME=moodle_race php /usr/local/lib/moodle-platform/install.php "
-            "--adminuser=admin --adminemail=a@example.com --fullname=Race --shortname=race > /tmp/race.$i 2>&1 & done; "
+            f"for i in 1 2; do {INSTALL} > /tmp/race.$i 2>&1 & done; "
             "wait; cat /tmp/race.1 /tmp/race.2"
         )
         rc, out = exec_out(web, ["sh", "-c", script], user="www-data")
@@ -210,4 +222,5 @@ def test_concurrent_first_installs_install_once(container):
         rc, out = db_query(db, "SELECT COUNT(*) FROM mdl_user", database="moodle_race")
         assert out.strip() == "1"
     finally:
+        exec_out(web, ["sh", "-c", f'[ ! -e "{MARKER}.site" ] || mv -f "{MARKER}.site" "{MARKER}"'], user="www-data")
         db_query(db, "DROP DATABASE IF EXISTS moodle_race", database="mysql")
