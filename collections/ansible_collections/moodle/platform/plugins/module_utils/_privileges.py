@@ -146,3 +146,27 @@ def project_drift(project, db_type, source_mode="build", table=None, docker=_doc
         if found:
             problems[name] = found
     return seen, problems
+
+
+DOC_BEGIN = "<!-- privileges table: generated from roles/compose_stack/files/privileges.yml (scripts/privileges_table.py) -->"
+DOC_END = "<!-- end of privileges table -->"
+
+
+def markdown_table(table):
+    """The privilege table as the Markdown that docs/compose.md carries between DOC_BEGIN and DOC_END."""
+    lines = [DOC_BEGIN,
+             "| service | user (runs as) | read-only root | capabilities added (why) | tmpfs | sysctls | why root |",
+             "|---|---|---|---|---|---|---|"]
+    for name, row in table.items():
+        user = str(row["user"])
+        registry = row.get("registry_user")
+        if registry is not None and str(registry) != user:
+            user += f" (registry: {registry})"
+        caps = "<br>".join(f"`{cap}`: {why}" for cap, why in sorted(row["cap_add"].items())) or "none"
+        tmpfs = "<br>".join(f"`{path}`" for path in row["tmpfs"]) or "none"
+        sysctls = "<br>".join(f"`{k}={v}`" for k, v in row["sysctls"].items()) or ""
+        why = " ".join(str(row["why"]).split())
+        lines.append(f"| {name} | `{user}` ({row['runs_as']}) | {'yes' if row['read_only'] else 'no'} | {caps} "
+                     f"| {tmpfs} | {sysctls} | {why} |")
+    lines.append(DOC_END)
+    return "\n".join(lines) + "\n"
