@@ -31,8 +31,8 @@ def test_no_service_drifts_from_the_privilege_table(observed):
 def test_web_and_cron_run_as_uid_33_without_root_steps(container):
     """PID 1 and the Apache children are www-data; the root-only secret copy (/run/moodle-secrets) never ran."""
     for service in ("web", "cron"):
-        top = container(service).top(ps_args="-eo uid,comm")
-        uids = {row[0] for row in top["Processes"]}
+        top = container(service).top(ps_args="-eo pid,uid,comm")  # docker top needs the pid column
+        uids = {row[1] for row in top["Processes"]}
         assert uids == {"33"}, (service, top["Processes"])
         rc, _ = container(service).exec_run(["test", "-e", "/run/moodle-secrets"])
         assert rc != 0, service
