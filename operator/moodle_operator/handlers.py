@@ -26,6 +26,7 @@ from . import (
     backups,
     desired,
     metrics,
+    restores,
     upgrade,
 )
 from .conditions import condition, merge_conditions, now_iso
@@ -270,6 +271,36 @@ def upgrade_tick(name, namespace, spec, status, body, patch, logger, **_):
         (kopf.warn if failed else kopf.info)(body, reason="UpgradePlan", message=decision.event)
         if failed:
             metrics.FAILURES.labels("UpgradePlan", decision.status.get("failedStep") or "step").inc()
+
+
+# ----------------------------------------------------------------------------------------------
+# Restore
+@kopf.timer(GROUP, VERSION, "restores", interval=INTERVAL,
+            when=lambda status, **_: status.get("phase") not in restores.TERMINAL_PHASES)
+def restore_tick(name, namespace, spec, status, body, patch, logger, **_):
+    metrics.RECONCILES.labels("Restore").inc()
+    kube = _kube()
+    with _api_errors("Restore"):
+        site = kube.get(API_VERSION, "MoodleSite", spec["site"], namespace)
+        safety = kube.get(API_VERSION, "Backup", restores.safety_backup_name(name), namespace)
+        job = kube.get("batch/v1", "Job", restores.job_name(name), namespace)
+        pods = kube.list("v1", "Pod", namespace, f"job-name={restores.job_name(name)}") if job else []
+    observed = restores.Observed(site=site, safety=safety, job=(
+        backups.job_outcome(job), backups.termination_message(pods, "restore")))
+    decision = restores.decide(name=name, namespace=namespace, spec=spec, status=status, observed=observed,
+                               now=now_iso(), owner=_owner(body), backup_image=BACKUP_IMAGE)
+    with _api_errors("Restore"):
+        if decision.site_patch:
+            kube.merge_patch(API_VERSION, "MoodleSite", spec["site"], namespace, {"spec": decision.site_patch})
+        for obj in decision.create:
+            if kube.create_if_absent(obj):
+                logger.info("created %s %s", obj["kind"], obj["metadata"]["name"])
+    for key, value in decision.status.items():
+        patch.status[key] = value
+    if decision.event:
+        (kopf.warn if decision.warning else kopf.info)(body, reason="Restore", message=decision.event)
+        if decision.warning:
+            metrics.FAILURES.labels("Restore", decision.status.get("phase") or "step").inc()
 
 
 __all__ = ["SITE_LABEL"]

@@ -37,6 +37,10 @@ def create(cluster, ns, kind, name, spec):
     ("Backup", {"site": "a", "destination": DEST, "schedule": "every day"}, "spec.schedule"),
     ("Backup", {"site": "a", "destination": {**DEST, "repository": "ftp://x"}}, "spec.destination.repository"),
     ("UpgradePlan", {"site": "a", "targetTag": "4.5.7"}, "spec.backup: Required value"),
+    ("Restore", {"site": "a", "backupId": "20261204T020000Z-a"}, "spec.source: Required value"),
+    ("Restore", {"site": "a", "backupId": "latest", "source": DEST}, "spec.backupId"),
+    ("Restore", {"site": "a", "backupId": "20261204T020000Z-a", "source": {**DEST, "repository": "ftp://x"}},
+     "spec.source.repository"),
 ])
 def test_invalid_resources_are_rejected_with_a_clear_message(cluster, ns, kind, spec, message):
     with pytest.raises(DynamicApiError) as err:
@@ -62,9 +66,18 @@ def test_upgrade_plan_is_immutable(cluster, ns):
     assert "an UpgradePlan is immutable once created" in json.loads(err.value.body)["message"]
 
 
+def test_restore_is_immutable_and_backs_up_first_by_default(cluster, ns):
+    obj = create(cluster, ns, "Restore", "once", {"site": "a", "backupId": "20261204T020000Z-a", "source": DEST})
+    assert obj.to_dict()["spec"]["safetyBackup"] == {"enabled": True}
+    with pytest.raises(DynamicApiError) as err:
+        cluster.res(API, "Restore").patch(name="once", namespace=ns, content_type="application/merge-patch+json",
+                                          body={"spec": {"backupId": "20261205T020000Z-a"}})
+    assert "a Restore is immutable once created" in json.loads(err.value.body)["message"]
+
+
 def test_crds_declare_status_subresource_and_printer_columns(cluster):
     for plural, columns in [("moodlesites", {"Image", "Ready"}), ("backups", {"Phase", "Snapshot", "Size"}),
-                            ("upgradeplans", {"Phase", "Step", "Target"})]:
+                            ("upgradeplans", {"Phase", "Step", "Target"}), ("restores", {"Phase", "Backup"})]:
         crd = cluster.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", f"{plural}.platform.moodle.dev")
         version = crd["spec"]["versions"][0]
         assert version["subresources"] == {"status": {}}
