@@ -33,10 +33,12 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,7 @@ from k8s.role_images import build_operator_images
 from moodle_operator import ROLLBACK_ANNOTATION, desired
 
 import s3_emulator
+import stacktest
 
 from .conftest import IMAGE_CACHE, note
 from .test_chart import WWWROOT, _bind_volumes, _describe, _exec, _helm, _pods, _ready_pod, _split, _wait_ready
@@ -509,3 +512,138 @@ def test_rollback_annotation_swaps_web_and_cron_images(cluster, images, operator
     wait_for(lambda: (p := _ready_pod(cluster, "cron", NS, SITE)) and p.spec.containers[0].image == spec_image,
              timeout=180, interval=2, what="cron pod back on the spec's image")
     assert _front_build(cluster) == "codeonly"
+
+
+# ----------------------------------------------------------------------------------------------
+# Compose <-> cluster: one restic repository (the Compose site's off-site copy on the S3 emulator), the Compose
+# roles on one side, the operator's Backup/Restore with real Job pods on the other.
+COMPOSE = "k8scross"
+COMPOSE_INVENTORY = Path(__file__).resolve().parent / "inventory-compose"
+COMPOSE_STATE = (Path("/var/backups/moodle-platform/k8scross-test"), Path("/var/lib/moodle-platform/backup/k8scross"))
+COMPOSE_ENGINE_CONFIG = Path("/var/lib/moodle-platform/backup/k8scross/config.json")
+
+
+def _compose_sql(query: str) -> str:
+    return stacktest.run(["docker", "exec", "--user", "0", f"{COMPOSE}-db-1", "sh", "-c",
+                          'MYSQL_PWD="$(cat /run/secrets/db_root_password)" exec mariadb -uroot -N -B moodle -e "$0"',
+                          query]).stdout.decode()
+
+
+def _compose_file(rel: str, content: str | None = None) -> str:
+    """Write (CONTENT given) or read a moodledata file of the Compose site, as www-data in its web container."""
+    path = f"/var/www/moodledata/{rel}"
+    if content is not None:
+        stacktest.run(["docker", "exec", "--user", "www-data", f"{COMPOSE}-web-1", "sh", "-c",
+                       'mkdir -p "$(dirname "$0")" && printf %s "$1" > "$0"', path, content])
+    return stacktest.run(["docker", "exec", f"{COMPOSE}-web-1", "cat", path], check=False).stdout.decode()
+
+
+@pytest.fixture(scope="module")
+def compose_site(s3):
+    """The stand-in deployed on Compose by compose.yml (same image as the cluster's), its backup role configured
+    with an off-site copy into s3://<bucket>/k8scross on the emulator and the cluster's restic password (what a
+    site moving between the two shares). Removed with its volumes and repository afterwards."""
+    started = time.monotonic()
+    stacktest.destroy_project(COMPOSE)
+    for path in COMPOSE_STATE:
+        shutil.rmtree(path, ignore_errors=True)
+    stacktest.deploy_standin([COMPOSE_INVENTORY])
+    backup_vars = {"backup_password": s3["restic_password"], "backup_s3_enabled": True,
+                   "backup_s3_endpoint": s3["endpoint"], "backup_s3_bucket": s3["bucket"], "backup_s3_path": COMPOSE,
+                   "backup_s3_access_key": s3["key"], "backup_s3_secret_key": s3["secret"]}
+    stacktest.playbook([COMPOSE_INVENTORY], "backup.yml", backup_vars, "backup_run_now=false")
+    note(f"crossing: Compose stand-in deployed and its backup configured in {time.monotonic() - started:.1f}s")
+    yield {"vars": backup_vars, "repository": _repository(s3, COMPOSE)}
+    if os.environ.get("K8S_E2E_KEEP_COMPOSE") != "1":
+        stacktest.destroy_project(COMPOSE)
+        for path in COMPOSE_STATE:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def test_compose_backup_restores_into_the_cluster_with_a_restore(cluster, operator, operator_images, site, s3,
+                                                                   compose_site):
+    """A backup taken on Compose by backup.yml (local repository + off-site copy to S3) is put into the
+    cluster's site by a `Restore`: safety Backup of the cluster site first, then the engine's restore Job (real
+    pod) - the cluster site ends with the Compose site's data and files, Ready, cron back."""
+    marker = secrets.token_hex(8)
+    _compose_sql("INSERT INTO mdl_user (username, password, email) "  # noqa: S608 - marker is hex from secrets
+                 f"VALUES ('compose-{marker}', 'x', '{marker}@compose.test')")
+    rel = f"filedir/{marker[:2]}/{marker[2:4]}/compose-{marker}"
+    content = f"written on Compose {marker}\n"
+    assert _compose_file(rel, content) == content
+    started = time.monotonic()
+    stacktest.playbook([COMPOSE_INVENTORY], "backup.yml", compose_site["vars"])
+    offsite = stacktest.engine(COMPOSE_ENGINE_CONFIG, "--offsite", "list")["backups"]
+    backup_id = offsite[-1]["backup_id"]
+    assert backup_id.endswith(f"-{COMPOSE}"), offsite
+    compose_data = _compose_sql(SITE_DATA)
+    assert f"compose-{marker}" in compose_data and f"compose-{marker}" not in _sql(cluster, SITE_DATA)
+    note(f"crossing: Compose backup + off-site copy {time.monotonic() - started:.1f}s")
+
+    started = time.monotonic()
+    cluster.apply({"apiVersion": API, "kind": "Restore", "metadata": {"name": "from-compose", "namespace": NS},
+                   "spec": {"site": SITE, "backupId": backup_id,
+                            "source": {"repository": compose_site["repository"], "secretRef": {"name": S3_REF}}}},
+                  namespace=NS)
+    done = _wait_phase(cluster, operator, "Restore", "from-compose", ("Succeeded", "Failed"), timeout=480)
+    note(f"crossing: Restore (safety Backup + restore Job) of a Compose backup -> {done['status']['phase']} in "
+         f"{time.monotonic() - started:.1f}s")
+    pod = _job_pod(cluster, done["status"].get("jobName") or "restore-from-compose")
+    assert done["status"]["phase"] == "Succeeded", (
+        f"{done['status']}\nengine log:\n{cluster.pod_log(pod.metadata.name, NS, container='restore')[-3000:]}")
+    safety = cluster.get(API, "Backup", "from-compose-safety", NS)
+    assert safety["status"]["phase"] == "Succeeded" and safety["spec"]["purpose"] == "pre-restore", safety["status"]
+    assert done["status"]["safetyBackupId"] == safety["status"]["manifest"]["backup_id"]
+    assert {c.name: c.image for c in pod.spec.containers}["restore"] == operator_images["backup"]
+    restored = json.loads(pod.status.container_statuses[0].state.terminated.message)
+    assert restored["restored"] is True and restored["backup_id"] == backup_id, restored
+    # The Compose site's MUC configuration (its Redis host and password, in moodledata/muc/) is not this
+    # environment's: the engine drops it (a front page would otherwise fail connecting to Compose's Redis).
+    assert restored["cache_configuration"] == [f"dropped the backup's muc (site {COMPOSE} on compose)"], restored
+
+    # The cluster site now holds the Compose site's data and files, serves again, and cron is back.
+    assert _sql(cluster, SITE_DATA) == compose_data
+    web = _ready_pod(cluster, "web", NS, SITE)
+    assert _exec(cluster, web.metadata.name, "moodle", ["cat", f"/var/www/moodledata/{rel}"], ns=NS) == content
+    current = cluster.get(API, "MoodleSite", SITE, NS)
+    assert (current["spec"].get("cron") or {}).get("enabled", True) is True, current["spec"]
+    _wait_ready(cluster, "cron", ns=NS, release=SITE, timeout=120)
+    assert _front_build(cluster) in ("base", "codeonly")
+
+
+def test_cluster_backup_restores_on_compose_from_the_offsite_copy(cluster, operator, site, s3, compose_site):
+    """The reverse: a `Backup` of the cluster site written into the Compose site's off-site repository is
+    restored on Compose by restore.yml with restore_source=offsite (preflight, safety backup, engine, HTTP check)."""
+    marker = secrets.token_hex(8)
+    _sql(cluster, "INSERT INTO mdl_user (username, password, email) "  # noqa: S608 - marker is hex from secrets
+         f"VALUES ('k8s-{marker}', 'x', '{marker}@k8s.test')")
+    rel, content = _moodledata_marker(cluster)
+    started = time.monotonic()
+    cluster.apply({"apiVersion": API, "kind": "Backup", "metadata": {"name": "to-compose", "namespace": NS},
+                   "spec": {"site": SITE, "destination": {"repository": compose_site["repository"],
+                                                          "secretRef": {"name": S3_REF}}}}, namespace=NS)
+    backup = _wait_phase(cluster, operator, "Backup", "to-compose", ("Succeeded", "Failed"), timeout=240)
+    assert backup["status"]["phase"] == "Succeeded", backup["status"]
+    backup_id = backup["status"]["manifest"]["backup_id"]
+    cluster_data = _sql(cluster, SITE_DATA)
+    note(f"crossing: cluster Backup into the Compose site's off-site repository {time.monotonic() - started:.1f}s")
+
+    doomed = f"doomed-{secrets.token_hex(4)}"
+    _compose_sql(f"INSERT INTO mdl_user (username, password, email) VALUES ('{doomed}', 'x', 'd@compose.test')")  # noqa: S608
+    assert f"k8s-{marker}" not in _compose_sql(SITE_DATA)
+    started = time.monotonic()
+    rc, out = stacktest.playbook([COMPOSE_INVENTORY], "restore.yml", "restore_source=offsite",
+                                 f"restore_backup_id={backup_id}", check=False)
+    note(f"crossing: restore.yml (offsite) of a cluster backup on Compose {time.monotonic() - started:.1f}s")
+    assert rc == 0, out[-6000:]
+    assert s3["restic_password"] not in out and s3["secret"] not in out
+    after = _compose_sql(SITE_DATA)
+    assert after == cluster_data, f"cluster:\n{cluster_data}\ncompose after restore:\n{after}"
+    assert doomed not in after
+    assert _compose_file(rel) == content
+    # The front page reads the site name through the MUC application store: Compose's own Redis mapping (kept
+    # by the restore; the cluster backup has none) must still work.
+    with urllib.request.urlopen("http://127.0.0.1:8796/", timeout=30) as page:
+        assert page.status == 200
+    assert "muc/config.php" in stacktest.run(["docker", "exec", f"{COMPOSE}-web-1", "sh", "-c",
+                                              "cd /var/www/moodledata && ls muc/config.php"]).stdout.decode()

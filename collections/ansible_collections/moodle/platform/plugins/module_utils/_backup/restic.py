@@ -83,8 +83,11 @@ class Restic:
             self.run("init", "--repository-version", "2")
         return True
 
-    def snapshots(self, *tags):
-        args = ["snapshots", "--host", self.config["project"]]
+    def snapshots(self, *tags, any_host=False):
+        """This site's snapshots (restic host = project) with all of TAGS.  ``any_host``: whatever site wrote
+        them - for one backup named by its id (unique in a repository: time and project), e.g. a Compose
+        site's backup restored into a Kubernetes site of another name."""
+        args = ["snapshots"] if any_host else ["snapshots", "--host", self.config["project"]]
         if tags:
             args += ["--tag", ",".join(tags)]
         return self.json(*args) or []
@@ -95,7 +98,7 @@ class Restic:
 
     def snapshot_ids(self, backup_id):
         """Every snapshot of one backup (database, moodledata, manifest)."""
-        return [s["id"] for s in self.snapshots(f"backup:{backup_id}")]
+        return [s["id"] for s in self.snapshots(f"backup:{backup_id}", any_host=True)]
 
     def forget_ids(self, ids):
         if ids:

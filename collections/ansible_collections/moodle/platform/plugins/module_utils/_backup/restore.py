@@ -51,7 +51,9 @@ def restore_db(config, restic, manifest, db_container=None):
         site.db = db_container
     # the dump is loaded into the database the site uses (Kubernetes may name it differently)
     name = sql_ident(config["db_name"] if config.get("access") == "direct" else manifest["database"]["name"])
-    log(f"restoring database {name} from {manifest['backup_id']} ({config['platform']})")
+    other = manifest.get("project") != config.get("project")  # a migration: another site's (or platform's) backup
+    log(f"restoring database {name} from {manifest['backup_id']} ({config['platform']})"
+        + (f", a backup of site {manifest['project']} ({manifest['platform']})" if other else ""))
     site.recreate_database(name)
     with tempfile.TemporaryFile() as src_log, tempfile.TemporaryFile() as sink_log:
         source = restic.popen("dump", local_snapshot(restic, manifest, "database"), "/" + bm.DB_DUMP_FILENAME,
@@ -102,6 +104,35 @@ def clean_leftovers(mountpoint):
     return staging, replaced
 
 
+def keep_environment(mountpoint, staging, manifest, config):
+    """Moodle's cache (MUC) configuration in the dataroot - ``muc/`` and the ``muc-<name>.php`` files of
+    ``$CFG->altcacheconfigpath`` - names this environment's cache stores (Redis host, password), not content.
+    The target's own is kept; the backup's is used only when the target has none and the backup is this
+    site's on this platform (a new host).  Otherwise it is dropped: Moodle starts with its default (file)
+    stores until the environment's are configured again (moodle_site on Compose).  Returns what was done."""
+    same = manifest.get("project") == config.get("project") and manifest.get("platform") == config.get("platform")
+    names = {p.name for root in (mountpoint, staging) for p in [root / "muc", *root.glob("muc-*.php")] if p.exists()}
+    done = []
+    for name in sorted(names):
+        current, restored = mountpoint / name, staging / name
+        if current.exists():
+            if restored.is_dir() and not restored.is_symlink():
+                shutil.rmtree(restored)
+            elif restored.exists() or restored.is_symlink():
+                restored.unlink()
+            current.rename(restored)  # a rename keeps its owner (the web server's user)
+            done.append(f"kept this site's {name}")
+        elif not same:
+            if restored.is_dir() and not restored.is_symlink():
+                shutil.rmtree(restored)
+            else:
+                restored.unlink()
+            done.append(f"dropped the backup's {name} (site {manifest.get('project')} on {manifest.get('platform')})")
+    for line in done:
+        log(f"cache configuration: {line}")
+    return done
+
+
 def restore_files(config, restic, manifest, volume=None):
     site = site_for(config)
     volume = volume or config.get("moodledata_volume") or config.get("dataroot")
@@ -112,9 +143,10 @@ def restore_files(config, restic, manifest, volume=None):
     # Moodle's CLI maintenance mode is this file in the dataroot: a site in maintenance stays in it.
     if (mountpoint / MAINTENANCE_FILE).is_file() and not (staging / MAINTENANCE_FILE).exists():
         shutil.copy2(mountpoint / MAINTENANCE_FILE, staging / MAINTENANCE_FILE)
+    cache_configuration = keep_environment(mountpoint, staging, manifest, config)
     swap_in(mountpoint, staging, replaced)
     return {"backup_id": manifest["backup_id"], "volume": volume,
-            "file_count": manifest["moodledata"]["file_count"]}
+            "file_count": manifest["moodledata"]["file_count"], "cache_configuration": cache_configuration}
 
 
 def cmd_restore(config, args):
@@ -141,6 +173,7 @@ def cmd_restore(config, args):
             write_atomic(dataroot / MAINTENANCE_FILE, MAINTENANCE_PAGE, 0o644)
     return {"backup_id": manifest["backup_id"], "restored": True, "database": database["database"],
             "database_bytes": database["bytes"], "file_count": files["file_count"],
+            "cache_configuration": files["cache_configuration"],
             "moodle_release": manifest["moodle"]["release"], "moodle_version": manifest["moodle"]["version"],
             "maintenance": "off" if args.maintenance_off else "on",
             "duration_seconds": round(time.time() - started, 3)}

@@ -33,15 +33,16 @@ def backup_id_of(snapshot):
 
 def load_manifest(restic, backup_id):
     """The manifest of ``backup_id`` or 'latest'; EngineError when there is no such (complete) backup."""
-    manifests = manifest_snapshots(restic)
     if backup_id in (None, "", "latest"):
+        manifests = manifest_snapshots(restic)
         if not manifests:
             raise EngineError("the repository holds no complete backup of this site")
         chosen = manifests[-1]
     else:
         if not bm.valid_backup_id(backup_id):
             raise EngineError(f"'{backup_id}' is not a backup id (like 20261124T020000Z-moodle) or 'latest'")
-        found = [s for s in manifests if backup_id_of(s) == backup_id]
+        found = sorted(restic.snapshots(bm.TAG_PLATFORM, bm.KIND_TAGS["manifest"], f"backup:{backup_id}",
+                                        any_host=True), key=lambda s: s["time"])
         if not found:
             raise EngineError(f"backup {backup_id} does not exist in the repository (or has no manifest: incomplete)")
         chosen = found[-1]
@@ -64,7 +65,7 @@ def cmd_show(config, args):
 def local_snapshot(restic, manifest, kind):
     """The id, in this repository, of the manifest's ``kind`` snapshot (itself, or its restic copy)."""
     wanted = manifest[kind]["snapshot_id"]
-    for snap in restic.snapshots(f"backup:{manifest['backup_id']}"):
+    for snap in restic.snapshots(f"backup:{manifest['backup_id']}", any_host=True):
         if wanted in (snap["id"], snap.get("original")):
             return snap["id"]
     return wanted
@@ -94,7 +95,7 @@ def verify(config, restic, backup_id, target=None, force=False):  # pylint: disa
     problems = bm.validate_manifest(manifest)
     if problems:
         return manifest, [p.as_dict() for p in problems]
-    snapshots = restic.snapshots()
+    snapshots = restic.snapshots(f"backup:{manifest['backup_id']}", any_host=True)
     # `restic copy` gives copies new ids and records the source id in `original`.
     available = [s["id"] for s in snapshots] + [s["original"] for s in snapshots if s.get("original")]
     problems = bm.check_restorable(manifest, target=target, available_snapshots=available,

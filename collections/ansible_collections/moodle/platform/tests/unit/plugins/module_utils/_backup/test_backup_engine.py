@@ -11,6 +11,7 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup.cli import
 from ansible_collections.moodle.platform.plugins.module_utils._backup.common import EngineError, redact
 from ansible_collections.moodle.platform.plugins.module_utils._backup.config import direct_config, load_config
 from ansible_collections.moodle.platform.plugins.module_utils._backup.migrate import inspect_source, parse_config_php
+from ansible_collections.moodle.platform.plugins.module_utils._backup.restore import keep_environment, swap_in
 from ansible_collections.moodle.platform.plugins.module_utils._backup.schedule import next_run
 from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import ComposeSite, DirectSite, db_engine
 from ansible_collections.moodle.platform.plugins.module_utils._backup.stream import DumpScanner, PgDumpScanner, scanner_for
@@ -203,3 +204,37 @@ def test_engine_refuses_an_unknown_db_type_and_direct_mode_on_postgresql(tmp_pat
     password.write_text("x")
     with pytest.raises(EngineError, match="MariaDB only"):
         DirectSite({"db_type": "pgsql", "db_host": "db", "dataroot": str(tmp_path), "db_password_file": str(password)})
+
+
+def _dataroot(root, files):
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def _tree(root):
+    return {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("target_muc", "manifest_site", "expected"), [
+    # the target's own cache configuration wins (another environment's Redis host and password)
+    ({"muc/config.php": "target redis", "muc-bench.php": "target bench"}, ("other", "compose"),
+     {"muc/config.php": "target redis", "muc-bench.php": "target bench"}),
+    # a new host of the same site: the backup's is all there is
+    ({}, ("site", "kubernetes"), {"muc/config.php": "backup redis", "muc-bench.php": "backup bench"}),
+    # another site's or platform's, and the target has none: dropped (Moodle's default file stores)
+    ({}, ("other", "kubernetes"), {}),
+    ({}, ("site", "compose"), {}),
+])
+def test_restore_keeps_the_target_cache_configuration(tmp_path, target_muc, manifest_site, expected):
+    mount = _dataroot(tmp_path / "moodledata", {"filedir/aa/old": "old content", **target_muc})
+    staging = _dataroot(mount / ".staging", {"filedir/bb/new": "restored content", "muc/config.php": "backup redis",
+                                            "muc-bench.php": "backup bench"})
+    manifest = {"project": manifest_site[0], "platform": manifest_site[1]}
+    done = keep_environment(mount, staging, manifest, {"project": "site", "platform": "kubernetes"})
+    swap_in(mount, staging, mount / ".replaced")
+    tree = _tree(mount)
+    assert tree.pop("filedir/bb/new") == "restored content" and "filedir/aa/old" not in tree
+    assert tree == expected
+    assert len(done) == (2 if target_muc or manifest_site != ("site", "kubernetes") else 0), done
