@@ -62,14 +62,14 @@ def _caps(values):
 def _status_fields(status_text):
     fields = {}
     for line in status_text.splitlines():
-        key, _, value = line.partition(":")
+        key, _sep, value = line.partition(":")
         fields[key.strip()] = value.split()
     return fields
 
 
 def uid_of(name, passwd_text):
     """The uid of a user name (or a numeric uid) in an /etc/passwd text; None when unknown."""
-    name = str(name).split(":")[0]
+    name = str(name).split(":", maxsplit=1)[0]
     if name.isdigit():
         return int(name)
     for line in passwd_text.splitlines():
