@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from ansible_collections.moodle.platform.plugins.module_utils import _privileges
 
 from conftest import DB, FIGURES, PROJECT, playbook, psql
 from stacktest import ROOT, run
@@ -55,6 +56,16 @@ def wait_for(what, check, timeout=150, interval=5):
             return last
         assert time.time() < deadline, f"timed out waiting for {what}"
         time.sleep(interval)
+
+
+def test_every_service_matches_the_privilege_table():
+    """Least privilege (issue 14) on the PostgreSQL site with the monitoring overlay: every running service of
+    pgci against its row of roles/compose_stack/files/privileges.yml (docker inspect + PID 1's /proc status)."""
+    seen, problems = _privileges.project_drift(PROJECT, "pgsql")
+    assert {"web", "cron", "db", "redis", "prometheus", "alertmanager", "node-exporter", "postgres-exporter",
+            "redis-exporter", "apache-exporter", "blackbox-exporter", "mtail", "cgroup-exporter",
+            "moodle-metrics"} <= set(seen), sorted(seen)
+    assert problems == {}, "\n".join(f"{name}: {p}" for name, found in problems.items() for p in found)
 
 
 def test_postgres_exporter_is_scraped_and_the_database_is_up():

@@ -39,7 +39,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 MOODLE_DIR = "/var/www/moodle"
 # Inside the containers (private to www-data, 0700), removed at the end.
-SETUP_DIR = "/tmp/moodle-platform-bench"  # noqa: S108
+# In the moodledata volume: the web services have a read-only root and a tmpfs /tmp, where put_archive cannot write.
+SETUP_DIR = "/var/www/moodledata/.moodle-platform-bench"
 # name, compose service, default URL
 CONFIGS = [
     ("tuned", "web", "http://127.0.0.1:8088"),
@@ -137,7 +138,7 @@ class Stack:
         return time.monotonic() - started
 
     def cleanup(self, service):
-        self.container(service).exec_run(["rm", "-rf", SETUP_DIR], user="root")
+        self.container(service).exec_run(["rm", "-rf", SETUP_DIR], user="www-data")
 
 
 def wait_serving(base, timeout=180):

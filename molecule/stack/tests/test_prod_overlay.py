@@ -93,6 +93,15 @@ def served_certificate(context, timeout=5):
             return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
 
 
+def test_prod_services_match_the_privilege_table(prod_stack):
+    """Least privilege (issue 14) of the prod overlay's services, Caddy included (see test_privileges.py)."""
+    from ansible_collections.moodle.platform.plugins.module_utils import _privileges
+
+    seen, problems = _privileges.project_drift(PROJECT, "mariadb")
+    assert set(seen) == {"web", "cron", "db", "redis", "proxy"}
+    assert problems == {}, "\n".join(f"{name}: {p}" for name, found in problems.items() for p in found)
+
+
 def test_acme_certificate_is_issued_by_pebble_for_the_configured_name(prod_stack):
     assert os.path.isfile(f"{PEBBLE_DIR}/certs/pebble.minica.pem"), "run `make acme-tools` (builds Pebble)"
     client = docker.from_env()

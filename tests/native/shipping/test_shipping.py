@@ -18,6 +18,9 @@ its classes (the in-container check loads them with tests/native/plugin_autoload
 regrade task, the CLI or the web service run (tests/native/golden/plugin_check.sh runs the plugin's compare CLI
 in real Moodle, given MOODLE_SRC), nor anything on a Kubernetes cluster (the chart's pod is imitated with
 ``docker run``).
+The one addition to the deployment: a Compose overlay (``moodle_platform_compose_extra_files``) bind-mounts a
+probe page read-only into the web container's document root, so mod_php itself can be asked (the image's
+root file system is read-only; nothing can be written into /var/www/moodle).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ PROJECT = "nativeship"
 WEB = f"{PROJECT}-web-1"
 WEB_URL = "http://127.0.0.1:8790"
 MODULE = "moodle_gradebook"
+APACHE_PROBE_DIR = "/var/www/moodle/nativeship-probe"
 ARTIFACTS = Path(os.environ.get("NATIVE_ARTIFACTS", "/var/cache/moodle-platform/native/artifacts"))
 GOLDEN = ROOT / "tests" / "native" / "golden"
 SOURCE = {"moodle_image_source_type": "local", "moodle_image_source_path": str(STANDIN_TREE),
@@ -82,17 +86,35 @@ def container_state() -> tuple[str, str, str]:
     return out[0], out[1], out[2]
 
 
+def apache_probe_overlay(directory: Path) -> Path:
+    """A Compose overlay that bind-mounts a probe page read-only at /var/www/moodle/nativeship-probe/ in web:
+    it reports the PHP SAPI that runs it and whether that PHP has the module.  Test-only, not in the product."""
+    www = directory / "www"
+    www.mkdir(mode=0o755)
+    www.chmod(0o755)  # Apache runs as uid 33
+    page = www / "index.php"
+    page.write_text(f'<?php echo php_sapi_name(), " ", extension_loaded("{MODULE}") '
+                    f'? "loaded " . moodle_gradebook_version() : "missing";\n')
+    page.chmod(0o644)
+    overlay = directory / "compose.apache-probe.yml"
+    overlay.write_text(json.dumps({"services": {"web": {"volumes": [f"{www}:{APACHE_PROBE_DIR}:ro"]}}}))
+    return overlay
+
+
 @pytest.fixture(scope="module")
-def site(figures):
-    """The stand-in site deployed fresh by site.yml from an image with the native gradebook; its playbook output.
-    Removed with its volumes afterwards (NATIVESHIP_KEEP_STACK=1 leaves it)."""
+def site(figures, tmp_path_factory):
+    """The stand-in site deployed fresh by site.yml from an image with the native gradebook (plus the probe
+    overlay); its playbook output.  Removed with its volumes afterwards (NATIVESHIP_KEEP_STACK=1 leaves it)."""
     if not (ARTIFACTS / "SHA256SUMS").is_file():
         pytest.fail(f"no native artifacts in {ARTIFACTS} (make native-artifacts)")
     if not (STANDIN_TREE / "version.php").is_file():
         pytest.fail(f"no stand-in tree at {STANDIN_TREE} (make standin)")
+    overlay = apache_probe_overlay(tmp_path_factory.mktemp("apache-probe"))
     stacktest.destroy_project(PROJECT)
     started = time.time()
-    rc, out = stacktest.playbook([INVENTORY], "../site.yml", SOURCE, check=False, timeout=3600)
+    rc, out = stacktest.playbook([INVENTORY], "../site.yml",
+                                 {**SOURCE, "moodle_platform_compose_extra_files": [str(overlay)]},
+                                 check=False, timeout=3600)
     figures.append(f"native shipping: site.yml with moodle_image_native_gradebook (build + fresh stand-in site) "
                    f"{time.time() - started:.0f} s")
     assert rc == 0, out[-6000:]
@@ -111,18 +133,11 @@ def test_php_m_in_the_running_web_container_lists_the_module(site):
 
 
 def test_apache_php_loads_the_module_too(site):
-    """php -m is the CLI; Moodle's web requests run in Apache's mod_php, with its own conf.d.  A probe page
-    (written into the running container for this check, removed after) asks mod_php."""
-    probe = "/var/www/moodle/nativeship_probe.php"
-    docker("exec", WEB, "sh", "-c",
-           f"printf '%s' '<?php echo extension_loaded(\"{MODULE}\") ? \"loaded \" . moodle_gradebook_version() "
-           f": \"missing\";' > {probe}")
-    try:
-        out = subprocess.run(["curl", "-s", "-m", "30", f"{WEB_URL}/nativeship_probe.php"],
-                             capture_output=True, text=True, check=False).stdout
-    finally:
-        docker("exec", WEB, "rm", "-f", probe)
-    assert out.startswith("loaded "), out
+    """php -m is the CLI; Moodle's web requests run in Apache's mod_php, with its own conf.d.  The probe page
+    the test's overlay mounts (apache_probe_overlay) asks mod_php: it must name the apache2handler SAPI."""
+    out = subprocess.run(["curl", "-s", "-m", "30", f"{WEB_URL}/nativeship-probe/"],
+                         capture_output=True, text=True, check=False).stdout
+    assert out.startswith("apache2handler loaded "), out
 
 
 def test_extension_and_plugin_files_are_the_built_artifacts(site):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.moodle.platform.plugins.module_utils._privileges import compose_settings
 
 # The files compose_stack renders itself for every deployment.
 _OWN = re.compile(r"(^|/)compose(\.(dev|prod|bench))?\.yml$")
@@ -29,6 +30,14 @@ def compose_extra_files(container):
     return [f for f in files.split(",") if f and not _OWN.search(f)]
 
 
+def compose_privileges(row, source_mode="build"):
+    """The Compose keys (user, read_only, security_opt, cap_drop, cap_add, tmpfs, sysctls) of one row of
+    roles/compose_stack/files/privileges.yml."""
+    if not isinstance(row, dict) or "read_only" not in row:
+        raise AnsibleFilterError(f"compose_privileges expects a row of privileges.yml, got {row!r}")
+    return compose_settings(row, source_mode)
+
+
 class FilterModule:
     def filters(self):
-        return {"compose_extra_files": compose_extra_files}
+        return {"compose_extra_files": compose_extra_files, "compose_privileges": compose_privileges}

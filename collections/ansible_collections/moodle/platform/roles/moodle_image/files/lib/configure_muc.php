@@ -2,7 +2,10 @@
 // moodle.platform: Redis as the MUC application store, configured as code (no admin UI).
 // Idempotent; prints {"changed": bool, "store": name}.  Run as www-data in the web container:
 //   php /usr/local/lib/moodle-platform/configure_muc.php --name=redis --server=redis:6379 --prefix=mdl_ \
-//       --password-file=/run/moodle-secrets/redis_password [--tls [--cafile=/etc/moodle-platform/ca/redis-ca.pem]]
+//       --password-file=/run/moodle-secrets/redis_password [--password-file=/run/secrets/redis_password] \
+//       [--tls [--cafile=/etc/moodle-platform/ca/redis-ca.pem]]
+// --password-file may repeat: the first readable, non-empty file wins (the entry point's www-data copy when the
+// container started as root; the Compose secret itself, root:33 0440, when it runs as uid 33).
 define('CLI_SCRIPT', true);
 require('/var/www/moodle/config.php');
 global $CFG;
@@ -14,7 +17,13 @@ foreach (['name', 'server', 'password-file'] as $required) {
         exit(2);
     }
 }
-$password = rtrim((string) @file_get_contents($opts['password-file']), "\r\n");
+$password = '';
+foreach ((array) $opts['password-file'] as $file) {
+    $password = rtrim((string) @file_get_contents($file), "\r\n");
+    if ($password !== '') {
+        break;
+    }
+}
 if ($password === '') {
     fwrite(STDERR, "configure_muc.php: cannot read the Redis password file\n");
     exit(2);
