@@ -14,6 +14,7 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup import man
 from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import VERSION_PHP_CODE
 
 from . import SITE_LABEL
+from .desired import database_env
 
 BACKUP_IMAGE_DEFAULT = "moodle-platform/moodle-backup:1"
 TERMINATION_LOG = "/dev/termination-log"
@@ -53,8 +54,6 @@ def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destinat
     """Pod template of a backup: an init container evaluates the Moodle code's version.php, the backup
     engine dumps the DB, snapshots moodledata with restic and writes the manifest."""
     site_image = "{}:{}".format((site_spec.get("image") or {}).get("repository", "moodle-platform/moodle"), image_tag)
-    db_host = (site_spec.get("database") or {}).get("host") or f"{site_name}-db"
-    db_port = str((site_spec.get("database") or {}).get("port", 3306))
     secret_name = site_spec["secretRef"]["name"]
     s3_secret = destination["secretRef"]["name"]
     restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
@@ -96,9 +95,7 @@ def backup_pod_spec(*, site_name: str, site_spec: dict, image_tag: str, destinat
                     "--summary-file", TERMINATION_LOG,
                 ],
                 "env": [
-                    _env("MOODLE_DB_HOST", db_host), _env("MOODLE_DB_PORT", db_port),
-                    _env("MOODLE_DB_NAME", "moodle"), _env("MOODLE_DB_USER", "moodle"),
-                    _env("MOODLE_DB_PASSWORD_FILE", "/run/secrets/db_password"),
+                    *database_env(site_name, site_spec),
                     _env("RESTIC_CACHE_DIR", "/work/restic-cache"),
                     # read-only root file system: temporary files (option file, dump buffers) go to /work
                     _env("TMPDIR", "/work"), _env("HOME", "/work"),

@@ -18,6 +18,32 @@ def effective_tag(spec: dict, annotations: dict | None) -> str:
     return tag or spec["image"]["tag"]
 
 
+# Moodle's dbtype -> the database's default port; the chart's in-chart server of each is `<site>-db`.
+DB_DEFAULT_PORTS = {"mariadb": 3306, "pgsql": 5432}
+
+
+def site_database(site_name: str, spec: dict) -> dict:
+    """The site's database as web pods and Jobs reach it: ``type`` (mariadb or pgsql), ``host``, ``port``
+    and ``external`` (spec.database.host given; else the chart's in-chart server ``<site>-db``)."""
+    database = spec.get("database") or {}
+    db_type = database.get("type") or "mariadb"
+    if db_type not in DB_DEFAULT_PORTS:
+        raise ValueError(f"spec.database.type must be mariadb or pgsql, not {db_type!r}")
+    return {"type": db_type, "host": database.get("host") or f"{site_name}-db",
+            "port": int(database.get("port") or DB_DEFAULT_PORTS[db_type]), "external": bool(database.get("host"))}
+
+
+def database_env(site_name: str, spec: dict) -> list[dict]:
+    """MOODLE_DB_* of a Job (the chart's web pods get the same from its values); the password is a file."""
+    database = site_database(site_name, spec)
+    return [{"name": "MOODLE_DB_TYPE", "value": database["type"]},
+            {"name": "MOODLE_DB_HOST", "value": database["host"]},
+            {"name": "MOODLE_DB_PORT", "value": str(database["port"])},
+            {"name": "MOODLE_DB_NAME", "value": "moodle"},
+            {"name": "MOODLE_DB_USER", "value": "moodle"},
+            {"name": "MOODLE_DB_PASSWORD_FILE", "value": "/run/secrets/db_password"}]
+
+
 def _deep_merge(base: dict, extra: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in (extra or {}).items():
@@ -52,10 +78,11 @@ def chart_values(name: str, spec: dict, annotations: dict | None = None) -> dict
     blue_green = spec.get("blueGreen") or {}
     if blue_green.get("candidateTag"):
         values["blueGreen"] = {"candidateTag": blue_green["candidateTag"], "active": blue_green.get("active", "main")}
-    database = spec.get("database") or {}
-    if database.get("host"):
-        values["mariadb"] = {"enabled": False}
-        values["externalDatabase"] = {"host": database["host"], "port": int(database.get("port", 3306))}
+    database = site_database(name, spec)
+    values["database"] = {"type": database["type"]}
+    if database["external"]:
+        values["postgresql" if database["type"] == "pgsql" else "mariadb"] = {"enabled": False}
+        values["externalDatabase"] = {"host": database["host"], "port": database["port"]}
     ingress = spec.get("ingress") or {}
     if ingress.get("host"):
         values["ingress"] = {

@@ -32,7 +32,7 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_ver
 from . import SITE_LABEL
 from .backups import job_outcome, restore_job  # noqa: F401  (job_outcome re-exported for handlers)
 from .conditions import condition, merge_conditions
-from .desired import deployment_available, deployment_image
+from .desired import database_env, deployment_available, deployment_image
 
 STEPS = ("CheckPending", "PreUpgradeBackup", "Maintenance", "SwitchImage", "UpgradeJob", "Candidate",
          "SwitchService", "Verify", "Promote", "Done")
@@ -113,15 +113,10 @@ def step_job(*, plan: str, namespace: str, site_name: str, site_spec: dict, step
              command: list[str], owner: dict | None = None) -> dict:
     """A Job running one Moodle CLI step with the site's Secret, env and moodledata, like the chart's."""
     image = "{}:{}".format((site_spec.get("image") or {}).get("repository", "moodle-platform/moodle"), tag)
-    db_host = (site_spec.get("database") or {}).get("host") or f"{site_name}-db"
     env = [
         {"name": "MOODLE_WWWROOT", "value": site_spec["wwwroot"]},
         {"name": "MOODLE_DATAROOT", "value": "/var/www/moodledata"},
-        {"name": "MOODLE_DB_HOST", "value": db_host},
-        {"name": "MOODLE_DB_PORT", "value": str((site_spec.get("database") or {}).get("port", 3306))},
-        {"name": "MOODLE_DB_NAME", "value": "moodle"},
-        {"name": "MOODLE_DB_USER", "value": "moodle"},
-        {"name": "MOODLE_DB_PASSWORD_FILE", "value": "/run/secrets/db_password"},
+        *database_env(site_name, site_spec),
         {"name": "MOODLE_REDIS_HOST", "value": f"{site_name}-redis"},
         {"name": "MOODLE_REDIS_PASSWORD_FILE", "value": "/run/secrets/redis_password"},
     ]

@@ -9,6 +9,7 @@ from moodle_operator.backups import (
     backup_job,
     backup_status,
     parse_summary,
+    restore_job,
     scheduled_status,
     summarize_manifest,
 )
@@ -73,6 +74,19 @@ def test_job_mounts_data_read_only_and_takes_s3_keys_by_reference():
     assert {"name": "moodledata", "mountPath": "/var/www/moodledata", "readOnly": True} in main["volumeMounts"]
     assert main["args"][main["args"].index("--keep-daily") + 1] == "3"
     assert pod["initContainers"][0]["image"] == "moodle-platform/moodle:4.5.6"
+
+
+def test_jobs_of_a_postgresql_site_tell_the_engine_its_database_type_and_port():
+    site = {**SITE, "database": {"type": "pgsql"}}
+    for job in (backup_job(name="b", namespace="ns", site_name="a", site_spec=site, image_tag="4.5.6", backup_spec=BACKUP),
+                restore_job(name="r", namespace="ns", site_name="a", site_spec=site, image_tag="4.5.6",
+                            destination=BACKUP["destination"], backup_id="20261124T020000Z-a")):
+        env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert (env["MOODLE_DB_TYPE"], env["MOODLE_DB_HOST"], env["MOODLE_DB_PORT"]) == ("pgsql", "a-db", "5432")
+    env = {e["name"]: e.get("value") for e in backup_job(name="b", namespace="ns", site_name="a", site_spec=SITE,
+                                                         image_tag="4.5.6", backup_spec=BACKUP)
+           ["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["MOODLE_DB_TYPE"], env["MOODLE_DB_PORT"]) == ("mariadb", "3306")
 
 
 def test_cronjob_for_scheduled_backups():

@@ -1,5 +1,6 @@
 """Unit tests of the pure desired-state functions (no API server, no helm)."""
 
+import pytest
 from moodle_operator import ROLLBACK_ANNOTATION
 from moodle_operator.conditions import merge_conditions
 from moodle_operator.desired import (
@@ -8,6 +9,7 @@ from moodle_operator.desired import (
     finalize_objects,
     objects_to_prune,
     site_conditions,
+    site_database,
 )
 
 SPEC = {"image": {"repository": "moodle-platform/moodle", "tag": "4.5.6"}, "wwwroot": "https://a.example.org",
@@ -36,6 +38,19 @@ def test_external_database_and_chart_values_passthrough():
     assert values["externalDatabase"] == {"host": "db.example.org", "port": 3307}
     assert values["web"] == {"containerPort": 9090}
     assert values["pdb"] == {"enabled": False}
+
+
+def test_postgresql_site_in_chart_and_external_with_the_port_of_its_type():
+    in_chart = chart_values("a", {**SPEC, "database": {"type": "pgsql"}})
+    assert in_chart["database"] == {"type": "pgsql"}
+    assert "externalDatabase" not in in_chart and "postgresql" not in in_chart
+    external = chart_values("a", {**SPEC, "database": {"type": "pgsql", "host": "pg.example.org"}})
+    assert external["postgresql"] == {"enabled": False} and "mariadb" not in external
+    assert external["externalDatabase"] == {"host": "pg.example.org", "port": 5432}
+    assert site_database("a", {**SPEC, "database": {"host": "my.example.org"}})["port"] == 3306
+    assert site_database("a", SPEC) == {"type": "mariadb", "host": "a-db", "port": 3306, "external": False}
+    with pytest.raises(ValueError, match="mariadb or pgsql"):
+        site_database("a", {**SPEC, "database": {"type": "oracle"}})
 
 
 def _obj(kind, name, api="v1"):

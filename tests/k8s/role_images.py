@@ -8,6 +8,7 @@ their content-hash tags make a second run a cache check."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -39,6 +40,7 @@ PLAYBOOK = """
         moodle_image_source_type: local
         moodle_image_source_path: "{{{{ standin }}}}"
         moodle_image_cache_dir: "{{{{ cache }}}}/moodle_image"
+        moodle_image_config_dbtype: "{{{{ db_type }}}}"
 {services_role}  post_tasks:
     - name: Write the image references
       ansible.builtin.copy:
@@ -49,6 +51,7 @@ PLAYBOOK = """
 SERVICES_ROLE = """    - role: moodle.platform.service_images
       vars:
         service_images_cache_dir: "{{ cache }}/service_images"
+        service_images_db_type: "{{ db_type }}"
 """
 
 # The backup engine image exactly as `ansible-playbook moodle.platform.backup_image` builds it (the
@@ -58,20 +61,25 @@ SERVICES_ROLE = """    - role: moodle.platform.service_images
 # upgrade fails half-way runs. Same repository as image A, so only the tag changes. And a code-only
 # variant: the stand-in tree plus STANDIN_CODE_MARK (its front page names the build in a header; the
 # version is A's, so no upgrade is pending) - what a blue-green UpgradePlan switches to.
-OPERATOR_PLAYBOOK = """
-- name: Build the backup engine image and the stand-in's failing variant B (test fixture)
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Build the backup engine image (moodle.platform.backup, image.yml)
+# BACKUP_IMAGE_NAME_ENV renames the engine image for a by-hand run beside CI: the role tags <name>:1,
+# which a shared Docker engine's other suites use.
+BACKUP_IMAGE_NAME_ENV = "MOODLE_TEST_BACKUP_IMAGE_NAME"
+BACKUP_IMAGE_TASK = """    - name: Build the backup engine image (moodle.platform.backup, image.yml)
       ansible.builtin.include_role:
         name: moodle.platform.backup
         tasks_from: image.yml
         public: true
       vars:
         backup_image_cache_dir: "{{ cache }}/backup_image"
-    - name: Build the stand-in's variant B with the injected upgrade failure
+        backup_image_name: "{{ backup_name | default('moodle-platform/moodle-backup', true) }}"
+"""
+OPERATOR_PLAYBOOK = """
+- name: Build the backup engine image and the stand-in's failing variant B (test fixture)
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+""" + BACKUP_IMAGE_TASK + """    - name: Build the stand-in's variant B with the injected upgrade failure
       ansible.builtin.include_role:
         name: moodle.platform.moodle_image
         public: true
@@ -117,14 +125,17 @@ def _run_play(play_text: str, cache: Path | str, timeout: int, **extra: str) -> 
         return json.loads(out.read_text())
 
 
-def build_role_images(cache: Path | str, *, services: bool = False, timeout: int = 1800) -> dict[str, str]:
-    """Run the roles; return {"moodle": ref} (+ "mariadb", "redis" with services=True).
+def build_role_images(cache: Path | str, *, services: bool = False, db_type: str = "mariadb",
+                      timeout: int = 1800) -> dict[str, str]:
+    """Run the roles; return {"moodle": ref} (+ "mariadb" or, with db_type pgsql, "postgresql", and "redis"
+    with services=True). DB_TYPE is the site's database: the Moodle image's config.php fixes its dbtype.
     CACHE is the roles' build cache directory (each suite keeps its own)."""
-    refs = "{'moodle': moodle_image_ref" + (", 'mariadb': service_images_mariadb_ref, "
-                                            "'redis': service_images_redis_ref" if services else "") + "}"
+    database = "'postgresql': service_images_postgresql_ref" if db_type == "pgsql" else \
+        "'mariadb': service_images_mariadb_ref"
+    refs = "{'moodle': moodle_image_ref" + (f", {database}, 'redis': service_images_redis_ref" if services else "") + "}"
     play_text = PLAYBOOK.format(services_title=" and the service images" if services else "",
                                 services_role=SERVICES_ROLE if services else "", refs=refs)
-    return _run_play(play_text, cache, timeout)
+    return _run_play(play_text, cache, timeout, db_type=db_type)
 
 
 def build_operator_images(cache: Path | str, *, timeout: int = 1800) -> dict[str, str]:
@@ -134,4 +145,34 @@ def build_operator_images(cache: Path | str, *, timeout: int = 1800) -> dict[str
     shutil.rmtree(code_only, ignore_errors=True)
     shutil.copytree(STANDIN, code_only, symlinks=True)
     (code_only / "STANDIN_CODE_MARK").write_text("codeonly\n")
-    return _run_play(OPERATOR_PLAYBOOK, cache, timeout, standin_code_only=str(code_only))
+    return _run_play(OPERATOR_PLAYBOOK, cache, timeout, standin_code_only=str(code_only),
+                     backup_name=os.environ.get(BACKUP_IMAGE_NAME_ENV, ""))
+
+
+# PostgreSQL for the backup engine's direct mode and the chart's pgsql database: service_images'
+# PostgreSQL image and the backup engine image (its PostgreSQL client), as the roles build them.
+PG_PLAYBOOK = """
+- name: Build the PostgreSQL image and the backup engine image
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Build the PostgreSQL image (moodle.platform.service_images, moodle_db_type pgsql)
+      ansible.builtin.include_role:
+        name: moodle.platform.service_images
+        public: true
+      vars:
+        service_images_db_type: pgsql
+        service_images_cache_dir: "{{ cache }}/service_images"
+""" + BACKUP_IMAGE_TASK + """    - name: Write the image references
+      ansible.builtin.copy:
+        content: "{{ {'postgresql': service_images_postgresql_ref, 'redis': service_images_redis_ref,
+                      'backup': backup_image_ref} | to_json }}"
+        dest: "{{ out }}"
+        mode: "0644"
+"""
+
+
+def build_pg_images(cache: Path | str, *, timeout: int = 1800) -> dict[str, str]:
+    """{"postgresql", "redis", "backup"} image references (see PG_PLAYBOOK)."""
+    return _run_play(PG_PLAYBOOK, cache, timeout, backup_name=os.environ.get(BACKUP_IMAGE_NAME_ENV, ""))

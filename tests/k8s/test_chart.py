@@ -23,6 +23,9 @@ MATRIX = {
     "no-persistence": ["-f", str(CHART / "ci" / "default-values.yaml"), "--set", "persistence.enabled=false"],
     "blue-green": ["-f", str(CHART / "ci" / "ha-values.yaml"), "--set", "blueGreen.candidateTag=4.5.7",
                    "--set", "blueGreen.active=candidate"],
+    "pgsql": ["-f", str(CHART / "ci" / "default-values.yaml"), "--set", "database.type=pgsql"],
+    "pgsql-external": ["-f", str(CHART / "ci" / "external-values.yaml"), "--set", "database.type=pgsql",
+                       "--set", "postgresql.enabled=false", "--set", "externalDatabase.host=pg.db.svc.cluster.local"],
 }
 # Kinds from CRDs the schema bundle does not know; they are checked by shape below instead.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "Probe", "ClusterKopfPeering"}
@@ -145,7 +148,58 @@ def test_web_pods_install_the_site_on_first_start_under_the_images_lock(helm):
     assert not any(d["spec"]["template"]["spec"].get("initContainers") for d in off if d["kind"] == "Deployment")
 
 
+def _env(container):
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_pgsql_runs_the_in_chart_postgresql_non_root_and_points_every_pod_at_it(helm):
+    rendered = docs(template(helm, CHART, MATRIX["pgsql"]).stdout)
+    (db,) = [d for d in rendered if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "site-db"]
+    pod = db["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    assert server["image"] == "moodle-platform/postgresql:17" and server["name"] == "postgresql"
+    # the image's postgres user (initdb needs its passwd entry); PGDATA below the volume's root
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["fsGroup"]) == (100, 102)
+    assert server["securityContext"]["readOnlyRootFilesystem"] is True
+    env = _env(server)
+    assert env["PGDATA"] == "/var/lib/postgresql/data/pgdata"
+    assert env["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db_password"  # noqa: S105 - a path
+    assert env["POSTGRES_USER"] == "moodle"
+    assert {m["mountPath"] for m in server["volumeMounts"]} >= {"/var/lib/postgresql/data", "/run/postgresql", "/tmp"}  # noqa: S108
+    assert "pg_isready" in server["readinessProbe"]["exec"]["command"]
+    service = next(d for d in rendered if d["kind"] == "Service" and d["metadata"]["name"] == "site-db")
+    assert [p["port"] for p in service["spec"]["ports"]] == [5432]
+    assert not any(c["name"] == "mariadb" for d in rendered if d["kind"] == "StatefulSet"
+                   for c in d["spec"]["template"]["spec"]["containers"])
+    policy = next(d for d in rendered if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "site-db")
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 5432, "protocol": "TCP"}]
+    for deployment in (d for d in rendered if d["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            env = _env(container)
+            assert (env["MOODLE_DB_TYPE"], env["MOODLE_DB_HOST"], env["MOODLE_DB_PORT"]) == ("pgsql", "site-db", "5432")
+
+
+def test_pgsql_external_database_defaults_to_port_5432_and_runs_no_database(helm):
+    rendered = docs(template(helm, CHART, MATRIX["pgsql-external"]).stdout)
+    assert not [d for d in rendered if d["kind"] == "StatefulSet"]
+    web = next(d for d in rendered if d["metadata"]["name"] == "site-web")
+    env = _env(web["spec"]["template"]["spec"]["containers"][0])
+    assert (env["MOODLE_DB_TYPE"], env["MOODLE_DB_HOST"], env["MOODLE_DB_PORT"]) == (
+        "pgsql", "pg.db.svc.cluster.local", "5432")
+    moved = docs(template(helm, CHART, [*MATRIX["pgsql-external"], "--set", "externalDatabase.port=6432"]).stdout)
+    web = next(d for d in moved if d["metadata"]["name"] == "site-web")
+    assert _env(web["spec"]["template"]["spec"]["containers"][0])["MOODLE_DB_PORT"] == "6432"
+    mariadb = docs(template(helm, CHART, MATRIX["external"]).stdout)
+    web = next(d for d in mariadb if d["metadata"]["name"] == "site-web")
+    assert _env(web["spec"]["template"]["spec"]["containers"][0])["MOODLE_DB_PORT"] == "3306"
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--set", "database.type=mysqli"], 'database.type must be mariadb or pgsql (Moodle\'s dbtype), got "mysqli"'),
+    (["--set", "externalDatabase.port=pg"], "externalDatabase.port must be a port number or empty"),
+    (["--set", "database.type=pgsql", "--set", "postgresql.enabled=false"],
+     "externalDatabase.host is required when postgresql.enabled=false"),
     (["--set", "blueGreen.active=candidate"], "blueGreen.active=candidate needs blueGreen.candidateTag"),
     (["--set", "replicaCount=2"], "needs persistence.accessMode=ReadWriteMany"),
     (["--set", "replicaCount=2", "--set", "persistence.accessMode=ReadWriteMany", "--set", "sessions.handler=file"],

@@ -22,12 +22,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .Values.image.repository (toString .Values.image.tag) -}}
 {{- end -}}
 
+{{/* "true" when this release runs its own database: database.type's in-chart server is enabled. */}}
+{{- define "moodle.inChartDb" -}}
+{{- if eq .Values.database.type "pgsql" -}}{{ ternary "true" "" (.Values.postgresql.enabled | default false) }}{{- else -}}{{ ternary "true" "" (.Values.mariadb.enabled | default false) }}{{- end -}}
+{{- end -}}
+
+{{- define "moodle.dbDefaultPort" -}}
+{{- if eq .Values.database.type "pgsql" -}}5432{{- else -}}3306{{- end -}}
+{{- end -}}
+
 {{- define "moodle.dbHost" -}}
-{{- if .Values.mariadb.enabled -}}{{ include "moodle.fullname" . }}-db{{- else -}}{{ required "externalDatabase.host is required when mariadb.enabled=false" .Values.externalDatabase.host }}{{- end -}}
+{{- if include "moodle.inChartDb" . -}}{{ include "moodle.fullname" . }}-db{{- else -}}{{ required (printf "externalDatabase.host is required when %s.enabled=false" (ternary "postgresql" "mariadb" (eq .Values.database.type "pgsql"))) .Values.externalDatabase.host }}{{- end -}}
 {{- end -}}
 
 {{- define "moodle.dbPort" -}}
-{{- if .Values.mariadb.enabled -}}3306{{- else -}}{{ .Values.externalDatabase.port }}{{- end -}}
+{{- if include "moodle.inChartDb" . -}}{{ include "moodle.dbDefaultPort" . }}{{- else -}}{{ .Values.externalDatabase.port | default (include "moodle.dbDefaultPort" .) }}{{- end -}}
 {{- end -}}
 
 {{- define "moodle.redisHost" -}}
@@ -47,6 +56,13 @@ Moodle's clustering rules, checked before anything renders: several web pods nee
 (ReadWriteMany) dataroot and sessions outside the dataroot (Redis).
 */}}
 {{- define "moodle.validate" -}}
+{{- if not (has .Values.database.type (list "mariadb" "pgsql")) -}}
+{{- fail (printf "database.type must be mariadb or pgsql (Moodle's dbtype), got %q" (toString .Values.database.type)) -}}
+{{- end -}}
+{{- $port := toString .Values.externalDatabase.port -}}
+{{- if and $port (not (regexMatch "^[0-9]{1,5}$" $port)) -}}
+{{- fail (printf "externalDatabase.port must be a port number or empty (the database type's default), got %q" $port) -}}
+{{- end -}}
 {{- $replicas := int .Values.replicaCount -}}
 {{- if lt $replicas 1 -}}
 {{- fail "replicaCount must be at least 1" -}}
@@ -99,7 +115,7 @@ Moodle's clustering rules, checked before anything renders: several web pods nee
 - name: MOODLE_DATAROOT
   value: /var/www/moodledata
 - name: MOODLE_DB_TYPE
-  value: mariadb
+  value: {{ .Values.database.type | quote }}
 - name: MOODLE_DB_HOST
   value: {{ include "moodle.dbHost" . | quote }}
 - name: MOODLE_DB_PORT

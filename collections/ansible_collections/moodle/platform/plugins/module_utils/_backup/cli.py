@@ -55,7 +55,8 @@ HANDLERS = {"init": cmd_init, "backup": cmd_backup, "list": cmd_list, "show": cm
 
 def _direct_parent():
     """Options of direct mode (no --config): what a Kubernetes Job passes; the database comes from
-    MOODLE_DB_HOST/PORT/NAME/USER/PASSWORD_FILE/PREFIX, restic's credentials from its own variables."""
+    MOODLE_DB_TYPE/HOST/PORT/NAME/USER/PASSWORD_FILE/PREFIX (type mariadb or pgsql), restic's credentials
+    from its own variables."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("direct mode (no --config: Kubernetes Jobs, the scheduler container)")
     group.add_argument("--platform", choices=["kubernetes", "compose"], help="recorded in the manifest")

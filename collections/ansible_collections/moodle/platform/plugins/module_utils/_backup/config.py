@@ -35,7 +35,7 @@ REQUIRED_KEYS = ("project", "repository", "password_file", "state_dir", "moodled
 REPOSITORY_ONLY_COMMANDS = frozenset({"init", "list", "show", "verify", "forget"})
 DIRECT_ENV = {"db_host": "MOODLE_DB_HOST", "db_port": "MOODLE_DB_PORT", "db_name": "MOODLE_DB_NAME",
               "db_user": "MOODLE_DB_USER", "db_password_file": "MOODLE_DB_PASSWORD_FILE",
-              "db_prefix": "MOODLE_DB_PREFIX"}
+              "db_prefix": "MOODLE_DB_PREFIX", "db_type": "MOODLE_DB_TYPE"}
 
 
 def load_config(path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +33,9 @@ DUMP_OPTIONS = ("--single-transaction", "--quick", "--routines", "--triggers", "
 # pg_dump reads one snapshot of the database (one repeatable-read transaction): consistent by itself.
 # Plain SQL with COPY blocks, no owners/grants (the restore creates everything as the site's user).
 PG_DUMP_OPTIONS = ("--format=plain", "--no-owner", "--no-privileges", "--encoding=UTF8")
+# psql for one query (tab-separated rows, no headers) and for loading a dump; both stop at the first error.
+PSQL_QUERY_OPTIONS = ("-X", "-q", "--no-align", "--tuples-only", "--field-separator=\t", "-v", "ON_ERROR_STOP=1")
+PSQL_LOAD_OPTIONS = ("-X", "-q", "-v", "ON_ERROR_STOP=1")
 
 
 def db_engine(config):
@@ -101,8 +105,22 @@ def pg_exec_argv(container, *command, interactive=False):
 
 
 def pg_query_argv(container, sql, database=None):
-    return pg_exec_argv(container, "psql", "-X", "-q", "--no-align", "--tuples-only", "--field-separator=\t",
-                        "-v", "ON_ERROR_STOP=1", f"--dbname={database or 'postgres'}", "-c", sql)
+    return pg_exec_argv(container, "psql", *PSQL_QUERY_OPTIONS, f"--dbname={database or 'postgres'}", "-c", sql)
+
+
+def server_version_sql(engine):
+    return "SHOW server_version" if engine == "postgresql" else "SELECT VERSION()"
+
+
+def pg_major(version):
+    """The major version of a PostgreSQL ``server_version_num`` (170006 -> 17) or of a client's
+    ``--version`` line (``pg_dump (PostgreSQL) 15.18 (Debian ...)`` -> 15)."""
+    match = re.search(r"\(PostgreSQL\) (\d+)", version)
+    if match:
+        return int(match.group(1))
+    if re.fullmatch(r"\d{5,6}", version.strip()):
+        return int(version.strip()) // 10000
+    raise EngineError(f"cannot read a PostgreSQL major version from {version.strip()!r}")
 
 
 def db_query(config, container, sql, database=None):
@@ -180,7 +198,7 @@ class ComposeSite:
         return db_query(self.config, self.db, sql, database)
 
     def server_version(self):
-        return self.query("SHOW server_version" if self.engine == "postgresql" else "SELECT VERSION()")[0][0]
+        return self.query(server_version_sql(self.engine))[0][0]
 
     def dump_argv(self):
         if self.engine == "postgresql":
@@ -203,7 +221,7 @@ class ComposeSite:
         if self.engine == "postgresql":
             # Loaded by the superuser acting as the site's user, so every object belongs to that user.
             owner = quote_ident(self.config, self.config.get("db_user") or "moodle")
-            return pg_exec_argv(self.db, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", f"--dbname={sql_ident(name)}",
+            return pg_exec_argv(self.db, "psql", *PSQL_LOAD_OPTIONS, f"--dbname={sql_ident(name)}",
                                 "-c", f"SET ROLE {owner}", "-f", "-", interactive=True)
         return db_exec_argv(self.config, self.db, "mariadb", f"--user={self.config['db_admin_user']}",
                             "--default-character-set=utf8mb4", name, interactive=True)
@@ -223,44 +241,60 @@ class ComposeSite:
 
 
 class DirectSite:
-    """The engine beside the site: MariaDB over TCP, moodledata mounted at ``dataroot``.
+    """The engine beside the site: MariaDB or PostgreSQL over TCP as the site's own database user,
+    moodledata mounted at ``dataroot``.
 
-    The password comes from a file and reaches the clients through a 0600 option file
-    (``--defaults-extra-file``): never on a command line or in an environment.
+    The password comes from a file and reaches the clients through a 0600 file: MariaDB's option file
+    (``--defaults-extra-file``), libpq's password file (``passfile`` in the connection string); never on
+    a command line or in an environment.
     """
 
     def __init__(self, config):
         self.config = config
-        self._option_file = None
+        self._secret_file = None
         for key in ("db_host", "dataroot"):
             if not config.get(key):
                 raise EngineError(f"direct mode needs {key} (MOODLE_DB_HOST / --dataroot)")
-        if db_engine(config) != "mariadb":
-            raise EngineError("direct mode (Kubernetes Jobs, the scheduler container) supports MariaDB only; a "
-                              "PostgreSQL site is backed up from its Docker host (playbooks/backup.yml)")
+        self.engine = db_engine(config)
         password_file = config.get("db_password_file") or ""
         if not Path(password_file).is_file():
             raise EngineError(f"database password file {password_file!r} does not exist (MOODLE_DB_PASSWORD_FILE)")
 
-    def option_file(self):
-        if self._option_file is None:
+    def secret_file(self):
+        if self._secret_file is None:
             password = Path(self.config["db_password_file"]).read_text(encoding="utf-8").strip()
-            fd, path = tempfile.mkstemp(prefix="moodle-backup-db.", suffix=".cnf")
+            if self.engine == "postgresql":  # libpq password file: host:port:db:user:password, \ and : escaped
+                text = "*:*:*:*:{}\n".format(password.replace("\\", "\\\\").replace(":", "\\:"))
+            else:
+                text = "[client]\npassword=\"{}\"\n".format(password.replace("\\", "\\\\").replace('"', '\\"'))
+            fd, path = tempfile.mkstemp(prefix="moodle-backup-db.", suffix=".pass")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write("[client]\npassword=\"{}\"\n".format(password.replace("\\", "\\\\").replace('"', '\\"')))
-            self._option_file = path
+                handle.write(text)
+            self._secret_file = path
             atexit.register(self.close)
-        return self._option_file
+        return self._secret_file
 
     def close(self):
-        if self._option_file:
+        if self._secret_file:
             with contextlib.suppress(OSError):
-                os.unlink(self._option_file)
-            self._option_file = None
+                os.unlink(self._secret_file)
+            self._secret_file = None
 
-    def _client(self, program):
-        return [program, f"--defaults-extra-file={self.option_file()}", f"--host={self.config['db_host']}",
-                f"--port={int(self.config.get('db_port') or 3306)}", f"--user={self.config['db_user']}"]
+    @property
+    def port(self):
+        return int(self.config.get("db_port") or (5432 if self.engine == "postgresql" else 3306))
+
+    def _client(self, program, database=None):
+        """argv of a client of the site's database (PostgreSQL: connected to ``database``)."""
+        if self.engine == "postgresql":
+            def value(text):
+                return "'{}'".format(str(text).replace("\\", "\\\\").replace("'", "\\'"))
+            conninfo = {"host": self.config["db_host"], "port": self.port, "user": self.config["db_user"],
+                        "dbname": database or self.config["db_name"], "passfile": self.secret_file(),
+                        "connect_timeout": 15, "application_name": "moodle-backup"}
+            return [program, "--dbname=" + " ".join(f"{key}={value(text)}" for key, text in conninfo.items())]
+        return [program, f"--defaults-extra-file={self.secret_file()}", f"--host={self.config['db_host']}",
+                f"--port={self.port}", f"--user={self.config['db_user']}"]
 
     # same signature as ComposeSite.dataroot(); the mounted directory is the only one
     def dataroot(self, volume=None):  # pylint: disable=unused-argument
@@ -270,25 +304,56 @@ class DirectSite:
         return str(path)
 
     def query(self, sql, database=None):
-        argv = [*self._client("mariadb"), "--batch", "--skip-column-names", *([database] if database else []),
-                "-e", sql]
+        if self.engine == "postgresql":
+            argv = [*self._client("psql", database), *PSQL_QUERY_OPTIONS, "-c", sql]
+        else:
+            argv = [*self._client("mariadb"), "--batch", "--skip-column-names", *([database] if database else []),
+                    "-e", sql]
         proc = subprocess.run(argv, capture_output=True, check=False)
         if proc.returncode != 0:
             raise EngineError(f"query on {self.config['db_host']} failed: {tail(proc.stderr)}")
         return [line.split("\t") for line in proc.stdout.decode().splitlines()]
 
-    engine = "mariadb"
-
     def server_version(self):
-        return self.query("SELECT VERSION()")[0][0]
+        return self.query(server_version_sql(self.engine))[0][0]
+
+    def check_pg_client(self, program):
+        """Refuse a PostgreSQL client older than the server (pg_dump cannot dump a newer server)."""
+        server = pg_major(self.query("SHOW server_version_num")[0][0])
+        proc = subprocess.run([program, "--version"], capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise EngineError(f"{program} does not run here: {tail(proc.stderr)}")
+        client = pg_major(proc.stdout.decode(errors="replace"))
+        if client < server:
+            raise EngineError(f"{program} is PostgreSQL {client} but the server {self.config['db_host']} runs "
+                              f"PostgreSQL {server}: {program} must be at least the server's major version (use a "
+                              f"backup image whose Debian suite ships PostgreSQL >= {server}); nothing was written")
 
     def dump_argv(self):
+        if self.engine == "postgresql":
+            self.check_pg_client("pg_dump")
+            return [*self._client("pg_dump"), *PG_DUMP_OPTIONS]
         return [*self._client("mariadb-dump"), *DUMP_OPTIONS, self.config["db_name"]]
 
     def recreate_database(self, name):
+        """An empty database ``name`` for the dump.  PostgreSQL: the site's user owns the database but
+        may not create databases, so its ``public`` schema is replaced instead (what the dump loads into),
+        as initdb makes it: owned by pg_database_owner, usable by everyone, the standard comment - so a
+        restored database dumps like the original."""
+        if self.engine == "postgresql":
+            try:
+                self.query("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public; "
+                           "ALTER SCHEMA public OWNER TO pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC; "
+                           "COMMENT ON SCHEMA public IS 'standard public schema'", name)
+            except EngineError as exc:
+                raise EngineError(f"cannot empty database {name} as {self.config['db_user']} (the site's user must "
+                                  f"own the database and its public schema): {exc}") from exc
+            return
         self.query(mariadb_recreate_sql(name))
 
     def load_argv(self, name):
+        if self.engine == "postgresql":
+            return [*self._client("psql", name), *PSQL_LOAD_OPTIONS, "-f", "-"]
         return [*self._client("mariadb"), "--default-character-set=utf8mb4", name]
 
     def moodle_version(self):
@@ -316,7 +381,8 @@ class DirectSite:
             info["source"] = "version.php"
             return info
         prefix = sql_ident(self.config["db_prefix"])
-        rows = dict(self.query(f"SELECT name, value FROM `{prefix}config` WHERE name IN ('version', 'release')",  # noqa: S608
+        table = quote_ident(self.config, f"{prefix}config")
+        rows = dict(self.query(f"SELECT name, value FROM {table} WHERE name IN ('version', 'release')",  # noqa: S608
                                self.config["db_name"]))
         if "version" not in rows:
             raise EngineError(f"{prefix}config has no 'version' row: is Moodle installed in {self.config['db_name']}?")

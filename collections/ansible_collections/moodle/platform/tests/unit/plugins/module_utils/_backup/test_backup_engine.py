@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 from ansible_collections.moodle.platform.plugins.module_utils._backup.cli import main, parser
@@ -13,7 +14,12 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup.config imp
 from ansible_collections.moodle.platform.plugins.module_utils._backup.migrate import inspect_source, parse_config_php
 from ansible_collections.moodle.platform.plugins.module_utils._backup.restore import keep_environment, swap_in
 from ansible_collections.moodle.platform.plugins.module_utils._backup.schedule import next_run
-from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import ComposeSite, DirectSite, db_engine
+from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import (
+    ComposeSite,
+    DirectSite,
+    db_engine,
+    pg_major,
+)
 from ansible_collections.moodle.platform.plugins.module_utils._backup.stream import DumpScanner, PgDumpScanner, scanner_for
 
 # What `mariadb-dump` (MariaDB 10.11) writes: one row per line, strings with escaped quotes/newlines,
@@ -197,13 +203,13 @@ def test_postgresql_site_dumps_loads_and_queries_without_a_password():
     assert not any("password" in arg.lower() for arg in dump + load)
 
 
-def test_engine_refuses_an_unknown_db_type_and_direct_mode_on_postgresql(tmp_path):
+def test_engine_refuses_an_unknown_db_type(tmp_path):
     with pytest.raises(EngineError, match="mariadb or pgsql"):
         db_engine({"db_type": "oracle"})
     password = tmp_path / "pw"
     password.write_text("x")
-    with pytest.raises(EngineError, match="MariaDB only"):
-        DirectSite({"db_type": "pgsql", "db_host": "db", "dataroot": str(tmp_path), "db_password_file": str(password)})
+    with pytest.raises(EngineError, match="mariadb or pgsql"):
+        DirectSite({"db_type": "mysqli", "db_host": "db", "dataroot": str(tmp_path), "db_password_file": str(password)})
 
 
 def _dataroot(root, files):
@@ -238,3 +244,36 @@ def test_restore_keeps_the_target_cache_configuration(tmp_path, target_muc, mani
     assert tree.pop("filedir/bb/new") == "restored content" and "filedir/aa/old" not in tree
     assert tree == expected
     assert len(done) == (2 if target_muc or manifest_site != ("site", "kubernetes") else 0), done
+
+
+
+def test_direct_postgresql_reaches_the_server_with_a_password_file_only(tmp_path):
+    password = tmp_path / "pw"
+    password.write_text("se:cr\\et'\n")
+    site = DirectSite({"db_type": "pgsql", "db_host": "db.example", "db_port": "5433", "db_name": "moodle",
+                       "db_user": "moodle", "dataroot": str(tmp_path), "db_password_file": str(password)})
+    try:
+        load = site.load_argv("moodle")
+        assert load[0] == "psql" and load[-2:] == ["-f", "-"]
+        conninfo = load[1].removeprefix("--dbname=")
+        assert "host='db.example'" in conninfo and "port='5433'" in conninfo and "dbname='moodle'" in conninfo
+        assert "se:cr" not in " ".join(load)
+        passfile = Path(site.secret_file())
+        assert f"passfile='{passfile}'" in conninfo
+        # libpq's format: host:port:database:user:password with ':' and '\\' escaped; 0600 or libpq ignores it
+        assert passfile.read_text() == "*:*:*:*:se\\:cr\\\\et'\n"
+        assert passfile.stat().st_mode & 0o077 == 0
+    finally:
+        site.close()
+    assert not passfile.exists()
+
+
+@pytest.mark.parametrize("text, major", [("170006", 17), ("150018", 15), ("90624", 9),
+                                         ("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n", 15)])
+def test_pg_major_reads_server_and_client_versions(text, major):
+    assert pg_major(text) == major
+
+
+def test_pg_major_refuses_what_it_cannot_read():
+    with pytest.raises(EngineError, match="major version"):
+        pg_major("17.6")
