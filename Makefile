@@ -70,17 +70,18 @@ unit: setup ## Python unit tests of the collection
 # After the shared set-up, `make test` runs its stages in three lanes at once (scripts/lanes; the machine is
 # mostly waiting on containers, health checks and restic in the stack tests):
 #   stacks:  the day-2 stand-in stack and what shares it (the EE static tests, then day-2 with the MCP and
-#            EE/AWX job tests) - the long pole;
+#            EE/AWX job tests) - the long pole - then the AWS target on its emulator (no Docker; moved here
+#            when k8s-e2e grew by the Compose <-> cluster and PostgreSQL scenarios);
 #   compose: the other Compose stand-in deployments, each with its own projects, ports and image build caches
 #            (the stack scenario with dev + prod overlays, the two-node site, the MariaDB upgrade site);
 #   others:  the static checks and every other area, one after another (lint, unit, collection, the role
-#            scenarios incl. the day-2 backup role's molecule scenario, aws, k8s, k8s-e2e, monitoring, native); k8s-e2e's single-node cluster has its own
+#            scenarios incl. the day-2 backup role's molecule scenario, k8s, k8s-e2e, monitoring, native); k8s-e2e's single-node cluster has its own
 #            containerd, bridge and pod/Service subnets.
 # Each lane keeps going after a failed stage (make -k), so one failure does not hide the rest of its lane;
 # scripts/lanes reprints a failed lane's failure lines at the end of the output.
 # Everything that installs with apt (dpkg takes one writer) or materialises shared inputs runs before the
 # split; the lanes' sub-makes then take those targets as done (-o).
-TEST_LANE_STACKS  := ee-test day2-stack-test
+TEST_LANE_STACKS  := ee-test day2-stack-test aws-test
 TEST_LANE_COMPOSE := compose-test multinode-test db-upgrade-test pg-test
 TEST_LANE_FIRST   := lint unit collection-test roles-test
 TEST_PREREQS      := setup host standin native-deps monitoring-tools k8s-cluster-deps collection-tarball test-images
