@@ -642,7 +642,8 @@ def test_cluster_backup_restores_on_compose_from_the_offsite_copy(cluster, opera
     _compose_sql(f"INSERT INTO mdl_user (username, password, email) VALUES ('{doomed}', 'x', 'd@compose.test')")  # noqa: S608
     assert f"k8s-{marker}" not in _compose_sql(SITE_DATA)
     started = time.monotonic()
-    rc, out = stacktest.playbook([COMPOSE_INVENTORY], "restore.yml", "restore_source=offsite",
+    # The site's off-site settings, as its inventory would hold them (restore.yml configures the engine too).
+    rc, out = stacktest.playbook([COMPOSE_INVENTORY], "restore.yml", compose_site["vars"], "restore_source=offsite",
                                  f"restore_backup_id={backup_id}", check=False)
     note(f"crossing: restore.yml (offsite) of a cluster backup on Compose {time.monotonic() - started:.1f}s")
     assert rc == 0, out[-6000:]
