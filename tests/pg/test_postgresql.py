@@ -127,3 +127,28 @@ def test_unknown_database_type_is_refused_before_any_change():
     code, out = playbook("compose.yml", "moodle_db_type=oracle", check=False, timeout=300)
     assert code != 0 and "moodle_db_type must be mariadb" in out and "oracle" in out
     assert "TASK [moodle.platform.moodle_image" not in out, "refused before the first image build"
+
+
+def test_scheduler_container_backs_up_postgresql_over_the_network():
+    """backup_scheduler=container on a PostgreSQL site (a host without systemd, the `auto` choice here): the
+    scheduler container holds the backup image's pg_dump (postgresql-client 17) and the same direct-mode config
+    its daily loop uses; a backup started in it now dumps over the backend network as the site's user."""
+    scheduler = f"{PROJECT}-backup-scheduler"
+    before = {b["backup_id"] for b in engine("list")["backups"]}
+    playbook("backup.yml", "backup_scheduler=container", "backup_run_now=false")
+    try:
+        assert container_running(scheduler)["running"]
+        config = json.loads(run(["docker", "exec", scheduler, "cat", "/etc/moodle-backup/config.json"]).stdout)
+        assert (config["db_type"], config["db_port"], config["access"]) == ("pgsql", 5432, "direct")
+        started = time.time()
+        run(["docker", "exec", scheduler, "moodle-backup", "--config", "/etc/moodle-backup/config.json", "backup"])
+        new = sorted({b["backup_id"] for b in engine("list")["backups"]} - before)
+        assert len(new) == 1, new
+        manifest = engine("show", new[0])
+        assert manifest["database"]["engine"] == "postgresql" and manifest["platform"] == "compose"
+        assert manifest["database"]["tables"]["mdl_user"] == int(psql("SELECT COUNT(*) FROM mdl_user")[0][0])
+        assert engine("verify", new[0])["ok"] is True
+        FIGURES.append(f"postgresql stand-in: backup in the scheduler container {time.time() - started:.1f}s")
+    finally:
+        playbook("backup.yml", "backup_scheduler=none", "backup_run_now=false")
+    assert run(["docker", "inspect", scheduler], check=False).returncode != 0, "scheduler removed with scheduler=none"
