@@ -104,7 +104,14 @@ def http_status(url):
 
 
 def destroy_project(project):
-    """docker compose down -v: containers, networks and volumes of the project."""
+    """docker compose down -v: containers, networks and volumes of the project - after the containers the roles
+    run beside it (the backup scheduler container, labelled with the project): one left running by a failed
+    test holds the moodledata volume, which `down -v` then cannot remove, and the next deploy finds the old
+    site's moodledata (the installer rightly refuses an empty database next to it)."""
+    beside = run(["docker", "ps", "-aq", "--filter", f"label=dev.moodle.platform.project={project}"], check=False)
+    ids = beside.stdout.decode().split()
+    if ids:
+        run(["docker", "rm", "-f", *ids], check=False, timeout=120)
     run(["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"], check=False, timeout=300)
 
 

@@ -228,37 +228,38 @@ def test_scheduler_container_takes_the_scheduled_backup(site):
         if dt.datetime.now(dt.UTC) < at - dt.timedelta(seconds=15):
             break
 
-    info = json.loads(run(["docker", "inspect", SCHEDULER]).stdout)[0]
-    assert info["State"]["Running"] and info["HostConfig"]["ReadonlyRootfs"] and not info["HostConfig"]["Privileged"]
-    assert not info["HostConfig"]["PortBindings"] and "ALL" in info["HostConfig"]["CapDrop"]
-    assert not any("docker.sock" in m["Source"] for m in info["Mounts"]), "no Docker socket"
-    assert set(info["NetworkSettings"]["Networks"]) == {NETWORK}
-    secret_values = [(PROJECT_DIR / "secrets" / "db_password").read_text().strip(),
-                     Path(json.loads(ENGINE_CONFIG.read_text())["password_file"]).read_text().strip()]
-    assert not any(value in " ".join(info["Config"]["Env"]) for value in secret_values), "no secret in the environment"
+    try:
+        info = json.loads(run(["docker", "inspect", SCHEDULER]).stdout)[0]
+        assert info["State"]["Running"] and info["HostConfig"]["ReadonlyRootfs"] and not info["HostConfig"]["Privileged"]
+        assert not info["HostConfig"]["PortBindings"] and "ALL" in info["HostConfig"]["CapDrop"]
+        assert not any("docker.sock" in m["Source"] for m in info["Mounts"]), "no Docker socket"
+        assert set(info["NetworkSettings"]["Networks"]) == {NETWORK}
+        secret_values = [(PROJECT_DIR / "secrets" / "db_password").read_text().strip(),
+                         Path(json.loads(ENGINE_CONFIG.read_text())["password_file"]).read_text().strip()]
+        assert not any(value in " ".join(info["Config"]["Env"]) for value in secret_values), "no secret in the environment"
 
-    # Wait for the run of the scheduler now configured (chosen[-1]); a scheduler replaced after its minute
-    # (slow role run) may have taken one more at an earlier chosen time, never at another.
-    deadline = at + dt.timedelta(seconds=150)
-    new, ours = set(), []
-    while dt.datetime.now(dt.UTC) < deadline and not ours:
-        time.sleep(5)
-        new = {b["backup_id"] for b in engine("list")["backups"]} - before
-        ours = [backup_id for backup_id in new if backup_id.startswith(chosen[-1])]
-    logs = run(["docker", "logs", SCHEDULER]).stderr.decode()
-    assert ours, f"no scheduled backup at {chosen[-1]} by {deadline} (new: {sorted(new)}): {logs[-2000:]}"
-    assert all(backup_id[:13] in chosen for backup_id in new), f"{sorted(new)} not all at a chosen time {chosen}"
-    assert not any(value in logs for value in secret_values)
-    manifest = engine("show", ours[0])
-    assert manifest["platform"] == "compose" and manifest["moodle"]["source"] == "database"
-    web_image = run(["docker", "inspect", "--format", "{{.Config.Image}}", WEB]).stdout.decode().strip()
-    assert manifest["image"]["reference"] == web_image
-    assert manifest["database"]["tables"]["mdl_user"] == int(sql("SELECT COUNT(*) FROM mdl_user")[0][0])
-    assert engine("verify", manifest["backup_id"])["ok"] is True
-    status = status_file.read_text()
-    assert f'backup_id="{manifest["backup_id"]}"' in status
-    _, again = playbook("backup.yml", *settings)
-    assert "changed=0" in again.split("PLAY RECAP", 1)[1], "a second run of the role changes nothing"
-
-    playbook("backup.yml", "backup_scheduler=none", "backup_run_now=false")
+        # Wait for the run of the scheduler now configured (chosen[-1]); a scheduler replaced after its minute
+        # (slow role run) may have taken one more at an earlier chosen time, never at another.
+        deadline = at + dt.timedelta(seconds=150)
+        new, ours = set(), []
+        while dt.datetime.now(dt.UTC) < deadline and not ours:
+            time.sleep(5)
+            new = {b["backup_id"] for b in engine("list")["backups"]} - before
+            ours = [backup_id for backup_id in new if backup_id.startswith(chosen[-1])]
+        logs = run(["docker", "logs", SCHEDULER]).stderr.decode()
+        assert ours, f"no scheduled backup at {chosen[-1]} by {deadline} (new: {sorted(new)}): {logs[-2000:]}"
+        assert all(backup_id[:13] in chosen for backup_id in new), f"{sorted(new)} not all at a chosen time {chosen}"
+        assert not any(value in logs for value in secret_values)
+        manifest = engine("show", ours[0])
+        assert manifest["platform"] == "compose" and manifest["moodle"]["source"] == "database"
+        web_image = run(["docker", "inspect", "--format", "{{.Config.Image}}", WEB]).stdout.decode().strip()
+        assert manifest["image"]["reference"] == web_image
+        assert manifest["database"]["tables"]["mdl_user"] == int(sql("SELECT COUNT(*) FROM mdl_user")[0][0])
+        assert engine("verify", manifest["backup_id"])["ok"] is True
+        status = status_file.read_text()
+        assert f'backup_id="{manifest["backup_id"]}"' in status
+        _, again = playbook("backup.yml", *settings)
+        assert "changed=0" in again.split("PLAY RECAP", 1)[1], "a second run of the role changes nothing"
+    finally:  # a scheduler left running holds the site's volumes (and fires tomorrow)
+        playbook("backup.yml", "backup_scheduler=none", "backup_run_now=false")
     assert run(["docker", "inspect", SCHEDULER], check=False).returncode != 0, "scheduler removed with scheduler=none"
