@@ -235,8 +235,8 @@ def _tree(root):
 ])
 def test_restore_keeps_the_target_cache_configuration(tmp_path, target_muc, manifest_site, expected):
     mount = _dataroot(tmp_path / "moodledata", {"filedir/aa/old": "old content", **target_muc})
-    staging = _dataroot(mount / ".staging", {"filedir/bb/new": "restored content", "muc/config.php": "backup redis",
-                                            "muc-bench.php": "backup bench"})
+    restored = {"filedir/bb/new": "restored content", "muc/config.php": "backup redis", "muc-bench.php": "backup bench"}
+    staging = _dataroot(mount / ".staging", restored)
     manifest = {"project": manifest_site[0], "platform": manifest_site[1]}
     done = keep_environment(mount, staging, manifest, {"project": "site", "platform": "kubernetes"})
     swap_in(mount, staging, mount / ".replaced")
@@ -244,7 +244,6 @@ def test_restore_keeps_the_target_cache_configuration(tmp_path, target_muc, mani
     assert tree.pop("filedir/bb/new") == "restored content" and "filedir/aa/old" not in tree
     assert tree == expected
     assert len(done) == (2 if target_muc or manifest_site != ("site", "kubernetes") else 0), done
-
 
 
 def test_direct_postgresql_reaches_the_server_with_a_password_file_only(tmp_path):
