@@ -70,15 +70,16 @@ def _values(images: dict) -> list[str]:
             "--set", "web.readinessProbe.periodSeconds=5"]
 
 
-def _bind_volumes(cluster, state: Path, expected: int, ns: str = NS) -> None:
+def _bind_volumes(cluster, state: Path, expected: int, ns: str = NS, release: str | None = None) -> None:
     """Create a hostPath PersistentVolume pre-bound to each of the release's claims (no dynamic
-    provisioner on this node). The directories are world-writable: each pod's own uid writes there."""
+    provisioner on this node) until EXPECTED claims (of RELEASE: names containing it, when given) have one.
+    The directories are world-writable: each pod's own uid writes there."""
     done: set[str] = set()
 
     def step():
         for pvc in cluster.core.list_namespaced_persistent_volume_claim(ns).items:
             name = pvc.metadata.name
-            if name in done:
+            if name in done or (release and release not in name):
                 continue
             path = state / "volumes" / ns / name
             path.mkdir(parents=True, exist_ok=True)

@@ -121,9 +121,8 @@ def _operator_log(cluster, operator) -> str:
     return cluster.pod_log(operator.metadata.name, OPERATOR_NS)
 
 
-def _apply_site(cluster, name: str, spec: dict, already_bound: int = 0) -> int:
-    """The site's credentials Secret and MoodleSite applied, and its claims bound (ALREADY_BOUND: the claims
-    of other sites in the namespace); returns how many claims it has."""
+def _apply_site(cluster, name: str, spec: dict) -> int:
+    """The site's credentials Secret and MoodleSite applied, and its claims bound; returns how many it has."""
     cluster.secret(f"{name}-credentials", NS, {
         "db_password": secrets.token_urlsafe(18), "db_root_password": secrets.token_urlsafe(18),
         "redis_password": secrets.token_urlsafe(18), "moodle_admin_password": secrets.token_urlsafe(18)})
@@ -138,7 +137,8 @@ def _apply_site(cluster, name: str, spec: dict, already_bound: int = 0) -> int:
     docs = [d for d in yaml.safe_load_all(manifest) if d]
     claims = sum(1 for d in docs if d["kind"] == "PersistentVolumeClaim") + sum(
         len(d["spec"].get("volumeClaimTemplates", [])) for d in docs if d["kind"] == "StatefulSet")
-    _bind_volumes(cluster, Path(cluster.state_dir), already_bound + claims, ns=NS)
+    # Only this site's claims count (another site's in the namespace are bound already).
+    _bind_volumes(cluster, Path(cluster.state_dir), claims, ns=NS, release=name)
     return claims
 
 
@@ -700,7 +700,7 @@ def test_postgresql_site_installs_backs_up_and_restores_on_real_pods(cluster, op
             "chartValues": {"postgresql": {"image": {"repository": postgresql[0], "tag": postgresql[1]}},
                             "redis": {"image": {"repository": redis[0], "tag": redis[1]}},
                             "web": {"readinessProbe": {"periodSeconds": 5}}}}
-    _apply_site(cluster, PG_SITE, spec, already_bound=site["claims"])
+    _apply_site(cluster, PG_SITE, spec)
     db = _wait_ready(cluster, "db", ns=NS, release=PG_SITE, timeout=180)
     assert db.spec.containers[0].image == site_images["postgresql"]
     assert _exec(cluster, db.metadata.name, "postgresql", ["id", "-u"], ns=NS).strip() == "100"
