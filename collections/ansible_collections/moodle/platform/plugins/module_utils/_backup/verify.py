@@ -95,7 +95,7 @@ def verify(config, restic, backup_id, target=None, force=False):  # pylint: disa
     problems = bm.validate_manifest(manifest)
     if problems:
         return manifest, [p.as_dict() for p in problems]
-    snapshots = restic.snapshots(f"backup:{manifest['backup_id']}", any_host=True)
+    snapshots = restic.snapshots(any_host=True)  # a backup of another site (a migration) names its snapshots
     # `restic copy` gives copies new ids and records the source id in `original`.
     available = [s["id"] for s in snapshots] + [s["original"] for s in snapshots if s.get("original")]
     problems = bm.check_restorable(manifest, target=target, available_snapshots=available,
