@@ -338,8 +338,12 @@ def main():
         rounds = {}
         load_start = loadavg()
         for round_number in range(1, args.rounds + 1):
+            # The order of the configurations rotates from round to round, so none is always measured first
+            # (right after the previous page's last, possibly saturated, measurement).
+            shift = (round_number - 1) % len(configs)
+            order = configs[shift:] + configs[:shift]
             for page, path, logged_in in pages:
-                for name, service, base in configs:
+                for name, service, base in order:
                     url = base + path.format(**ids)
                     cookies = session_files.get(name) if logged_in else None
                     if args.warmup:
