@@ -102,6 +102,8 @@ def parser():
     p.add_argument("--target-container", help="web container whose version.php the backup must match")
     p.add_argument("--target-version-php", help="a version.php file the backup must match")
     p.add_argument("--target-image", help="a Moodle image whose version.php the backup must match")
+    p.add_argument("--target-db-container", dest="target_db_container",
+                   help="PostgreSQL: the database container the backup will load into (a dump of a newer major is refused)")
     p.add_argument("--force", action="store_true", help="accept a different Moodle major version")
     p.add_argument("--read-data", action="store_true", help="also run restic check --read-data")
     p = sub.add_parser("restore-db", help="replace the database with the backup's dump")
@@ -122,9 +124,15 @@ def parser():
     p.add_argument("--extra-seconds", type=float, default=0.0, help="time already spent restoring (for the metric)")
     p = sub.add_parser("inspect-migration", help="what a migration source holds (layout, config.php, dump)")
     p.add_argument("--source", required=True, help="moodledata directory, Bitnami volume or .tar(.gz) archive")
-    p.add_argument("--dump", required=True)
+    p.add_argument("--dump", required=True,
+                   help="mysqldump/mariadb-dump SQL, pg_dump plain SQL or custom archive (-Fc), optionally gzipped")
     p.add_argument("--config-php")
-    p = sub.add_parser("import-db", help="load an old SQL dump (.sql or .sql.gz) into a database container")
+    p.add_argument("--db-container", help="PostgreSQL target: the running database container (its major version "
+                                          "is the newest a dump may come from)")
+    p.add_argument("--target-pg-major", dest="target_pg_major", type=int,
+                   help="PostgreSQL target not running yet: the major version it will run")
+    p = sub.add_parser("import-db", help="load an old dump (SQL, or pg_dump -Fc; gzipped or not) into a database "
+                                         "container of the site's database type")
     p.add_argument("--dump", required=True)
     p.add_argument("--db-container", required=True)
     p.add_argument("--database", default="moodle")

@@ -240,8 +240,24 @@ def validate_manifest(manifest):
 ENGINE_NAMES = {"mariadb": "MariaDB", "postgresql": "PostgreSQL"}
 
 
+def db_server_problems(manifest, server_major):
+    """A PostgreSQL dump taken from a newer major version than ``server_major`` (the target server's): pg_dump
+    writes what its own server understands (e.g. PostgreSQL 17's ``SET transaction_timeout``), so an older
+    server cannot load it.  Refused, never forced.  MariaDB dumps and an unknown major are not checked."""
+    if manifest["database"]["engine"] != "postgresql" or server_major is None:
+        return []
+    match = re.match(r"\s*(\d+)", str(manifest["database"].get("server_version") or ""))
+    if not match or int(match.group(1)) <= server_major:
+        return []
+    return [Problem("database_version", "backup {} was dumped from PostgreSQL {} but the target server runs PostgreSQL {}: "
+                                        "a dump loads only into the same or a newer major version (run the site on "
+                                        "PostgreSQL >= {}, service_images_postgresql_version)".format(
+                                            manifest["backup_id"], manifest["database"]["server_version"], server_major,
+                                            match.group(1)))]
+
+
 def check_restorable(manifest, *, target=None, available_snapshots=None, dump_sha256=None,
-                     allow_other_major=False, engine=None):
+                     allow_other_major=False, engine=None, db_server_major=None):
     """Every reason this backup must not be restored into ``target``.
 
     ``target``: ``{"branch": "405", "version": "2024100706.00"}`` of the image that will run the
@@ -249,6 +265,8 @@ def check_restorable(manifest, *, target=None, available_snapshots=None, dump_sh
     in the repository (full or short ids; ``None`` skips the check).  ``dump_sha256``: checksum of the
     dump as read back from the repository (``None`` skips).  ``engine``: the database the site runs
     (``mariadb`` or ``postgresql``; ``None`` skips): a dump of the other one is refused, never forced.
+    ``db_server_major``: the target PostgreSQL server's major version (``None`` skips): a dump from a newer
+    major is refused, never forced (db_server_problems).
     Returns a list of Problem; a Problem with
     ``forceable=True`` is waived when ``allow_other_major`` is set.
     """
@@ -262,6 +280,7 @@ def check_restorable(manifest, *, target=None, available_snapshots=None, dump_sh
             "restored into the other (moving a site between MariaDB and PostgreSQL is not modelled)".format(
                 manifest["backup_id"], ENGINE_NAMES.get(have_engine, have_engine), ENGINE_NAMES.get(engine, engine))))
         return problems
+    problems += db_server_problems(manifest, db_server_major)
     if available_snapshots is not None:
         have = set(available_snapshots)
         have |= {s[:8] for s in available_snapshots}

@@ -21,7 +21,7 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup.common imp
     write_atomic,
 )
 from ansible_collections.moodle.platform.plugins.module_utils._backup.restic import Restic
-from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import site_for
+from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import pg_server_major, site_for
 from ansible_collections.moodle.platform.plugins.module_utils._backup.stream import pipe_through, scanner_for
 from ansible_collections.moodle.platform.plugins.module_utils._backup.verify import local_snapshot, verify
 
@@ -52,6 +52,11 @@ def restore_db(config, restic, manifest, db_container=None):
     # the dump is loaded into the database the site uses (Kubernetes may name it differently)
     name = sql_ident(config["db_name"] if config.get("access") == "direct" else manifest["database"]["name"])
     other = manifest.get("project") != config.get("project")  # a migration: another site's (or platform's) backup
+    if site.engine == "postgresql" and manifest["database"]["engine"] == "postgresql":
+        # checked here too (the drill and restore-db load into a server verify did not look at)
+        problems = bm.db_server_problems(manifest, pg_server_major(site))
+        if problems:
+            raise EngineError("refusing to restore (nothing was changed): " + problems[0].message)
     log(f"restoring database {name} from {manifest['backup_id']} ({config['platform']})"
         + (f", a backup of site {manifest['project']} ({manifest['platform']})" if other else ""))
     site.recreate_database(name)
@@ -160,7 +165,9 @@ def cmd_restore(config, args):
     with run_lock(config["state_dir"]):
         site = site_for(config)
         target = site.moodle_version() if config.get("version_php") or config.get("version_json") else None
-        manifest, problems = verify(config, restic, args.backup_id, target=target, force=args.force)
+        db_server_major = pg_server_major(site) if site.engine == "postgresql" else None
+        manifest, problems = verify(config, restic, args.backup_id, target=target, force=args.force,
+                                    db_server_major=db_server_major)
         if problems:  # nothing was touched
             raise EngineError("refusing to restore: " + "; ".join(p["message"] for p in problems))
         dataroot = Path(site.dataroot())

@@ -123,6 +123,11 @@ def pg_major(version):
     raise EngineError(f"cannot read a PostgreSQL major version from {version.strip()!r}")
 
 
+def pg_server_major(site):
+    """The major version of the PostgreSQL server a site (ComposeSite or DirectSite) runs."""
+    return pg_major(site.query("SHOW server_version_num")[0][0])
+
+
 def db_query(config, container, sql, database=None):
     if db_engine(config) == "postgresql":
         argv = pg_query_argv(container, sql, database)

@@ -14,9 +14,11 @@ from ansible_collections.moodle.platform.plugins.module_utils._backup.common imp
 from ansible_collections.moodle.platform.plugins.module_utils._backup.moodle_version import VersionError, parse_version_php
 from ansible_collections.moodle.platform.plugins.module_utils._backup.restic import Restic
 from ansible_collections.moodle.platform.plugins.module_utils._backup.sites import (
+    ComposeSite,
     container_version,
     db_engine,
     image_version,
+    pg_server_major,
 )
 
 
@@ -85,8 +87,9 @@ def _stream_sha(restic, snapshot, path):
     return digest.hexdigest(), None
 
 
-def verify(config, restic, backup_id, target=None, force=False):  # pylint: disable=unused-argument
-    """(manifest or None, problems as dicts): everything that makes a backup unusable, read-only."""
+def verify(config, restic, backup_id, target=None, force=False, db_server_major=None):  # pylint: disable=unused-argument
+    """(manifest or None, problems as dicts): everything that makes a backup unusable, read-only.
+    ``db_server_major``: the target PostgreSQL server's major version (a dump of a newer one is refused)."""
     try:
         manifest = load_manifest(restic, backup_id)
     except (EngineError, bm.ManifestError) as exc:
@@ -99,7 +102,8 @@ def verify(config, restic, backup_id, target=None, force=False):  # pylint: disa
     # `restic copy` gives copies new ids and records the source id in `original`.
     available = [s["id"] for s in snapshots] + [s["original"] for s in snapshots if s.get("original")]
     problems = bm.check_restorable(manifest, target=target, available_snapshots=available,
-                                   allow_other_major=force, engine=db_engine(config))
+                                   allow_other_major=force, engine=db_engine(config),
+                                   db_server_major=db_server_major)
     if not problems:
         log(f"verifying the database dump of {manifest['backup_id']} against its checksum")
         sha, err = _stream_sha(restic, local_snapshot(restic, manifest, "database"), "/" + bm.DB_DUMP_FILENAME)
@@ -126,7 +130,13 @@ def cmd_verify(config, args):
         target = image_version(config, args.target_image)
     elif args.target_container:
         target = container_version(config, args.target_container)
-    manifest, problems = verify(config, restic, args.backup_id, target=target, force=args.force)
+    db_server_major = None
+    if getattr(args, "target_db_container", None) and db_engine(config) == "postgresql":
+        site = ComposeSite(config)
+        site.db = args.target_db_container
+        db_server_major = pg_server_major(site)
+    manifest, problems = verify(config, restic, args.backup_id, target=target, force=args.force,
+                                db_server_major=db_server_major)
     if args.read_data and not problems:
         proc = restic.run("check", "--read-data", check=False)
         if proc.returncode != 0:
