@@ -258,6 +258,7 @@ def test_import_of_a_custom_format_archive_gives_back_every_row(old_site):
         result = engine("import-db", "--dump", str(old_site["custom"]), "--db-container", DB)
         seconds = time.time() - started
         assert result["format"] == "custom" and result["tables"] == len(old_site["state"])
+        assert result["table_owners"] == ["moodle"]
         assert table_state() == old_site["state"]
         assert {r[0] for r in psql("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")} == {"moodle"}
     finally:

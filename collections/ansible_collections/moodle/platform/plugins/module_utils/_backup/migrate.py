@@ -306,9 +306,9 @@ def cmd_import_db(config, args):
         scanner, owners = PgDumpScanner(), PgOwnerFilter()
         result["bytes"] = _run_load(site.load_argv(name), dump, transform=owners, scanner=scanner)
         result.update(rows=sum(scanner.rows.values()), owner_privilege_statements_skipped=owners.dropped)
-    tables = site.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", name)
-    result["tables"] = len(tables)
-    log(f"imported {len(tables)} tables, all owned by {owner}")
+    tables = site.query("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'", name)
+    result.update(tables=len(tables), table_owners=sorted({row[1] for row in tables}))
+    log(f"imported {len(tables)} tables, owned by {', '.join(result['table_owners']) or '(none)'}")
     return result
 
 
