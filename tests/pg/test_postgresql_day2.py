@@ -196,34 +196,39 @@ def test_migration_dry_run_changes_nothing(old_site):
     assert table_state() == before_tables
 
 
-def test_migration_refuses_a_mariadb_dump_and_a_newer_pg_dump_before_anything_changes(old_site, tmp_path):
-    # DOCTORED inputs: a MariaDB dump's first lines; the site's plain dump with a header claiming pg_dump 99
-    mariadb = tmp_path / "mariadb.sql"
-    mariadb.write_bytes(b"-- MariaDB dump 10.19-11.8.3-MariaDB, for debian-linux-gnu (x86_64)\n"
-                        b"CREATE TABLE `mdl_user` (`id` bigint(10) NOT NULL);\n")
+def test_migration_refuses_a_newer_pg_dump_and_a_dump_of_the_other_database(old_site, tmp_path):
+    """The playbook with a dump whose header claims pg_dump 99 (DOCTORED: the site's plain dump); the engine's
+    inspect-migration (what the preflight runs) with a MariaDB dump's first lines (DOCTORED), and with this
+    PostgreSQL dump given to a MariaDB site's engine."""
     newer = tmp_path / "newer.sql"
     header, body = old_site["plain_bytes"].split(b"\nSET ", 1)
     header = header.replace(b"-- Dumped by pg_dump version 17.", b"-- Dumped by pg_dump version 99.")
     newer.write_bytes(header + b"\nSET " + body)
-    run(["chmod", "a+r", str(mariadb), str(newer)])
+    mariadb = tmp_path / "mariadb.sql"
+    mariadb.write_bytes(b"-- MariaDB dump 10.19-11.8.3-MariaDB, for debian-linux-gnu (x86_64)\n"
+                        b"CREATE TABLE `mdl_user` (`id` bigint(10) NOT NULL);\n")
+    run(["chmod", "a+rx", str(tmp_path)])
+    run(["chmod", "a+r", str(newer), str(mariadb)])
     stop_cron()
     before_web, before_tables = container_running(WEB), table_state()
-    for dump, expect in ((mariadb, "is a MariaDB dump (mysqldump/mariadb-dump) but the target site runs PostgreSQL"),
-                         (newer, "was written by pg_dump 99.")):
-        code, out = playbook("migrate.yml", f"migrate_project={PROJECT}", f"migrate_db_dump={dump}",
-                             f"migrate_moodledata={old_site['bitnami']}", "migrate_dry_run=false",
-                             "migrate_overwrite=true", check=False)
-        assert code != 0 and expect in out and "Nothing was changed" in out
+    code, out = playbook("migrate.yml", f"migrate_project={PROJECT}", f"migrate_db_dump={newer}",
+                         f"migrate_moodledata={old_site['bitnami']}", "migrate_dry_run=false", "migrate_overwrite=true",
+                         check=False)
+    assert code != 0 and "was written by pg_dump 99." in out and "Nothing was changed" in out
     assert "newer than the target server's PostgreSQL 17" in out
-    assert container_running(WEB)["started"] == before_web["started"]
-    assert table_state() == before_tables
-    # and the reverse: this PostgreSQL dump offered to a MariaDB site's engine
+    assert "TASK [moodle.platform.migrate : Safety backup" not in out, "refused in the preflight"
+    source = ["--source", str(old_site["bitnami"])]
+    refused = engine("inspect-migration", *source, "--dump", str(mariadb), "--db-container", DB, check=False)
+    assert refused["failed"]
+    assert "is a MariaDB dump (mysqldump/mariadb-dump) but the target site runs PostgreSQL" in refused["msg"]
     config = json.loads(ENGINE_CONFIG.read_text())
     config.update(db_type="mariadb", state_dir=str(tmp_path / "state"))
     (tmp_path / "mariadb-config.json").write_text(json.dumps(config))
-    refused = engine("inspect-migration", "--source", str(old_site["bitnami"]), "--dump", str(old_site["plain"]),
+    refused = engine("inspect-migration", *source, "--dump", str(old_site["plain"]),
                      config=tmp_path / "mariadb-config.json", check=False)
     assert refused["failed"] and "is a PostgreSQL dump (pg_dump) but the target site runs MariaDB" in refused["msg"]
+    assert container_running(WEB)["started"] == before_web["started"]
+    assert table_state() == before_tables
 
 
 def test_migration_of_a_postgresql_bitnami_site(old_site):
