@@ -44,14 +44,27 @@ from pathlib import Path
 import pytest
 import yaml
 from k8s.harness import CHARTS, kube_version, wait_for
-from k8s.role_images import build_operator_images
-from moodle_operator import ROLLBACK_ANNOTATION, desired
+from k8s.role_images import build_operator_images, build_role_images
+from moodle_operator import ROLLBACK_ANNOTATION, backups, desired
 
 import s3_emulator
 import stacktest
 
 from .conftest import IMAGE_CACHE, note
-from .test_chart import WWWROOT, _bind_volumes, _describe, _exec, _helm, _pods, _ready_pod, _split, _wait_ready
+from .test_chart import (
+    WWWROOT,
+    _describe,
+    _exec,
+    _helm,
+    _pods,
+    _ready_pod,
+    _split,
+    _wait_ready,
+    claims_report,
+    manifest_claims,
+    provide_volumes,
+    wait_bound,
+)
 
 API = "platform.moodle.dev/v1alpha1"
 OPERATOR_NS = "moodle-operator"
@@ -121,24 +134,23 @@ def _operator_log(cluster, operator) -> str:
     return cluster.pod_log(operator.metadata.name, OPERATOR_NS)
 
 
-def _apply_site(cluster, name: str, spec: dict) -> int:
-    """The site's credentials Secret and MoodleSite applied, and its claims bound; returns how many it has."""
-    cluster.secret(f"{name}-credentials", NS, {
-        "db_password": secrets.token_urlsafe(18), "db_root_password": secrets.token_urlsafe(18),
-        "redis_password": secrets.token_urlsafe(18), "moodle_admin_password": secrets.token_urlsafe(18)})
-    cluster.apply({"apiVersion": API, "kind": "MoodleSite", "metadata": {"name": name, "namespace": NS},
-                   "spec": spec}, namespace=NS)
-    # The operator's own chart values (its pure function), for the claims to bind.
+def _apply_site(cluster, name: str, spec: dict) -> list[dict]:
+    """The site's credentials Secret and MoodleSite applied, and its claims bound; returns its claims."""
+    # The claims the operator will make, from its own chart values (its pure function): their volumes
+    # exist before the MoodleSite, so each claim binds as it is created.
     with tempfile.TemporaryDirectory(prefix="k8s-e2e-operator-") as tmp:
         values_file = Path(tmp) / "values.yaml"
         values_file.write_text(yaml.safe_dump(desired.chart_values(name, spec)))
         manifest = _helm(cluster, "template", name, str(CHARTS / "moodle"), "-n", NS, "-f", str(values_file),
                          "--kube-version", kube_version())
-    docs = [d for d in yaml.safe_load_all(manifest) if d]
-    claims = sum(1 for d in docs if d["kind"] == "PersistentVolumeClaim") + sum(
-        len(d["spec"].get("volumeClaimTemplates", [])) for d in docs if d["kind"] == "StatefulSet")
-    # Only this site's claims count (another site's in the namespace are bound already).
-    _bind_volumes(cluster, Path(cluster.state_dir), claims, ns=NS, release=name)
+    claims = manifest_claims([d for d in yaml.safe_load_all(manifest) if d])
+    provide_volumes(cluster, claims, ns=NS)
+    cluster.secret(f"{name}-credentials", NS, {
+        "db_password": secrets.token_urlsafe(18), "db_root_password": secrets.token_urlsafe(18),
+        "redis_password": secrets.token_urlsafe(18), "moodle_admin_password": secrets.token_urlsafe(18)})
+    cluster.apply({"apiVersion": API, "kind": "MoodleSite", "metadata": {"name": name, "namespace": NS},
+                   "spec": spec}, namespace=NS)
+    wait_bound(cluster, claims, ns=NS)
     return claims
 
 
@@ -168,8 +180,11 @@ def _wait_site_ready(cluster, operator, image: str, timeout: float = 240, site_n
                         timeout=timeout, interval=2, what=f"MoodleSite {site_name} Ready=True on {image}")
     except AssertionError as exc:
         log = _operator_log(cluster, operator)[-3000:]
+        claims = [{"name": c.metadata.name} for c in cluster.core.list_namespaced_persistent_volume_claim(NS).items
+                  if site_name in c.metadata.name]
         raise AssertionError(f"{exc}\n{_describe(cluster, 'web', NS, site_name)}\n"
-                             f"{_describe(cluster, 'db', NS, site_name)}\noperator log:\n{log}") from None
+                             f"{_describe(cluster, 'db', NS, site_name)}\n{claims_report(cluster, claims, NS)}\n"
+                             f"operator log:\n{log}") from None
 
 
 def test_operator_in_cluster_makes_a_moodlesite_ready(cluster, images, operator, site):
@@ -658,3 +673,103 @@ def test_cluster_backup_restores_on_compose_from_the_offsite_copy(cluster, opera
         assert page.status == 200
     assert "muc/config.php" in stacktest.run(["docker", "exec", f"{COMPOSE}-web-1", "sh", "-c",
                                               "cd /var/www/moodledata && ls muc/config.php"]).stdout.decode()
+
+
+# A PostgreSQL site: the in-chart PostgreSQL (non-root), the install, a Backup and a restore Job
+PG_SITE = "pgsite"
+
+
+def _pg_sql(cluster, query: str) -> str:
+    """QUERY as the site's user in the in-chart PostgreSQL pod over TCP (password from its Secret file,
+    only in that process's environment)."""
+    db = _ready_pod(cluster, "db", NS, PG_SITE)
+    return _exec(cluster, db.metadata.name, "postgresql", [
+        "sh", "-c", 'PGPASSWORD="$(cat /run/secrets/db_password)" exec psql -X -q -A -t -v ON_ERROR_STOP=1 '
+                    '-h 127.0.0.1 -U moodle -d moodle -c "$1"', "sh", query], ns=NS)
+
+
+def _pg_table_digests(cluster) -> str:
+    """One line per table of the site's schema: its name and an md5 of all its rows (sorted as text)."""
+    tables = _pg_sql(cluster, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").split()
+    assert tables, "no tables in the site's database"
+    return _pg_sql(cluster, " UNION ALL ".join(
+        f"SELECT '{t}', md5(coalesce(string_agg(r::text, E'\\n' ORDER BY r::text), '')) FROM \"{t}\" r"  # noqa: S608
+        for t in tables))
+
+
+def test_postgresql_site_installs_backs_up_and_restores_on_real_pods(cluster, operator, operator_images, site, s3):
+    """database.type pgsql: the in-chart PostgreSQL StatefulSet runs as the image's postgres user on a read-only
+    root FS, the web pod's init container installs the stand-in (its pgsql image) into it, the MoodleSite
+    becomes Ready; a Backup Job dumps it with pg_dump (manifest engine postgresql, row counts); after damage a
+    restore Job (the operator's own restore_job) puts every table and the moodledata file back."""
+    started = time.monotonic()
+    site_images = build_role_images(IMAGE_CACHE, services=True, db_type="pgsql")
+    cluster.import_images(site_images["moodle"], site_images["postgresql"])
+    note(f"pgsql site images (stand-in for pgsql, PostgreSQL) built/checked and imported in "
+         f"{time.monotonic() - started:.1f}s")
+    started = time.monotonic()
+    moodle, postgresql, redis = (_split(site_images[k]) for k in ("moodle", "postgresql", "redis"))
+    spec = {"image": {"repository": moodle[0], "tag": moodle[1]}, "wwwroot": WWWROOT,
+            "secretRef": {"name": f"{PG_SITE}-credentials"}, "database": {"type": "pgsql"},
+            "cron": {"enabled": False},  # cron would change rows between the backup and the comparison
+            "chartValues": {"postgresql": {"image": {"repository": postgresql[0], "tag": postgresql[1]}},
+                            "redis": {"image": {"repository": redis[0], "tag": redis[1]}},
+                            "web": {"readinessProbe": {"periodSeconds": 5}}}}
+    _apply_site(cluster, PG_SITE, spec)
+    db = _wait_ready(cluster, "db", ns=NS, release=PG_SITE, timeout=180)
+    assert db.spec.containers[0].image == site_images["postgresql"]
+    assert _exec(cluster, db.metadata.name, "postgresql", ["id", "-u"], ns=NS).strip() == "100"
+    assert "read-only" in _exec(cluster, db.metadata.name, "postgresql",
+                                ["sh", "-c", "touch /probe 2>&1 || true"], ns=NS).lower()
+    _wait_site_ready(cluster, operator, site_images["moodle"], site_name=PG_SITE)
+    note(f"pgsql MoodleSite: applied -> Ready (installed into the in-chart PostgreSQL) in "
+         f"{time.monotonic() - started:.1f}s")
+    web = _ready_pod(cluster, "web", NS, PG_SITE)
+    assert "moodle-platform: installed" in cluster.pod_log(web.metadata.name, NS, container="install")
+
+    marker = secrets.token_hex(8)
+    _pg_sql(cluster, f"INSERT INTO mdl_user (username, password, email) VALUES ('e2e-{marker}', 'x', "  # noqa: S608
+                     f"E'{marker}@e2e.test\\nline two')")
+    rel, content = _moodledata_marker(cluster, PG_SITE)
+    before = _pg_table_digests(cluster)
+    assert "mdl_user" in before and "mdl_config" in before, before
+
+    started = time.monotonic()
+    repository = _repository(s3, f"{PG_SITE}/backups")
+    cluster.apply({"apiVersion": API, "kind": "Backup", "metadata": {"name": "pg-now", "namespace": NS},
+                   "spec": {"site": PG_SITE, "destination": {"repository": repository, "secretRef": {"name": S3_REF}}}},
+                  namespace=NS)
+    backup = _wait_phase(cluster, operator, "Backup", "pg-now", ("Succeeded", "Failed"), timeout=240)
+    pod = _job_pod(cluster, backup["status"]["jobName"])
+    assert backup["status"]["phase"] == "Succeeded", (
+        f"{backup['status']}\nengine log:\n{cluster.pod_log(pod.metadata.name, NS, container='backup')[-3000:]}")
+    note(f"pgsql Backup: applied -> Succeeded in {time.monotonic() - started:.1f}s")
+    summary = backup["status"]["manifest"]
+    snapshots = json.loads(_restic(s3, repository, operator_images["backup"], "snapshots", "--json"))
+    manifest_snap = next(s["id"] for s in snapshots
+                         if f"backup:{summary['backup_id']}" in s["tags"] and "kind:manifest" in s["tags"])
+    manifest = json.loads(_restic(s3, repository, operator_images["backup"], "dump", manifest_snap, "manifest.json"))
+    assert manifest["database"]["engine"] == "postgresql", manifest["database"]
+    assert manifest["database"]["tables"]["mdl_user"] >= 2, manifest["database"]["tables"]
+
+    # Damage: the marker row gone, another row changed, the file gone; then the operator's restore Job.
+    _pg_sql(cluster, f"DELETE FROM mdl_user WHERE username = 'e2e-{marker}'; "  # noqa: S608
+                     "UPDATE mdl_config SET value = 'damaged' WHERE name = 'release'")
+    _exec(cluster, web.metadata.name, "moodle", ["rm", f"/var/www/moodledata/{rel}"], ns=NS)
+    assert _pg_table_digests(cluster) != before
+    started = time.monotonic()
+    job = backups.restore_job(name="pg-restore", namespace=NS, site_name=PG_SITE, site_spec=spec,
+                              image_tag=moodle[1], destination={"repository": repository, "secretRef": {"name": S3_REF}},
+                              backup_id=summary["backup_id"], backup_image=operator_images["backup"])
+    cluster.apply(job, namespace=NS)
+    done = wait_for(lambda: (j := cluster.get("batch/v1", "Job", "pg-restore", NS)) and any(
+        c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in (j.get("status") or {}).get("conditions", []))
+        and j, timeout=240, interval=2, what="restore Job finished")
+    restore_pod = _job_pod(cluster, "pg-restore")
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in done["status"]["conditions"]), (
+        cluster.pod_log(restore_pod.metadata.name, NS, container="restore")[-3000:])
+    note(f"pgsql restore Job: applied -> Complete in {time.monotonic() - started:.1f}s")
+    after = _pg_table_digests(cluster)
+    assert after == before, f"before:\n{before}\nafter:\n{after}"
+    web = _wait_ready(cluster, "web", ns=NS, release=PG_SITE, timeout=120)
+    assert _exec(cluster, web.metadata.name, "moodle", ["cat", f"/var/www/moodledata/{rel}"], ns=NS) == content
