@@ -59,9 +59,86 @@ def test_wrong_password_is_refused(secrets):
     assert status == 200 and location is None
 
 
-def test_application_cache_is_served_from_redis(container):
-    rc, keys = redis_cli(container("redis"), "--scan", "--pattern", "mdl_muc_standin_application_*")
-    assert rc == 0 and "mdl_muc_standin_application_sitefullname" in keys.split()
+MUC_SCRIPT = "/usr/local/lib/moodle-platform/configure_muc.php"
+
+
+def _muc(container, *args):
+    rc, out = exec_out(container("web"), ["php", MUC_SCRIPT, *args], user="www-data")
+    assert rc == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _muc_config(container):
+    rc, out = exec_out(container("web"), ["php", "-r", "define('MOODLE_INTERNAL', 1); "
+                                          "include '/var/www/moodledata/muc/config.php'; echo json_encode($configuration);"],
+                       user="www-data")
+    assert rc == 0, out
+    return json.loads(out)
+
+
+def _application_stores(config):
+    return [m["store"] for m in config["modemappings"] if int(m["mode"]) == 1]
+
+
+def _front_page_name():
+    with urllib.request.urlopen(BASE_URL + "/", timeout=10) as response:  # noqa: S310
+        return re.search(r"<title>(.*?)</title>", response.read().decode()).group(1)
+
+
+def test_application_cache_is_local_on_one_host(container):
+    """Cache topology `local` (one web host, the default without an external Redis): the MUC application
+    caches in Moodle's default file store in moodledata (web and cron share it), none in Redis."""
+    _front_page_name()
+    config = _muc_config(container)
+    assert _application_stores(config) == ["default_application"], config["modemappings"]
+    assert all(store["plugin"] != "redis" for store in config["stores"].values()), config["stores"].keys()
+    rc, keys = redis_cli(container("redis"), "--scan", "--pattern", "mdl_muc_*")
+    assert rc == 0 and keys.strip() == "", keys
+    rc, out = exec_out(container("web"), ["sh", "-c", "ls /var/www/moodledata/cache/standin_application | wc -l"],
+                       user="www-data")
+    assert rc == 0 and int(out.strip()) >= 1, out
+
+
+def test_cache_topology_moves_between_shared_and_local(container):
+    """configure_muc.php: shared maps the application mode to Redis (served from there), local maps it back,
+    deletes the Redis store (its configuration holds the password) and purges what the caches held."""
+    shared = ["--name=redis", "--server=redis:6379", "--prefix=mdl_muc_",
+              "--password-file=/run/moodle-secrets/redis_password", "--password-file=/run/secrets/redis_password"]
+    try:
+        assert _muc(container, *shared)["changed"] is True
+        assert _muc(container, *shared)["changed"] is False
+        assert _application_stores(_muc_config(container)) == ["redis"]
+        _front_page_name()
+        rc, keys = redis_cli(container("redis"), "--scan", "--pattern", "mdl_muc_standin_application_*")
+        assert rc == 0 and "mdl_muc_standin_application_sitefullname" in keys.split()
+    finally:
+        moved = _muc(container, "--local", "--name=redis")
+    assert moved == {"changed": True, "store": "default_application"}
+    assert _muc(container, "--local", "--name=redis")["changed"] is False
+    config = _muc_config(container)
+    assert _application_stores(config) == ["default_application"] and "redis" not in config["stores"], config
+    assert "Moodle stand-in CI" in _front_page_name()
+
+
+def test_local_topology_leaves_an_administrators_store_alone(container):
+    """A mapping this deployment did not make is refused with a message naming it, nothing changed."""
+    before = _muc_config(container)
+    rc, out = exec_out(container("web"), ["php", MUC_SCRIPT, "--local", "--name=someoneelse"], user="www-data")
+    assert rc == 0, out  # mapped to the default store already: nothing to undo
+    script = ("define('CLI_SCRIPT', true); require '/var/www/moodle/config.php'; $w = cache_config_writer::instance(); "
+              "$w->add_store_instance('adminstore', 'file', []); $w->set_mode_mappings([1 => ['adminstore']]);")
+    try:
+        rc, out = exec_out(container("web"), ["php", "-r", script], user="www-data")
+        assert rc == 0, out
+        rc, out = exec_out(container("web"), ["php", MUC_SCRIPT, "--local", "--name=redis"], user="www-data")
+        assert rc == 1 and "'adminstore'" in out, out
+        assert _application_stores(_muc_config(container)) == ["adminstore"]
+    finally:
+        restore = ("define('CLI_SCRIPT', true); require '/var/www/moodle/config.php'; $w = cache_config_writer::instance(); "
+                   "$w->set_mode_mappings([1 => ['default_application']]); $w->delete_store_instance('adminstore');")
+        rc, out = exec_out(container("web"), ["php", "-r", restore], user="www-data")
+        assert rc == 0, out
+    assert _muc_config(container) == before
 
 
 def test_cron_runs_repeatedly_through_the_cron_service(container):
