@@ -319,7 +319,8 @@ def median_round(rounds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", default="moodleacc", help="Compose project of the stack")
-    parser.add_argument("--configs", default=",".join(c[0] for c in CONFIGS), help="comma-separated, first is the reference")
+    parser.add_argument("--configs", default=",".join(c[0] for c in CONFIGS if c[0] != "experiment"),
+                        help="comma-separated, first is the reference (experiment: only with BENCH_EXPERIMENT)")
     parser.add_argument("--pages", default=",".join(p[0] for p in PAGES))
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--duration", type=int, default=30, help="seconds per measurement")
