@@ -415,11 +415,15 @@ def main():
             )
     print()
     print("CPU per completed request (ms, by service, median round) and the CPU ceiling it implies on this machine")
+    print("(total = the measured web service + db + redis; other services - cron, idle web services - in brackets)")
+    service_of = {name: service for name, service, _base in configs}
     for page in page_names:
         for name in names:
             cpu_ms = results[(page, name)].get("cpu_ms", {})
-            total = sum(cpu_ms.values())
-            split = ", ".join(f"{svc} {ms:.1f}" for svc, ms in sorted(cpu_ms.items(), key=lambda kv: -kv[1]))
+            serving = {service_of[name], "db", "redis"}
+            total = sum(ms for svc, ms in cpu_ms.items() if svc in serving)
+            split = ", ".join(f"{svc} {ms:.1f}" if svc in serving else f"[{svc} {ms:.1f}]"
+                              for svc, ms in sorted(cpu_ms.items(), key=lambda kv: -kv[1]))
             ceiling = f"{cpus * 1000 / total:.0f} req/s" if total > 0 else "-"
             print(f"{page:<17} {name:<13} total {total:>7.1f} ms -> at most {ceiling:>10}  ({split})")
     print()
