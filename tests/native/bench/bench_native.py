@@ -234,7 +234,9 @@ def main() -> int:
                   f"looks for the module, prints a debugging message and rebuilds the course cache "
                   f"(grade_item::get_context()): {probe['seconds_per_grade'] * 1000:.2f} ms each, ~{cost:.0f} s of "
                   f"Moodle's {tm:.0f} s; without it (a course with real activities) the end-to-end ratio of the "
-                  f"extension's run would be about {(tm - cost) / moodle['native']['seconds']:.1f}x")
+                  f"extension's run would be about {(tm - cost) / moodle['native']['seconds']:.1f}x "
+                  "(an estimate: such a course pays completion's per-grade work instead; not measured); "
+                  f"course-module cache files left: {probe.get('coursemodinfo_cache_files')}")
         wc = moodle.get("weight_change")
         if wc:
             native_wait = wc["task_seconds"] + wc["native_open_seconds"]

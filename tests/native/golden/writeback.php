@@ -258,7 +258,18 @@ function wb_activity_grade_probe(int $cid): array {
     }
     $t = (microtime(true) - $t0) / $reps;
     ob_end_clean();
-    return ['itemid' => (int)$gi->id, 'has_course_module' => (bool)$cm, 'seconds_per_grade' => $t];
+    // Each rebuild leaves a versioned entry in the course-module cache (file store): count them, as a
+    // candidate for an order effect between runs that rebuild the cache per grade.
+    global $CFG;
+    $files = 0;
+    $dir = "{$CFG->cachedir}/cachestore_file/default_application/core_coursemodinfo";
+    if (is_dir($dir)) {
+        foreach (new RecursiveIteratorIterator(new RecursiveDirectoryIterator($dir, FilesystemIterator::SKIP_DOTS)) as $f) {
+            $files++;
+        }
+    }
+    return ['itemid' => (int)$gi->id, 'has_course_module' => (bool)$cm, 'seconds_per_grade' => $t,
+        'coursemodinfo_cache_files' => $files];
 }
 
 /**

@@ -104,6 +104,8 @@ class regrader {
             } catch (\Throwable $e) {
                 $tx->rollback($e);
             }
+            // Moodle's caches of grade objects of this course are stale now (observers may read them).
+            \grade_category::clean_record_set();
             // The user_graded events, after the commit: Moodle's own regrade runs without a transaction,
             // so its observers (the standard log store included) see each event as it is triggered; inside
             // a transaction the external observers would get them only at the commit, from a buffer
@@ -125,8 +127,6 @@ class regrader {
             $out['seconds'] = microtime(true) - $t0;
             return $out;
         }
-        // Moodle's caches of grade objects of this course are stale now.
-        \grade_category::clean_record_set();
         $out['changed'] = $w->changed;
         $out['activitychanged'] = $w->activitychanged;
         $out['inserted'] = $w->inserted;
