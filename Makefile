@@ -84,7 +84,7 @@ unit: setup ## Python unit tests of the collection
 TEST_LANE_STACKS  := ee-test day2-stack-test aws-test
 TEST_LANE_COMPOSE := compose-test multinode-test db-upgrade-test pg-test
 TEST_LANE_FIRST   := lint unit collection-test roles-test
-TEST_PREREQS      := setup host standin native-deps monitoring-tools k8s-cluster-deps collection-tarball test-images
+TEST_PREREQS      := setup host standin native-deps pg-deps monitoring-tools k8s-cluster-deps collection-tarball test-images
 TEST_DONE_FLAGS    = $(foreach t,$(TEST_PREREQS),-o $(t))
 test: $(TEST_PREREQS) ## Everything CI runs
 	$(TIMED) test-lanes $(ROOT)/scripts/lanes \
