@@ -2,7 +2,9 @@
 
 import http.cookiejar
 import json
+import os
 import re
+import signal
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -315,3 +317,59 @@ def test_concurrent_first_installs_install_once(container):
     finally:
         exec_out(web, ["sh", "-c", f'[ ! -e "{MARKER}.site" ] || mv -f "{MARKER}.site" "{MARKER}"'], user="www-data")
         db_query(db, "DROP DATABASE IF EXISTS moodle_race", database="mysql")
+
+
+def _php_runtime(web):
+    """(php-fpm master pids, worker count) and the uids of Apache's and PHP-FPM's processes, from `docker top`."""
+    top = web.top(ps_args="-eo pid,uid,args")
+    rows = [dict(zip(top["Titles"], proc, strict=True)) for proc in top["Processes"]]
+    masters = [r for r in rows if r["COMMAND"].startswith("php-fpm: master")]
+    workers = [r for r in rows if r["COMMAND"].startswith("php-fpm: pool moodle")]
+    apache = [r for r in rows if r["COMMAND"].startswith("/usr/sbin/apache2")]
+    return masters, workers, apache
+
+
+def test_web_serves_php_through_a_php_fpm_pool_behind_the_event_mpm(container):
+    """compose_stack_php_runtime fpm (build mode's default): a fixed pool of 4 workers per CPU of web's limit
+    (2.0 -> 8), all as uid 33 like Apache, and Apache runs the event MPM without mod_php."""
+    web = container("web")
+    env = dict(item.split("=", 1) for item in web.attrs["Config"]["Env"])
+    assert (env.get("MOODLE_PHP_SAPI"), env.get("MOODLE_FPM_CHILDREN")) == ("fpm", "8")
+    masters, workers, apache = _php_runtime(web)
+    assert len(masters) == 1 and len(workers) == 8, (masters, workers)
+    assert apache and {r["UID"] for r in masters + workers + apache} == {"33"}, (masters, workers, apache)
+    assert all("-DMOODLE_FPM" in r["COMMAND"] for r in apache), apache
+    rc, out = exec_out(web, ["sh", "-c", ". /etc/apache2/envvars && apache2 -DMOODLE_FPM -M"], user="www-data")
+    modules = {line.split()[0] for line in out.splitlines() if line.strip().endswith("(shared)") or "(static)" in line}
+    assert rc == 0 and {"mpm_event_module", "proxy_fcgi_module"} <= modules, out
+    assert "php_module" not in modules and "mpm_prefork_module" not in modules, out
+    # A request Moodle answers went through the pool: the login page sets Moodle's session cookie.
+    with urllib.request.urlopen(f"{BASE_URL}/login/index.php", timeout=30) as resp:  # noqa: S310 - http to loopback
+        assert resp.status == 200 and "MoodleSession" in (resp.headers.get("Set-Cookie") or "")
+
+
+def test_a_dead_php_fpm_pool_restarts_the_web_container(container):
+    """The entry point supervises both processes: PHP-FPM's master killed (SIGKILL, as a crash) stops Apache
+    too and the container exits, so the restart policy starts both again - instead of Apache answering 503."""
+    web = container("web")
+    before = web.attrs["RestartCount"]
+    masters, _, _ = _php_runtime(web)
+    assert len(masters) == 1, masters
+    os.kill(int(masters[0]["PID"]), signal.SIGKILL)
+
+    def restarted_and_serving():
+        web.reload()
+        if web.attrs["RestartCount"] <= before or web.status != "running":
+            return False
+        try:
+            with urllib.request.urlopen(f"{BASE_URL}/login/index.php", timeout=10) as resp:  # noqa: S310 - http to loopback
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    assert wait_for(restarted_and_serving, 120), (web.status, web.attrs["RestartCount"], web.logs(tail=20))
+    assert "PHP-FPM exited; stopping the container so that it is restarted" in web.logs(tail=200).decode()
+    masters, workers, _ = _php_runtime(web)
+    assert len(masters) == 1 and len(workers) == 8
+    assert wait_for(lambda: web.reload() or web.attrs["State"]["Health"]["Status"] == "healthy", 150), \
+        web.attrs["State"]["Health"]
