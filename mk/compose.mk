@@ -24,6 +24,7 @@ acceptance: setup host ## Real Moodle on the stack: make acceptance MOODLE_SRC=/
 
 bench-stack: setup host ## wrk: tuned vs OPcache-only vs stock (+ APCu MUC) real Moodle, 5 pages, 100 logged-in students (needs MOODLE_SRC); table + build/bench-stack/latency.png
 	@test -n "$(MOODLE_SRC)" || { echo "usage: make bench-stack MOODLE_SRC=/path/to/moodle-4.5 (the benchmark is only meaningful with real Moodle)"; exit 2; }
-	$(TIMED) bench-deploy ansible-playbook playbooks/compose.yml -i inventories/local -e @$(COMPOSE_ACCEPTANCE_VARS) -e compose_stack_bench=true $(MOODLE_SOURCE_VARS)
+	$(TIMED) bench-deploy ansible-playbook playbooks/compose.yml -i inventories/local -e @$(COMPOSE_ACCEPTANCE_VARS) -e compose_stack_bench=true \
+	  $(if $(BENCH_EXPERIMENT),-e '{"compose_stack_bench_experiment": $(BENCH_EXPERIMENT)}') $(MOODLE_SOURCE_VARS)
 	$(TIMED) bench-wrk-install ansible docker_hosts -i inventories/local -b -m ansible.builtin.apt -a "name=wrk state=present"
 	$(TIMED) bench-stack $(PY) molecule/stack/bench/bench_stack.py $(BENCH_ARGS)

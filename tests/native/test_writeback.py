@@ -81,3 +81,14 @@ def test_native_regrade_writes_what_moodle_writes(report, engine):
     assert not bad, f"{len(bad)} of {len(report)} courses differ from Moodle's write-back: " + json.dumps(
         dict(list(bad.items())[:5]), indent=1)
     assert sum(r[engine]["events"] for r in report) > 100
+
+
+@pytest.mark.parametrize("engine", ["php", "native"])
+def test_events_are_triggered_after_the_commit(report, engine):
+    # docs/native.md: the user_graded events come after the transaction's commit (as in Moodle's own
+    # regrade, which runs without one, observers see them as they are triggered) and after the grade
+    # object caches were cleared.  The stand-in traces both (moodle_standin*.php, run.php).
+    late = {r["courseid"]: {k: r[engine].get(k) for k in ("events", "events_in_transaction", "events_before_cache_clear")}
+            for r in report
+            if r[engine].get("events_in_transaction") != 0 or r[engine].get("events_before_cache_clear") != 0}
+    assert not late, f"{len(late)} of {len(report)} courses: " + json.dumps(dict(list(late.items())[:5]))

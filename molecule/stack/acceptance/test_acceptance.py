@@ -1,4 +1,4 @@
-"""Real Moodle 4.5 deployed by playbooks/compose.yml: install, login, cron, checks, Redis MUC."""
+"""Real Moodle 4.5 deployed by playbooks/compose.yml: install, login, cron, checks, the local cache topology, Redis sessions."""
 
 import datetime
 import http.cookiejar
@@ -81,7 +81,8 @@ def test_checks_report_no_critical(container):
     assert rc in (0, 1), out  # 2 = critical/error
 
 
-def test_application_cache_store_is_redis(container):
+def test_application_cache_store_is_the_local_file_store(container):
+    """Cache topology local (one web host): Moodle's default file store, not Redis (docs/compose.md)."""
     code = (
         f"define('CLI_SCRIPT', true); require('{MOODLE}/config.php');"
         "$f = cache_config_writer::instance(); $stores = $f->get_all_stores();"
@@ -90,7 +91,7 @@ def test_application_cache_store_is_redis(container):
     )
     rc, out = exec_out(container("web"), ["php", "-r", code], user="www-data")
     assert rc == 0, out
-    assert out.strip().splitlines()[0] == "redis", out
+    assert out.strip().splitlines()[0] == "file", out
 
 
 def test_sessions_are_in_redis(container):

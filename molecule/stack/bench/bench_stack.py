@@ -7,6 +7,8 @@ Configurations (same image, database, Redis and moodledata, same resource limits
   stock         `web-stock`: OPcache off, file sessions, Moodle's default file caches
   apcu-muc      `web-apcu`: tuned, but the MUC application caches on APCu and the local cache on tmpfs
                 (an experiment on the single-node cache topology; APCu is per host)
+  experiment    `web-exp` (only with compose_stack_bench_experiment): tuned plus that variable's environment
+                and php.ini settings, e.g. BENCH_EXPERIMENT='{"php_ini": {"opcache.jit": "tracing"}}'
 Set-up (idempotent): Moodle's own generator makes the course `bench` (size S: 100 students, a forum with
 discussions); the students get a fresh random password (kept in memory only); each configuration logs
 the 100 students in through its own login form, so each has its own sessions.  Pages: front page and
@@ -47,6 +49,7 @@ CONFIGS = [
     ("opcache-only", "web-opcache", "http://127.0.0.1:8091"),
     ("stock", "web-stock", "http://127.0.0.1:8090"),
     ("apcu-muc", "web-apcu", "http://127.0.0.1:8092"),
+    ("experiment", "web-exp", "http://127.0.0.1:8093"),
 ]
 # name, path (formatted with the course and discussion ids), logged in
 PAGES = [
@@ -111,6 +114,20 @@ class Stack:
             sys.exit(f"{service}: php {' '.join(args)} failed ({code}):\n{(err or b'').decode()}{(out or b'').decode()}")
         return (out or b"").decode()
 
+    def env(self, service):
+        """The environment of the service's container, as a dict."""
+        pairs = self.container(service).attrs["Config"]["Env"] or []
+        return dict(item.split("=", 1) for item in pairs if "=" in item)
+
+    def cpu_seconds(self):
+        """CPU time used so far by each running service of the project (its container's cgroup), in seconds."""
+        used = {}
+        for container in self.client.containers.list(filters={"label": f"com.docker.compose.project={self.project}"}):
+            stats = container.stats(stream=False, one_shot=True)
+            service = container.labels.get("com.docker.compose.service", container.name)
+            used[service] = stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+        return used
+
     def busy_processes(self, service):
         """Processes of the service's container that are running or waiting for a CPU (state R)."""
         container_id = self.container(service).id
@@ -173,13 +190,14 @@ def prepare_site(stack, configs):
     stack.put_files("web", {"bench_setup.php": (script, 0o644), "password": (password.encode(), 0o600)})
     ids = json.loads(stack.php("web", [setup, "students", f"--password-file={SETUP_DIR}/password"]))
     print(f"course {ids['course']}, discussion {ids['discussion']}, {len(ids['users'])} students (passwords set)")
-    for name, service, base in configs:
-        if name == "apcu-muc":
+    for _name, service, base in configs:
+        apcu = stack.env(service).get("MOODLE_MUC_CONFIG") == "apcu"
+        if apcu:
             result = json.loads(stack.php(service, [setup, "muc-apcu"], php_options=("-d", "apc.enable_cli=1")))
             print(f"{service}: MUC application caches on APCu (changed: {result['changed']})")
-        # Each MUC configuration has its own stores: purge them all (web-apcu's APCu lives in Apache,
-        # so that service is restarted instead).
-        if name == "apcu-muc":
+        # Each MUC configuration has its own stores: purge them all (APCu lives in Apache, so a service
+        # with its caches there is restarted instead).
+        if apcu:
             stack.container(service).restart(timeout=30)
             wait_serving(base)
         else:
@@ -301,7 +319,8 @@ def median_round(rounds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", default="moodleacc", help="Compose project of the stack")
-    parser.add_argument("--configs", default=",".join(c[0] for c in CONFIGS), help="comma-separated, first is the reference")
+    parser.add_argument("--configs", default=",".join(c[0] for c in CONFIGS if c[0] != "experiment"),
+                        help="comma-separated, first is the reference (experiment: only with BENCH_EXPERIMENT)")
     parser.add_argument("--pages", default=",".join(p[0] for p in PAGES))
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--duration", type=int, default=30, help="seconds per measurement")
@@ -355,7 +374,18 @@ def main():
                         f"(load {load[0]:.2f}) ...",
                         flush=True,
                     )
+                    cpu_before = stack.cpu_seconds()
                     result = wrk(url, args.connections, args.duration, args.threads, cookies)
+                    cpu_after = stack.cpu_seconds()
+                    # CPU milliseconds per completed request, by service, over the measurement (requests wrk
+                    # gave up on are paid for but not counted): the ceiling on this machine is
+                    # cpus * 1000 / the total, whatever the configuration of Apache/PHP.
+                    done = max(result["requests"], 1)
+                    result["cpu_ms"] = {
+                        svc: round((cpu_after[svc] - cpu_before.get(svc, 0.0)) * 1000 / done, 2)
+                        for svc in cpu_after
+                        if cpu_after[svc] - cpu_before.get(svc, 0.0) > 0.001
+                    }
                     result["load1"] = load[0]
                     result["drain_s"] = round(stack.drain(service), 1)
                     rounds.setdefault((page, name), []).append(result)
@@ -383,6 +413,19 @@ def main():
                 f"{page:<17} {name:<13} {r['rps']:>8.1f} {r['p50']:>9.0f} {r['p95']:>9.0f} {r['p99']:>9.0f} "
                 f"{r['errors']:>7d} {r['non200']:>8d} {r['load1']:>6.2f} {r['drain_s']:>7.0f}"
             )
+    print()
+    print("CPU per completed request (ms, by service, median round) and the CPU ceiling it implies on this machine")
+    print("(total = the measured web service + db + redis; other services - cron, idle web services - in brackets)")
+    service_of = {name: service for name, service, _base in configs}
+    for page in page_names:
+        for name in names:
+            cpu_ms = results[(page, name)].get("cpu_ms", {})
+            serving = {service_of[name], "db", "redis"}
+            total = sum(ms for svc, ms in cpu_ms.items() if svc in serving)
+            split = ", ".join(f"{svc} {ms:.1f}" if svc in serving else f"[{svc} {ms:.1f}]"
+                              for svc, ms in sorted(cpu_ms.items(), key=lambda kv: -kv[1]))
+            ceiling = f"{cpus * 1000 / total:.0f} req/s" if total > 0 else "-"
+            print(f"{page:<17} {name:<13} total {total:>7.1f} ms -> at most {ceiling:>10}  ({split})")
     print()
     reference = names[0]
     for page in page_names:

@@ -2,7 +2,9 @@
 
 import http.cookiejar
 import json
+import os
 import re
+import signal
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -59,9 +61,96 @@ def test_wrong_password_is_refused(secrets):
     assert status == 200 and location is None
 
 
-def test_application_cache_is_served_from_redis(container):
-    rc, keys = redis_cli(container("redis"), "--scan", "--pattern", "mdl_muc_standin_application_*")
-    assert rc == 0 and "mdl_muc_standin_application_sitefullname" in keys.split()
+MUC_SCRIPT = "/usr/local/lib/moodle-platform/configure_muc.php"
+
+
+def _muc(container, *args):
+    rc, out = exec_out(container("web"), ["php", MUC_SCRIPT, *args], user="www-data")
+    assert rc == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _muc_config(container):
+    """The site's MUC configuration as Moodle's cache_config_writer reads it (muc/config.php in the dataroot)."""
+    script = ("define('CLI_SCRIPT', true); require '/var/www/moodle/config.php'; $w = cache_config_writer::instance(); "
+              "echo json_encode(['stores' => $w->get_all_stores(), 'modemappings' => $w->get_mode_mappings()]);")
+    rc, out = exec_out(container("web"), ["php", "-r", script], user="www-data")
+    assert rc == 0, out
+    config = json.loads(out.strip().splitlines()[-1])
+    rc, listing = exec_out(container("web"), ["ls", "/var/www/moodledata/muc/config.php"], user="www-data")
+    assert rc == 0, listing  # written on first use, as Moodle does
+    return config
+
+
+def _application_stores(config):
+    return [m["store"] for m in config["modemappings"] if int(m["mode"]) == 1]
+
+
+def _front_page_name():
+    with urllib.request.urlopen(BASE_URL + "/", timeout=10) as response:  # noqa: S310
+        return re.search(r"<title>(.*?)</title>", response.read().decode()).group(1)
+
+
+def test_application_cache_is_local_on_one_host(container):
+    """Cache topology `local` (one web host, the default without an external Redis): the MUC application
+    caches in Moodle's default file store in moodledata (web and cron share it), none in Redis."""
+    _front_page_name()
+    config = _muc_config(container)
+    assert _application_stores(config) == ["default_application"], config["modemappings"]
+    assert all(store["plugin"] != "redis" for store in config["stores"].values()), config["stores"].keys()
+    rc, keys = redis_cli(container("redis"), "--scan", "--pattern", "mdl_muc_*")
+    assert rc == 0 and keys.strip() == "", keys
+    rc, out = exec_out(container("web"), ["sh", "-c", "ls /var/www/moodledata/cache/standin_application | wc -l"],
+                       user="www-data")
+    assert rc == 0 and int(out.strip()) >= 1, out
+
+
+def test_cache_topology_moves_between_shared_and_local(container):
+    """configure_muc.php: shared maps the application mode to Redis (served from there), local maps it back,
+    deletes the Redis store (its configuration holds the password) and purges what the caches held."""
+    shared = ["--name=redis", "--server=redis:6379", "--prefix=mdl_muc_",
+              "--password-file=/run/moodle-secrets/redis_password", "--password-file=/run/secrets/redis_password"]
+    try:
+        assert _muc(container, *shared)["changed"] is True
+        assert _muc(container, *shared)["changed"] is False
+        assert _application_stores(_muc_config(container)) == ["redis"]
+        # Apache's OPcache re-reads the included muc/config.php after opcache.revalidate_freq (60 s): until
+        # then web serves through the mapping it had (the role purges again after that time, see configure.yml).
+        def served_from_redis():
+            _front_page_name()
+            rc, keys = redis_cli(container("redis"), "--scan", "--pattern", "mdl_muc_standin_application_*")
+            return rc == 0 and "mdl_muc_standin_application_sitefullname" in keys.split()
+
+        assert wait_for(served_from_redis, timeout=90, interval=5)
+    finally:
+        moved = _muc(container, "--local", "--name=redis")
+    assert moved == {"changed": True, "store": "default_application"}
+    assert _muc(container, "--local", "--name=redis")["changed"] is False
+    config = _muc_config(container)
+    assert _application_stores(config) == ["default_application"] and "redis" not in config["stores"], config
+    assert "Moodle stand-in CI" in _front_page_name()
+
+
+def test_local_topology_leaves_an_administrators_store_alone(container):
+    """A mapping this deployment did not make is refused with a message naming it, nothing changed."""
+    before = _muc_config(container)
+    rc, out = exec_out(container("web"), ["php", MUC_SCRIPT, "--local", "--name=someoneelse"], user="www-data")
+    assert rc == 0, out  # mapped to the default store already: nothing to undo
+    script = ("define('CLI_SCRIPT', true); require '/var/www/moodle/config.php'; $w = cache_config_writer::instance(); "
+              "$w->add_store_instance('adminstore', 'file', []); $w->set_mode_mappings([1 => ['adminstore']]);")
+    try:
+        rc, out = exec_out(container("web"), ["php", "-r", script], user="www-data")
+        assert rc == 0, out
+        rc, out = exec_out(container("web"), ["php", MUC_SCRIPT, "--local", "--name=redis"], user="www-data")
+        assert rc == 1 and "'adminstore'" in out, out
+        assert _application_stores(_muc_config(container)) == ["adminstore"]
+    finally:
+        restore = ("define('CLI_SCRIPT', true); require '/var/www/moodle/config.php'; $w = cache_config_writer::instance(); "
+                   "$w->set_mode_mappings([1 => ['default_application']]); $w->delete_store_instance('adminstore');")
+        rc, out = exec_out(container("web"), ["php", "-r", restore], user="www-data")
+        assert rc == 0, out
+    after = _muc_config(container)
+    assert _application_stores(after) == _application_stores(before) and after["stores"].keys() == before["stores"].keys()
 
 
 def test_cron_runs_repeatedly_through_the_cron_service(container):
@@ -228,3 +317,59 @@ def test_concurrent_first_installs_install_once(container):
     finally:
         exec_out(web, ["sh", "-c", f'[ ! -e "{MARKER}.site" ] || mv -f "{MARKER}.site" "{MARKER}"'], user="www-data")
         db_query(db, "DROP DATABASE IF EXISTS moodle_race", database="mysql")
+
+
+def _php_runtime(web):
+    """(php-fpm master pids, worker count) and the uids of Apache's and PHP-FPM's processes, from `docker top`."""
+    top = web.top(ps_args="-eo pid,uid,args")
+    rows = [dict(zip(top["Titles"], proc, strict=True)) for proc in top["Processes"]]
+    masters = [r for r in rows if r["COMMAND"].startswith("php-fpm: master")]
+    workers = [r for r in rows if r["COMMAND"].startswith("php-fpm: pool moodle")]
+    apache = [r for r in rows if r["COMMAND"].startswith("/usr/sbin/apache2")]
+    return masters, workers, apache
+
+
+def test_web_serves_php_through_a_php_fpm_pool_behind_the_event_mpm(container):
+    """compose_stack_php_runtime fpm (build mode's default): a fixed pool of 4 workers per CPU of web's limit
+    (2.0 -> 8), all as uid 33 like Apache, and Apache runs the event MPM without mod_php."""
+    web = container("web")
+    env = dict(item.split("=", 1) for item in web.attrs["Config"]["Env"])
+    assert (env.get("MOODLE_PHP_SAPI"), env.get("MOODLE_FPM_CHILDREN")) == ("fpm", "8")
+    masters, workers, apache = _php_runtime(web)
+    assert len(masters) == 1 and len(workers) == 8, (masters, workers)
+    assert apache and {r["UID"] for r in masters + workers + apache} == {"33"}, (masters, workers, apache)
+    assert all("-DMOODLE_FPM" in r["COMMAND"] for r in apache), apache
+    rc, out = exec_out(web, ["sh", "-c", ". /etc/apache2/envvars && apache2 -DMOODLE_FPM -M"], user="www-data")
+    modules = {line.split()[0] for line in out.splitlines() if line.strip().endswith("(shared)") or "(static)" in line}
+    assert rc == 0 and {"mpm_event_module", "proxy_fcgi_module"} <= modules, out
+    assert "php_module" not in modules and "mpm_prefork_module" not in modules, out
+    # A request Moodle answers went through the pool: the login page sets Moodle's session cookie.
+    with urllib.request.urlopen(f"{BASE_URL}/login/index.php", timeout=30) as resp:  # noqa: S310 - http to loopback
+        assert resp.status == 200 and "MoodleSession" in (resp.headers.get("Set-Cookie") or "")
+
+
+def test_a_dead_php_fpm_pool_restarts_the_web_container(container):
+    """The entry point supervises both processes: PHP-FPM's master killed (SIGKILL, as a crash) stops Apache
+    too and the container exits, so the restart policy starts both again - instead of Apache answering 503."""
+    web = container("web")
+    before = web.attrs["RestartCount"]
+    masters, _, _ = _php_runtime(web)
+    assert len(masters) == 1, masters
+    os.kill(int(masters[0]["PID"]), signal.SIGKILL)
+
+    def restarted_and_serving():
+        web.reload()
+        if web.attrs["RestartCount"] <= before or web.status != "running":
+            return False
+        try:
+            with urllib.request.urlopen(f"{BASE_URL}/login/index.php", timeout=10) as resp:  # noqa: S310 - http to loopback
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    assert wait_for(restarted_and_serving, 120), (web.status, web.attrs["RestartCount"], web.logs(tail=20))
+    assert "PHP-FPM exited; stopping the container so that it is restarted" in web.logs(tail=200).decode()
+    masters, workers, _ = _php_runtime(web)
+    assert len(masters) == 1 and len(workers) == 8
+    assert wait_for(lambda: web.reload() or web.attrs["State"]["Health"]["Status"] == "healthy", 150), \
+        web.attrs["State"]["Health"]

@@ -117,6 +117,17 @@ def moodle_own(case: dict, work: pathlib.Path) -> dict | None:
     return reports[0]
 
 
+def print_profile(profile: dict | None, indent: str = "    ") -> None:
+    """regrader::regrade_course()'s time split (local_nativegrades\\local\\profile): phase, seconds, DB share."""
+    if not profile:
+        return
+    total = sum(p["seconds"] for name, p in profile.items() if not name.startswith("events: of which"))
+    for name, p in profile.items():
+        db = f"{p['queries']:7d} queries {p['dbseconds']:8.3f} s in the database" if p["queries"] else ""
+        share = "" if name.startswith("events: of which") else f"{100 * p['seconds'] / total:5.1f} %"
+        print(f"{indent}{name:48s} {p['seconds']:9.3f} s {share:>7s}  {db}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -194,6 +205,9 @@ def main() -> int:
         tm = moodle["moodle_seconds"]
         print(f"Moodle's own grade_regrade_final_grades() (MariaDB, end to end): {tm:9.2f} s "
               f"-> in-memory ratio Moodle / extension {tm / t['ext_rows']['median_s']:.0f}x")
+        if moodle.get("moodle_db"):
+            print(f"    of which in the database: {moodle['moodle_db']['dbseconds']:.2f} s, "
+                  f"{moodle['moodle_db']['queries']} queries")
         for engine, label in (("php", "PHP engine"), ("native", "extension")):
             w = moodle[engine]
             equal = w["mode"] == "native" and not w["diff"]
@@ -202,7 +216,27 @@ def main() -> int:
                   f"{w['events']} events; database equal to Moodle's (timestamps excepted): {equal}")
             for table, lines in (w["diff"] or {}).items():
                 print(f"    {table}: " + "; ".join(lines[:3]))
+            print_profile(w.get("profile"))
             same = same and equal
+        for w in moodle.get("repeat", []):
+            label = "PHP engine" if w["engine"] == "php" else "extension"
+            equal = w["mode"] == "native" and not w["diff"]
+            print(f"again ({label}, after the runs above, same starting state): {w['seconds']:9.2f} s "
+                  f"-> {tm / w['seconds']:.1f}x; database equal to Moodle's: {equal}")
+            print_profile(w.get("profile"))
+            same = same and equal
+        probe = moodle.get("activity_grade_probe")
+        if probe and moodle["php"].get("activitychanged") is not None:
+            nact = moodle["php"]["activitychanged"]
+            cost = probe["seconds_per_grade"] * nact
+            print(f"bench course artefact: its activity items have no course module (the harness makes grade items, "
+                  f"not activities), so for each of the {nact} changed activity grades Moodle's grade_grade::update() "
+                  f"looks for the module, prints a debugging message and rebuilds the course cache "
+                  f"(grade_item::get_context()): {probe['seconds_per_grade'] * 1000:.2f} ms each, ~{cost:.0f} s of "
+                  f"Moodle's {tm:.0f} s; without it (a course with real activities) the end-to-end ratio of the "
+                  f"extension's run would be about {(tm - cost) / moodle['native']['seconds']:.1f}x "
+                  "(an estimate: such a course pays completion's per-grade work instead; not measured); "
+                  f"course-module cache files left: {probe.get('coursemodinfo_cache_files')}")
         wc = moodle.get("weight_change")
         if wc:
             native_wait = wc["task_seconds"] + wc["native_open_seconds"]

@@ -172,9 +172,12 @@ function wb_diff(array $a, array $b): array {
 function wb_check(int $cid): array {
     $s = wb_snapshot($cid);
     $start = getenv('GOLDEN_WRITEBACK_FIXTURE') ? wb_start($cid) : null;
+    global $DB;
+    [$q0, $qt0] = [$DB->perf_get_queries(), $DB->perf_get_queries_time()];
     $t0 = microtime(true);
     $status = grade_regrade_final_grades($cid);
     $tm = microtime(true) - $t0;
+    $mq = ['queries' => $DB->perf_get_queries() - $q0, 'dbseconds' => round($DB->perf_get_queries_time() - $qt0, 3)];
     $moodle = wb_record($cid, $s);
     if ($start !== null) {
         // The CI test of the write-back (tests/native/test_writeback.py) replays this course.
@@ -195,21 +198,31 @@ function wb_check(int $cid): array {
         }
         $rs->close();
     }
-    $report = ['moodle_seconds' => $tm, 'moodle_status' => $status === true ? true : array_values(array_map('strval', $status)),
+    $report = ['moodle_seconds' => $tm, 'moodle_db' => $mq, 'moodle_status' => $status === true ? true : array_values(array_map('strval', $status)),
         // Moodle's set_usedinaggregation() result per grade (golden data for test_usage.py).
         'moodle_orders' => $orders,
         'moodle_usage' => array_map(fn($g) => [$g['aggregationstatus'], $g['aggregationweight'] === null ? null :
             (float)$g['aggregationweight']], $moodle['grade_grades'])];
-    foreach (['php', 'native'] as $engine) {
+    // make bench-native runs each engine twice (PHP engine, extension, PHP engine, extension), so that an
+    // effect of the order shows; the extension's run is last (its write-back stays in place).
+    $runs = getenv('GOLDEN_WRITEBACK') === 'bench' ? ['php', 'native', 'php', 'native'] : ['php', 'native'];
+    foreach ($runs as $k => $engine) {
         wb_restore($cid, $s);
         $t0 = microtime(true);
         $r = regrader::regrade_course($cid, false, $engine);
-        $report[$engine] = ['mode' => $r['mode'], 'reasons' => $r['reasons'], 'seconds' => microtime(true) - $t0,
-            'changed' => $r['changed'], 'events' => $r['events'],
+        $run = ['mode' => $r['mode'], 'reasons' => $r['reasons'], 'seconds' => microtime(true) - $t0,
+            'changed' => $r['changed'], 'activitychanged' => $r['activitychanged'] ?? null, 'events' => $r['events'],
+            'profile' => $r['profile'] ?? null,
             'diff' => wb_diff($moodle, wb_record($cid, $s))];
+        if ($k < 2) {
+            $report[$engine] = $run;
+        } else {
+            $report['repeat'][] = ['engine' => $engine] + $run;
+        }
     }
     if (getenv('GOLDEN_WRITEBACK') === 'bench') {
         // make bench-native: the report is all it reads; the extension's write-back stays in place.
+        $report['activity_grade_probe'] = wb_activity_grade_probe($cid);
         $report['weight_change'] = wb_weight_change($cid);
         return [$status, $report];
     }
@@ -217,6 +230,46 @@ function wb_check(int $cid): array {
     wb_restore($cid, $s);
     $status = grade_regrade_final_grades($cid);
     return [$status, $report];
+}
+
+/**
+ * make bench-native: what grade_grade::update() costs per activity grade in the bench course beyond the
+ * row writes.  The harness makes grade items of type 'mod' without course modules, so with completion
+ * on (the site and course defaults) every changed activity grade makes notify_changed() look for the
+ * course module and print a debugging message, and update_feedback_files() call grade_item::get_context(),
+ * which rebuilds the course cache (rebuild_course_cache(): UPDATE course.cacherev, modinfo rebuilt) and
+ * prints a line.  Moodle's regrade pays this once per changed activity grade; a course with real
+ * activities would not.  Measured here on 100 repetitions of those calls (output discarded).
+ */
+function wb_activity_grade_probe(int $cid): array {
+    global $DB;
+    $gi = grade_item::fetch(['id' => (int)$DB->get_field_sql("SELECT MIN(id) FROM {grade_items}
+                                                               WHERE courseid = ? AND itemtype = 'mod'", [$cid])]);
+    $reps = 100;
+    ob_start();
+    $t0 = microtime(true);
+    for ($k = 0; $k < $reps; $k++) {
+        $cm = get_coursemodule_from_instance($gi->itemmodule, $gi->iteminstance, $gi->courseid);
+        if (!$cm) {
+            debugging("Couldn't find course-module for module '{$gi->itemmodule}', instance '{$gi->iteminstance}', " .
+                "course '{$gi->courseid}'");
+        }
+        $gi->get_context();
+    }
+    $t = (microtime(true) - $t0) / $reps;
+    ob_end_clean();
+    // Each rebuild leaves a versioned entry in the course-module cache (file store): count them, as a
+    // candidate for an order effect between runs that rebuild the cache per grade.
+    global $CFG;
+    $files = 0;
+    $dir = "{$CFG->cachedir}/cachestore_file/default_application/core_coursemodinfo";
+    if (is_dir($dir)) {
+        foreach (new RecursiveIteratorIterator(new RecursiveDirectoryIterator($dir, FilesystemIterator::SKIP_DOTS)) as $f) {
+            $files++;
+        }
+    }
+    return ['itemid' => (int)$gi->id, 'has_course_module' => (bool)$cm, 'seconds_per_grade' => $t,
+        'coursemodinfo_cache_files' => $files];
 }
 
 /**

@@ -259,6 +259,11 @@ class standin_database {
         };
     }
 
+    /** Moodle's moodle_database::is_transaction_started(). */
+    public function is_transaction_started(): bool {
+        return $this->depth > 0;
+    }
+
     public function end(bool $commit): void {
         if (--$this->depth === 0) {
             $commit ? $this->db->commit() : $this->db->rollback();
@@ -463,5 +468,7 @@ class grade_grade extends standin_grade_object {
 
 class grade_category {
     public static function clean_record_set(): void {
+        // Traced (run.php): the regrader must clear Moodle's grade object caches before the events.
+        $GLOBALS['STANDIN_TRACE'][] = 'clean_record_set';
     }
 }

@@ -25,6 +25,9 @@ namespace core\event {
         }
 
         public function trigger(): void {
+            global $DB;
+            // Traced (run.php): Moodle's regrade triggers these outside any transaction, so must the regrader.
+            $GLOBALS['STANDIN_TRACE'][] = $DB->is_transaction_started() ? 'user_graded in transaction' : 'user_graded';
             \standin_log('\\core\\event\\user_graded', 'grade_grades', $this->data['objectid'], (int)$this->data['userid'],
                 $this->data['relateduserid'], $this->data['courseid'], $this->data['other']);
         }

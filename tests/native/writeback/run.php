@@ -57,10 +57,17 @@ foreach ($cases as $n => $case) {
         }
         $s = ['gh' => wb_max('grade_grades_history'), 'ih' => wb_max('grade_items_history'),
             'log' => wb_max('logstore_standard_log')];
+        $GLOBALS['STANDIN_TRACE'] = [];
         try {
             $res = \local_nativegrades\local\regrader::regrade_course($cid, false, $engine);
+            $trace = $GLOBALS['STANDIN_TRACE'];
+            $cleared = array_search('clean_record_set', $trace, true);
             $r[$engine] = ['mode' => $res['mode'], 'reasons' => $res['reasons'], 'changed' => $res['changed'],
-                'events' => $res['events'], 'diff' => wb_diff($case['moodle'], wb_record($cid, $s))];
+                'events' => $res['events'], 'diff' => wb_diff($case['moodle'], wb_record($cid, $s)),
+                // user_graded events triggered inside the transaction / before the grade caches were cleared.
+                'events_in_transaction' => count(array_keys($trace, 'user_graded in transaction', true)),
+                'events_before_cache_clear' => count(array_filter(array_slice($trace, 0, $cleared === false ? null : $cleared),
+                    fn($t) => str_starts_with($t, 'user_graded')))];
         } catch (Throwable $e) {
             $r[$engine] = ['mode' => 'error', 'reasons' => [get_class($e) . ': ' . $e->getMessage() . ' @ ' .
                 basename($e->getFile()) . ':' . $e->getLine()], 'changed' => 0, 'events' => 0, 'diff' => []];

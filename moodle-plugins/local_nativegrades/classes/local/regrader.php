@@ -87,17 +87,31 @@ class regrader {
             return $out;
         }
         try {
+            $prof = new profile();
             $l = course_loader::load($courseid);
+            $prof->lap('load');
             $tx = $DB->start_delegated_transaction();
             try {
-                $w = new self($courseid, $l);
+                $w = new self($courseid, $l, $prof);
+                $prof->lap('load');
                 $w->write_items();
+                $prof->lap('grade_items writes');
                 $w->write_grades($engine);
                 $DB->set_field('grade_items', 'needsupdate', 0, ['courseid' => $courseid]);
+                $prof->lap('grade_items writes');
                 $tx->allow_commit();
+                $prof->lap('commit');
             } catch (\Throwable $e) {
                 $tx->rollback($e);
             }
+            // Moodle's caches of grade objects of this course are stale now (observers may read them).
+            \grade_category::clean_record_set();
+            // The user_graded events, after the commit: Moodle's own regrade runs without a transaction,
+            // so its observers (the standard log store included) see each event as it is triggered; inside
+            // a transaction the external observers would get them only at the commit, from a buffer
+            // (\core\event\manager::$extbuffer) whose draining is quadratic in its length.
+            $w->trigger_events();
+            $prof->lap('events: create + trigger (observers, log store)');
         } catch (unsupported_course $e) {
             // Moodle's own regrade is the only correct one for this course.
             $out['mode'] = 'moodle';
@@ -113,13 +127,13 @@ class regrader {
             $out['seconds'] = microtime(true) - $t0;
             return $out;
         }
-        // Moodle's caches of grade objects of this course are stale now.
-        \grade_category::clean_record_set();
         $out['changed'] = $w->changed;
+        $out['activitychanged'] = $w->activitychanged;
         $out['inserted'] = $w->inserted;
         $out['events'] = $w->events;
         $out['items'] = $w->itemsupdated;
         $out['seconds'] = microtime(true) - $t0;
+        $out['profile'] = $prof->report();
         return $out;
     }
 
@@ -131,6 +145,8 @@ class regrader {
     private php_engine $model;
     /** @var int grade rows updated */
     public int $changed = 0;
+    /** @var int activity grade rows updated (of $changed) */
+    public int $activitychanged = 0;
     /** @var int grade rows created */
     public int $inserted = 0;
     /** @var int user_graded events triggered */
@@ -139,16 +155,22 @@ class regrader {
     public int $statuses = 0;
     /** @var int grade items updated */
     public int $itemsupdated = 0;
+    /** @var profile where the time goes (regrade_course()'s 'profile') */
+    private profile $prof;
+    /** @var array[] [grade_grade, relateduserid|null] of every changed grade, in Moodle's order */
+    private array $pendingevents = [];
 
     /**
      * Constructor.
      *
      * @param int $courseid
      * @param course_loader $l
+     * @param profile $prof
      */
-    private function __construct(int $courseid, course_loader $l) {
+    private function __construct(int $courseid, course_loader $l, profile $prof) {
         $this->courseid = $courseid;
         $this->l = $l;
+        $this->prof = $prof;
         $this->model = php_engine::from_json($l->coursejson);
     }
 
@@ -201,11 +223,14 @@ class regrader {
         if (!$n || !$nu) {
             return;
         }
+        $prof = $this->prof;
         $r = engine::regrade($l->coursejson, $l->grades, $l->flags, $nu, $engine);
+        $prof->lap('engine');
         $final = array_values(unpack('e*', $r['final']));
         $has = $r['hasvalue'];
         $rmin = array_values(unpack('e*', $r['rawmin']));
         $rmax = array_values(unpack('e*', $r['rawmax']));
+        $prof->lap('diff');
         // The stored rows (all columns: history rows copy them).
         $itemids = array_map(fn($it) => (int)$it->id, $l->items);
         [$isql, $params] = $DB->get_in_or_equal($itemids);
@@ -215,29 +240,34 @@ class regrader {
             $rows[(int)$g->itemid][(int)$g->userid] = $g;
         }
         $rs->close();
-        $index = array_flip($itemids);
+        $prof->lap('load');
         $now = time();
         $history = empty($CFG->disablegradehistory);
         $histrows = [];
         $updates = [];
         $events = [];
         $users = [];
-        $insert = function (int $itemid, int $userid, float $min, float $max) use (&$rows, &$histrows, $history, $now, $DB,
-                $USER, &$users) {
-            $g = (object)['itemid' => $itemid, 'userid' => $userid, 'rawgrade' => null, 'rawgrademax' => $max,
-                'rawgrademin' => $min, 'rawscaleid' => null, 'usermodified' => null, 'finalgrade' => null, 'hidden' => 0,
-                'locked' => 0, 'locktime' => 0, 'exported' => 0, 'overridden' => 0, 'excluded' => 0,
-                'feedback' => null, 'feedbackformat' => FORMAT_PLAIN, 'information' => null,
-                'informationformat' => FORMAT_PLAIN,
-                'timecreated' => null, 'timemodified' => null, 'aggregationstatus' => 'unknown', 'aggregationweight' => null];
-            $g->id = $DB->insert_record('grade_grades', $g);
-            $g = $DB->get_record('grade_grades', ['id' => $g->id]);
-            if ($history) {
-                $histrows[] = self::history($g, GRADE_HISTORY_INSERT, 'system', $now, $USER->id);
-            }
+        // Rows Moodle's regrade creates (grade_grade::insert(), one by one) are queued here in Moodle's
+        // order and inserted in bulk before anything reads them (the ids come out in the same order).
+        $pending = [];
+        $insert = function (int $itemid, int $userid, float $min, float $max) use (&$rows, &$pending, &$users) {
+            $g = self::new_row($itemid, $userid, $min, $max);
+            $pending[] = $g;
             $rows[$itemid][$userid] = $g;
             $users[$userid] = true;
             $this->inserted++;
+        };
+        $flush = function () use (&$pending, &$histrows, $history, $now, $USER, $prof) {
+            $prof->lap('diff');
+            if ($pending) {
+                foreach (self::insert_rows($pending) as $g) {
+                    if ($history) {
+                        $histrows[] = self::history($g, GRADE_HISTORY_INSERT, 'system', $now, $USER->id);
+                    }
+                }
+                $pending = [];
+            }
+            $prof->lap('grade_grades inserts');
         };
         // Users with a grade in the course (grade_item::compute() precreates their rows).
         $incourse = [];
@@ -266,20 +296,21 @@ class regrader {
                 }
             }
         }
-        // Activity grades through Moodle's objects (notify_changed(): completion of the activity).
+        // Activity grades: what grade_grade::update('system') does for each (grade_item::regrade_final_grades()),
+        // in bulk: the row as Moodle's object writes it (required fields as read, the optional ones -
+        // feedback, information - at grade_grade's defaults), timemodified kept, a history row, then
+        // notify_changed()'s side effects (mod_side_effects()).
+        $modupdates = [];
         foreach ($modchanges as [$g, $new]) {
-            // As Moodle reads them: the required fields only (grade_grade's defaults for the others,
-            // which update() then writes - feedback and information included).
-            $gg = new \grade_grade(array_intersect_key((array)$g, array_flip(self::REQUIRED)), false);
-            $gg->finalgrade = $new;
-            if ($gg->update('system')) {
-                $gg->load_grade_item();
-                \core\event\user_graded::create_from_grade($gg, \core\event\base::USER_OTHER)->trigger();
-                $this->events++;
-                $this->changed++;
-                $rows[(int)$g->itemid][(int)$g->userid]->finalgrade = $new;
-            }
+            $modupdates[] = [$g, $new, (float)$g->rawgrademin, (float)$g->rawgrademax, 'system', \core\event\base::USER_OTHER];
         }
+        $this->activitychanged = count($modupdates);
+        $prof->lap('diff');
+        $this->bulk_update($modupdates, null);
+        $prof->lap('grade_grades updates');
+        $this->apply_updates($modupdates, null, $histrows, $events, $users, $history, $now);
+        $this->mod_side_effects($modupdates);
+        $prof->lap('activity notify_changed');
         $aggregatedfor = [];
         $orders = [];
         ksort($incourse);
@@ -323,7 +354,9 @@ class regrader {
             // The rows generate_grades() reads, before aggregate_grades() creates the missing ones:
             // ties among equal grades sort in this order (which one gets the minimum, maximum or
             // median weight depends on it).
+            $flush();
             $orders[$c] = $this->row_order($c, $rowof);
+            $prof->lap('row order');
             foreach (array_keys($catusers) as $userid) {
                 if (!isset($rows[$itemid][$userid])) {
                     $insert($itemid, $userid, 0.0, 100.0);
@@ -357,8 +390,81 @@ class regrader {
                 }
             }
         }
+        $flush();
         $statuses = $this->usage($aggregatedfor, $rows, $final, $has, $orders);
+        $prof->lap('usage trace');
         // Bulk write: one UPDATE per chunk (CASE id WHEN ... ), then the history rows.
+        $this->bulk_update($updates, $now);
+        $prof->lap('grade_grades updates');
+        $this->apply_updates($updates, $now, $histrows, $events, $users, $history, $now);
+        $prof->lap('diff');
+        if ($histrows) {
+            $DB->insert_records('grade_grades_history', $histrows);
+        }
+        $prof->lap('history writes');
+        // grade_category::set_usedinaggregation(): no history rows, no events.
+        foreach (array_chunk($statuses, self::CHUNK) as $chunk) {
+            $ids = [];
+            $cs = $cw = '';
+            $ps = $pw = [];
+            foreach ($chunk as [$id, $status, $weight]) {
+                $ids[] = $id;
+                $cs .= " WHEN {$id} THEN ?";
+                $ps[] = $status;
+                $cw .= " WHEN {$id} THEN ?";
+                $pw[] = $weight;
+            }
+            [$idsql, $idp] = $DB->get_in_or_equal($ids);
+            $DB->execute("UPDATE {grade_grades} SET aggregationstatus = CASE id{$cs} END, aggregationweight = CASE id{$cw} END
+                           WHERE id $idsql", array_merge($ps, $pw, $idp));
+            $this->statuses += count($chunk);
+        }
+        $prof->lap('aggregationstatus writes');
+        // grade_grade::notify_changed(): the availability cache of each user whose grade changed
+        // (Moodle deletes the same cache entry once per changed grade).
+        if (!empty($CFG->enableavailability) && class_exists('\availability_grade\callbacks')) {
+            foreach (array_keys($users) as $userid) {
+                \availability_grade\callbacks::grade_changed($userid);
+            }
+        }
+        $prof->lap('availability cache');
+        $this->pendingevents = $events;
+    }
+
+    /**
+     * \core\event\user_graded for every changed grade (activity grades first, then the computed
+     * items' in Moodle's regrade order), each created by Moodle's create_from_grade() and triggered
+     * (observers, the standard log store included, run as for Moodle's regrade).
+     */
+    public function trigger_events(): void {
+        $items = [];
+        $create = 0.0;
+        foreach ($this->pendingevents as [$g, $relateduser]) {
+            $t = microtime(true);
+            $gg = new \grade_grade($g, false);
+            $itemid = (int)$g->itemid;
+            if (!isset($items[$itemid])) {
+                $items[$itemid] = \grade_item::fetch(['id' => $itemid]);
+            }
+            $gg->grade_item = $items[$itemid];
+            $event = \core\event\user_graded::create_from_grade($gg, $relateduser);
+            $create += microtime(true) - $t;
+            $event->trigger();
+            $this->events++;
+        }
+        $this->pendingevents = [];
+        $this->prof->note('events: of which create', $create);
+    }
+
+    /**
+     * The grade rows written: one UPDATE per chunk of rows (CASE id WHEN ...), with the columns
+     * grade_grade::update() writes (finalgrade, the range, the optional fields at their defaults).
+     *
+     * @param array[] $updates [row, new final grade, min, max, source, relateduser]
+     * @param int|null $now timemodified, or null to keep it (activity grades)
+     */
+    private function bulk_update(array $updates, ?int $now): void {
+        global $DB;
         foreach (array_chunk($updates, self::CHUNK) as $chunk) {
             $ids = [];
             $cf = $cmin = $cmax = '';
@@ -377,17 +483,36 @@ class regrader {
                 $pmax[] = grade_floatval($max);
             }
             [$idsql, $idp] = $DB->get_in_or_equal($ids);
+            $time = $now === null ? '' : 'timemodified = ?, ';
             $DB->execute("UPDATE {grade_grades} SET finalgrade = CASE id{$cf} END, rawgrademin = CASE id{$cmin} END,
-                                 rawgrademax = CASE id{$cmax} END, timemodified = ?, feedback = NULL, feedbackformat = ?,
+                                 rawgrademax = CASE id{$cmax} END, {$time}feedback = NULL, feedbackformat = ?,
                                  information = NULL, informationformat = ?
                            WHERE id $idsql",
-                array_merge($p, $pmin, $pmax, [$now, FORMAT_PLAIN, FORMAT_PLAIN], $idp));
+                array_merge($p, $pmin, $pmax, $now === null ? [] : [$now], [FORMAT_PLAIN, FORMAT_PLAIN], $idp));
         }
+    }
+
+    /**
+     * The rows as bulk_update() left them, their history rows, events and users.
+     *
+     * @param array[] $updates [row, new final grade, min, max, source, relateduser]
+     * @param int|null $time timemodified, or null to keep it
+     * @param array $histrows
+     * @param array $events
+     * @param array $users
+     * @param bool $history
+     * @param int $now
+     */
+    private function apply_updates(array $updates, ?int $time, array &$histrows, array &$events, array &$users,
+            bool $history, int $now): void {
+        global $USER;
         foreach ($updates as [$g, $new, $min, $max, $source, $relateduser]) {
             $g->finalgrade = $new === null ? null : grade_floatval($new);
             $g->rawgrademin = grade_floatval($min);
             $g->rawgrademax = grade_floatval($max);
-            $g->timemodified = $now;
+            if ($time !== null) {
+                $g->timemodified = $time;
+            }
             $g->feedback = $g->information = null;
             $g->feedbackformat = $g->informationformat = FORMAT_PLAIN;
             if ($history) {
@@ -397,43 +522,113 @@ class regrader {
             $users[(int)$g->userid] = true;
             $this->changed++;
         }
-        if ($histrows) {
-            $DB->insert_records('grade_grades_history', $histrows);
+    }
+
+    /**
+     * grade_grade::notify_changed() and update_feedback_files() of changed activity grades, as Moodle
+     * runs them after each update(): with completion enabled for the site the grade's item is loaded,
+     * so its feedback files in the item's context are deleted (none to copy: the regrade gives no
+     * feedback), and with completion enabled in the course the activity's completion is informed of
+     * each grade (completion_info::inform_grade_changed(), Moodle's own code, per grade).  Per item,
+     * what depends only on the item (context, course module) is looked up once.  The availability
+     * cache is cleared per user with the other grades' (write_grades()).
+     *
+     * @param array[] $updates [row, new final grade, ...] activity grades only
+     */
+    private function mod_side_effects(array $updates): void {
+        global $CFG, $DB;
+        if (!$updates || empty($CFG->enablecompletion)) {
+            return;
         }
-        // grade_category::set_usedinaggregation(): no history rows, no events.
-        foreach (array_chunk($statuses, self::CHUNK) as $chunk) {
-            $ids = [];
-            $cs = $cw = '';
-            $ps = $pw = [];
-            foreach ($chunk as [$id, $status, $weight]) {
-                $ids[] = $id;
-                $cs .= " WHEN {$id} THEN ?";
-                $ps[] = $status;
-                $cw .= " WHEN {$id} THEN ?";
-                $pw[] = $weight;
+        if (class_exists('restore_controller', false) && \restore_controller::is_executing()) {
+            return;
+        }
+        require_once($CFG->libdir . '/completionlib.php');
+        $byitem = [];
+        foreach ($updates as [$g]) {
+            $byitem[(int)$g->itemid][] = $g;
+        }
+        $course = get_course($this->courseid, false);
+        $completion = new \completion_info($course);
+        $fs = get_file_storage();
+        foreach ($byitem as $itemid => $grades) {
+            $item = \grade_item::fetch(['id' => $itemid]);
+            if (!$item || !$item->is_external_item()) {
+                continue;
             }
-            [$idsql, $idp] = $DB->get_in_or_equal($ids);
-            $DB->execute("UPDATE {grade_grades} SET aggregationstatus = CASE id{$cs} END, aggregationweight = CASE id{$cw} END
-                           WHERE id $idsql", array_merge($ps, $pw, $idp));
-            $this->statuses += count($chunk);
-        }
-        // grade_grade::notify_changed() for non-activity grades: the availability cache of each user.
-        if (!empty($CFG->enableavailability) && class_exists('\availability_grade\callbacks')) {
-            foreach (array_keys($users) as $userid) {
-                \availability_grade\callbacks::grade_changed($userid);
+            $context = $item->get_context();
+            foreach (array_chunk($grades, self::CHUNK) as $chunk) {
+                [$isql, $ip] = $DB->get_in_or_equal(array_map(fn($g) => (int)$g->id, $chunk), SQL_PARAMS_NAMED, 'fbid');
+                $fs->delete_area_files_select($context->id, GRADE_FILE_COMPONENT, GRADE_FEEDBACK_FILEAREA, $isql, $ip);
+            }
+            if (!$completion->is_enabled()) {
+                continue;
+            }
+            $cm = get_coursemodule_from_instance($item->itemmodule, $item->iteminstance, $item->courseid);
+            if (!$cm) {
+                continue;
+            }
+            foreach ($grades as $g) {
+                $gg = new \grade_grade($g, false);
+                $gg->grade_item = $item;
+                $completion->inform_grade_changed($cm, $item, $gg, false, false);
             }
         }
-        $items = [];
-        foreach ($events as [$g, $relateduser]) {
-            $gg = new \grade_grade($g, false);
-            $itemid = (int)$g->itemid;
-            if (!isset($items[$itemid])) {
-                $items[$itemid] = \grade_item::fetch(['id' => $itemid]);
-            }
-            $gg->grade_item = $items[$itemid];
-            \core\event\user_graded::create_from_grade($gg, $relateduser)->trigger();
-            $this->events++;
+    }
+
+    /**
+     * A new grade_grades row as grade_grade::insert() writes it for the regrade, in the columns' order
+     * and spelling of a row read back from the database.
+     *
+     * @param int $itemid
+     * @param int $userid
+     * @param float $min
+     * @param float $max
+     * @return object
+     */
+    private static function new_row(int $itemid, int $userid, float $min, float $max): object {
+        return (object)['id' => null, 'itemid' => (string)$itemid, 'userid' => (string)$userid, 'rawgrade' => null,
+            'rawgrademax' => sprintf('%.5F', $max), 'rawgrademin' => sprintf('%.5F', $min), 'rawscaleid' => null,
+            'usermodified' => null, 'finalgrade' => null, 'hidden' => '0', 'locked' => '0', 'locktime' => '0',
+            'exported' => '0', 'overridden' => '0', 'excluded' => '0', 'feedback' => null,
+            'feedbackformat' => (string)FORMAT_PLAIN, 'information' => null, 'informationformat' => (string)FORMAT_PLAIN,
+            'timecreated' => null, 'timemodified' => null, 'aggregationstatus' => 'unknown', 'aggregationweight' => null];
+    }
+
+    /**
+     * Insert new rows in bulk, in the given order (the ids follow it), and give each its id.
+     *
+     * @param object[] $rows new_row()s
+     * @return object[] the rows
+     */
+    private static function insert_rows(array $rows): array {
+        global $DB;
+        $DB->insert_records('grade_grades', array_map(function ($g) {
+            $a = (array)$g;
+            unset($a['id']);
+            return $a;
+        }, $rows));
+        $want = [];
+        foreach ($rows as $g) {
+            $want[$g->itemid][$g->userid] = $g;
         }
+        foreach ($want as $itemid => $byuser) {
+            foreach (array_chunk(array_keys($byuser), self::CHUNK) as $chunk) {
+                [$usql, $up] = $DB->get_in_or_equal($chunk);
+                $rs = $DB->get_recordset_select('grade_grades', "itemid = ? AND userid $usql", array_merge([$itemid], $up), '',
+                    'id, itemid, userid');
+                foreach ($rs as $r) {
+                    $byuser[$r->userid]->id = $r->id;
+                }
+                $rs->close();
+            }
+        }
+        foreach ($rows as $g) {
+            if ($g->id === null) {
+                throw new \coding_exception("native regrade: grade row of item {$g->itemid}, user {$g->userid} not inserted");
+            }
+        }
+        return $rows;
     }
 
     /**
