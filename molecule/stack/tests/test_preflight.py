@@ -131,7 +131,7 @@ def _mariadb_cnf(tmp_path, *extra):
 
 def test_innodb_sizes_follow_the_db_memory_limit_unless_given(tmp_path):
     """Rendered, not deployed: half of the db service's memory limit for the buffer pool, a quarter of that for
-    the redo log; an explicit innodb_buffer_pool_size in compose_stack_mariadb_settings wins."""
+    the redo log; an explicit innodb_buffer_pool_size in compose_stack_mariadb_settings wins (and sizes the log)."""
     resources = {"web": {"cpus": "2.0", "memory": "2G", "reservation_cpus": "0.5", "reservation_memory": "512M"},
                  "cron": {"cpus": "1.0", "memory": "1G", "reservation_cpus": "0.1", "reservation_memory": "128M"},
                  "db": {"cpus": "2.0", "memory": "6G", "reservation_cpus": "0.5", "reservation_memory": "512M"},
@@ -144,4 +144,4 @@ def test_innodb_sizes_follow_the_db_memory_limit_unless_given(tmp_path):
     cnf = _mariadb_cnf(tmp_path / "given", json.dumps({"compose_stack_resources": resources,
                                                         "compose_stack_mariadb_settings": {
                                                             **settings, "innodb_buffer_pool_size": "1G"}}))
-    assert (cnf["innodb_buffer_pool_size"], cnf["innodb_log_file_size"]) == ("1G", "768M"), cnf
+    assert (cnf["innodb_buffer_pool_size"], cnf["innodb_log_file_size"]) == ("1G", "256M"), cnf
