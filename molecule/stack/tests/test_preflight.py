@@ -40,6 +40,7 @@ BAD = [
     (["compose_stack_mail_enabled=true"], "compose_stack_mail_relay_host must be a host"),
     (["compose_stack_cron_mode=ofelia"], "cron mode 'ofelia' needs"),
     (["compose_stack_environment=staging"], "compose_stack_environment"),
+    (["compose_stack_mariadb_buffer_pool_ratio=0.95"], "compose_stack_mariadb_buffer_pool_ratio must be between 0.1 and 0.8"),
     (["compose_stack_environment=prod", "compose_stack_wwwroot=https://10.0.0.5", "compose_stack_tls_mode=acme"],
      "a DNS name in compose_stack_wwwroot, not an IP address or localhost (it is '10.0.0.5')"),
     (["compose_stack_environment=prod", "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_tls_mode=acme",
@@ -118,3 +119,29 @@ def test_dev_overlay_sends_mail_to_mailpit_without_relay_settings(tmp_path):
     assert services["mailpit"]["image"] == "axllent/mailpit:v1.33.1"
     assert "MP_SMTP_AUTH_FILE" not in services["mailpit"]["environment"]
     assert (project / "secrets" / "smtp_password").read_text() == ""
+
+
+def _mariadb_cnf(tmp_path, *extra):
+    result = play(tmp_path, "compose_stack_source_mode=registry", "compose_stack_web_port=18392", *extra,
+                  tags="compose_stack_preflight,compose_stack_install,compose_stack_configure")
+    assert result.returncode == 0, result.stdout[-3000:]
+    lines = (tmp_path / "project" / "config" / "mariadb.cnf").read_text().splitlines()
+    return dict(line.split(" = ", 1) for line in lines if " = " in line and not line.startswith("#"))
+
+
+def test_innodb_sizes_follow_the_db_memory_limit_unless_given(tmp_path):
+    """Rendered, not deployed: half of the db service's memory limit for the buffer pool, a quarter of that for
+    the redo log; an explicit innodb_buffer_pool_size in compose_stack_mariadb_settings wins (and sizes the log)."""
+    resources = {"web": {"cpus": "2.0", "memory": "2G", "reservation_cpus": "0.5", "reservation_memory": "512M"},
+                 "cron": {"cpus": "1.0", "memory": "1G", "reservation_cpus": "0.1", "reservation_memory": "128M"},
+                 "db": {"cpus": "2.0", "memory": "6G", "reservation_cpus": "0.5", "reservation_memory": "512M"},
+                 "redis": {"cpus": "1.0", "memory": "768M", "reservation_cpus": "0.1", "reservation_memory": "64M"}}
+    settings = {"innodb_flush_log_at_trx_commit": 2, "collation-server": "utf8mb4_unicode_ci"}  # no InnoDB sizes
+    cnf = _mariadb_cnf(tmp_path / "derived", json.dumps({"compose_stack_resources": resources,
+                                                          "compose_stack_mariadb_settings": settings}))
+    assert (cnf["innodb_buffer_pool_size"], cnf["innodb_log_file_size"]) == ("3072M", "768M"), cnf
+    assert cnf["collation-server"] == "utf8mb4_unicode_ci" and cnf["innodb_flush_log_at_trx_commit"] == "2", cnf
+    cnf = _mariadb_cnf(tmp_path / "given", json.dumps({"compose_stack_resources": resources,
+                                                        "compose_stack_mariadb_settings": {
+                                                            **settings, "innodb_buffer_pool_size": "1G"}}))
+    assert (cnf["innodb_buffer_pool_size"], cnf["innodb_log_file_size"]) == ("1G", "256M"), cnf
