@@ -15,6 +15,19 @@ ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbo
 STANDIN = os.environ["MOODLE_STANDIN_DIR"]
 
 
+# InnoDB sizing, checked in the two render tests below (no extra play): the db service's memory limit 6G.
+RESOURCES = {"web": {"cpus": "2.0", "memory": "2G", "reservation_cpus": "0.5", "reservation_memory": "512M"},
+             "cron": {"cpus": "1.0", "memory": "1G", "reservation_cpus": "0.1", "reservation_memory": "128M"},
+             "db": {"cpus": "2.0", "memory": "6G", "reservation_cpus": "0.5", "reservation_memory": "512M"},
+             "redis": {"cpus": "1.0", "memory": "768M", "reservation_cpus": "0.1", "reservation_memory": "64M"}}
+MARIADB_SETTINGS = {"innodb_flush_log_at_trx_commit": 2, "collation-server": "utf8mb4_unicode_ci"}  # no InnoDB sizes
+
+
+def mariadb_cnf(project):
+    lines = (project / "config" / "mariadb.cnf").read_text().splitlines()
+    return dict(line.split(" = ", 1) for line in lines if " = " in line and not line.startswith("#"))
+
+
 def play(tmp_path, *extra, tags=None):
     cmd = [ANSIBLE_PLAYBOOK, PLAYBOOK, "-e", f"compose_stack_project_dir={tmp_path}/project",
            "-e", "compose_stack_project_name=preflightcheck", "-e", f"compose_stack_secrets_local_dir={tmp_path}/secrets"]
@@ -84,6 +97,7 @@ def test_registry_mode_and_prod_overlay_render_and_validate(tmp_path):
                   "compose_stack_wwwroot=https://moodle.example.org", "compose_stack_https_port=18443",
                   f"moodle_image_cache_dir={tmp_path}/images", "moodle_image_source_type=local",
                   f"moodle_image_source_path={STANDIN}",
+                  json.dumps({"compose_stack_mariadb_settings": {**MARIADB_SETTINGS, "innodb_buffer_pool_size": "1G"}}),
                   tags="moodle_image_preflight,moodle_image_install,moodle_image_configure,compose_stack_preflight,"
                        "compose_stack_install,compose_stack_configure")
     assert result.returncode == 0, result.stdout[-3000:]
@@ -99,12 +113,16 @@ def test_registry_mode_and_prod_overlay_render_and_validate(tmp_path):
     assert 'MOODLE_SSLPROXY: "1"' in config
     assert 'published: "3306"' not in config and "adminer" not in config
     assert (project / "tls" / "cert.pem").exists()
+    # an explicit buffer pool wins over the derived one and sizes the redo log (a quarter)
+    cnf = mariadb_cnf(project)
+    assert (cnf["innodb_buffer_pool_size"], cnf["innodb_log_file_size"]) == ("1G", "256M"), cnf
 
 
 def test_dev_overlay_sends_mail_to_mailpit_without_relay_settings(tmp_path):
     """No relay configured, mailpit in the dev services: config.php gets Mailpit (rendered, not deployed)."""
     result = play(tmp_path, "compose_stack_source_mode=registry", "compose_stack_web_port=18391",
                   '{"compose_stack_dev_services": ["mailpit"]}',
+                  json.dumps({"compose_stack_resources": RESOURCES, "compose_stack_mariadb_settings": MARIADB_SETTINGS}),
                   tags="compose_stack_preflight,compose_stack_install,compose_stack_configure")
     assert result.returncode == 0, result.stdout[-3000:]
     project = tmp_path / "project"
@@ -119,29 +137,8 @@ def test_dev_overlay_sends_mail_to_mailpit_without_relay_settings(tmp_path):
     assert services["mailpit"]["image"] == "axllent/mailpit:v1.33.1"
     assert "MP_SMTP_AUTH_FILE" not in services["mailpit"]["environment"]
     assert (project / "secrets" / "smtp_password").read_text() == ""
-
-
-def _mariadb_cnf(tmp_path, *extra):
-    result = play(tmp_path, "compose_stack_source_mode=registry", "compose_stack_web_port=18392", *extra,
-                  tags="compose_stack_preflight,compose_stack_install,compose_stack_configure")
-    assert result.returncode == 0, result.stdout[-3000:]
-    lines = (tmp_path / "project" / "config" / "mariadb.cnf").read_text().splitlines()
-    return dict(line.split(" = ", 1) for line in lines if " = " in line and not line.startswith("#"))
-
-
-def test_innodb_sizes_follow_the_db_memory_limit_unless_given(tmp_path):
-    """Rendered, not deployed: half of the db service's memory limit for the buffer pool, a quarter of that for
-    the redo log; an explicit innodb_buffer_pool_size in compose_stack_mariadb_settings wins (and sizes the log)."""
-    resources = {"web": {"cpus": "2.0", "memory": "2G", "reservation_cpus": "0.5", "reservation_memory": "512M"},
-                 "cron": {"cpus": "1.0", "memory": "1G", "reservation_cpus": "0.1", "reservation_memory": "128M"},
-                 "db": {"cpus": "2.0", "memory": "6G", "reservation_cpus": "0.5", "reservation_memory": "512M"},
-                 "redis": {"cpus": "1.0", "memory": "768M", "reservation_cpus": "0.1", "reservation_memory": "64M"}}
-    settings = {"innodb_flush_log_at_trx_commit": 2, "collation-server": "utf8mb4_unicode_ci"}  # no InnoDB sizes
-    cnf = _mariadb_cnf(tmp_path / "derived", json.dumps({"compose_stack_resources": resources,
-                                                          "compose_stack_mariadb_settings": settings}))
+    # InnoDB derived from the db service's memory limit (6G): half for the pool, a quarter of that for the log
+    cnf = mariadb_cnf(project)
     assert (cnf["innodb_buffer_pool_size"], cnf["innodb_log_file_size"]) == ("3072M", "768M"), cnf
     assert cnf["collation-server"] == "utf8mb4_unicode_ci" and cnf["innodb_flush_log_at_trx_commit"] == "2", cnf
-    cnf = _mariadb_cnf(tmp_path / "given", json.dumps({"compose_stack_resources": resources,
-                                                        "compose_stack_mariadb_settings": {
-                                                            **settings, "innodb_buffer_pool_size": "1G"}}))
-    assert (cnf["innodb_buffer_pool_size"], cnf["innodb_log_file_size"]) == ("1G", "256M"), cnf
+

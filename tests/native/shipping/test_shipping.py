@@ -19,7 +19,7 @@ regrade task, the CLI or the web service run (tests/native/golden/plugin_check.s
 in real Moodle, given MOODLE_SRC), nor anything on a Kubernetes cluster (the chart's pod is imitated with
 ``docker run``).
 The one addition to the deployment: a Compose overlay (``moodle_platform_compose_extra_files``) bind-mounts a
-probe page read-only into the web container's document root, so mod_php itself can be asked (the image's
+probe page read-only into the web container's document root, so web's PHP itself can be asked (the image's
 root file system is read-only; nothing can be written into /var/www/moodle).
 """
 
@@ -132,12 +132,15 @@ def test_php_m_in_the_running_web_container_lists_the_module(site):
     assert MODULE in modules, modules
 
 
-def test_apache_php_loads_the_module_too(site):
-    """php -m is the CLI; Moodle's web requests run in Apache's mod_php, with its own conf.d.  The probe page
-    the test's overlay mounts (apache_probe_overlay) asks mod_php: it must name the apache2handler SAPI."""
+def test_web_php_loads_the_module_too(site):
+    """php -m is the CLI; Moodle's web requests run in web's own PHP runtime, with its own conf.d: a PHP-FPM
+    pool by default in Compose (compose_stack_php_runtime fpm).  The probe page the test's overlay mounts
+    (apache_probe_overlay) asks that PHP: it must name the fpm-fcgi SAPI and have the module."""
+    env = json.loads(docker("inspect", "-f", "{{json .Config.Env}}", WEB).stdout)
+    assert "MOODLE_PHP_SAPI=fpm" in env, env
     out = subprocess.run(["curl", "-s", "-m", "30", f"{WEB_URL}/nativeship-probe/"],
                          capture_output=True, text=True, check=False).stdout
-    assert out.startswith("apache2handler loaded "), out
+    assert out.startswith("fpm-fcgi loaded "), out
 
 
 def test_extension_and_plugin_files_are_the_built_artifacts(site):
@@ -232,6 +235,28 @@ def test_chart_like_run_of_the_image_lists_the_module(site):
     cases = golden_cases()[:25]
     out = docker(*args, "-r", "$regrade = 'moodle_gradebook_regrade';" + REGRADE_LOOP, stdin=regrade_request(cases))
     assert_moodles_results(cases, json.loads(out.stdout))
+
+
+
+def test_chart_like_apache_with_mod_php_loads_the_module(site, tmp_path):
+    """The chart runs the image's default runtime, Apache with mod_php: the same image started the chart's way
+    (no network; the probe page mounted read-only), asked through Apache inside the container, must name the
+    apache2handler SAPI and have the module."""
+    image = container_state()[2]
+    apache_probe_overlay(tmp_path)
+    args = chart_like_run(image, "-d", "--network", "none", "-v", f"{tmp_path / 'www'}:{APACHE_PROBE_DIR}:ro")
+    container = docker(*args, "web").stdout.strip()
+    try:
+        out = ""
+        for _ in range(30):
+            out = docker("exec", container, "curl", "-s", "-m", "10", "http://localhost:8080/nativeship-probe/",
+                         check=False).stdout
+            if out:
+                break
+            time.sleep(1)
+        assert out.startswith("apache2handler loaded "), (out, docker("logs", container, check=False).stderr[-2000:])
+    finally:
+        docker("rm", "-f", container, check=False)
 
 
 def test_version_check_compares_real_state(site):
