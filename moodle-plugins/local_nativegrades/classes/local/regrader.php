@@ -31,7 +31,8 @@ namespace local_nativegrades\local;
  *    created for users with a grade in the course; category and course totals: finalgrade,
  *    rawgrademin/max (source 'aggregation', timemodified = now), the total's row and the rows of its
  *    children created (item's range) for users with a grade in the category.  These rows are
- *    written in bulk (one UPDATE per chunk of rows, history rows with insert_records()).
+ *    written in bulk (one UPDATE per chunk of rows; history rows of inserts with insert_records(), of
+ *    updates copied from the updated rows by the database, write_update_history()).
  *  - grade_grades_history (unless disablegradehistory): one row per insert and update, as
  *    grade_object::insert()/update() write it (action, oldid, source, loggeduser).
  *  - \core\event\user_graded for every changed grade (relateduser USER_OTHER for activity and
@@ -55,6 +56,8 @@ class regrader {
 
     /** Rows per bulk UPDATE statement. */
     const CHUNK = 500;
+    /** Updated grades whose history rows one INSERT ... SELECT copies. */
+    const HISTORY_CHUNK = 2000;
 
     /**
      * Is the native regrade enabled (admin setting local_nativegrades/nativeregrade)?
@@ -243,7 +246,10 @@ class regrader {
         $prof->lap('load');
         $now = time();
         $history = empty($CFG->disablegradehistory);
+        // History rows of inserts (the row as inserted: some are updated later in this regrade), and the
+        // updates whose history rows copy the row as updated (write_update_history()).
         $histrows = [];
+        $histupdates = [];
         $updates = [];
         $events = [];
         $users = [];
@@ -308,7 +314,7 @@ class regrader {
         $prof->lap('diff');
         $this->bulk_update($modupdates, null);
         $prof->lap('grade_grades updates');
-        $this->apply_updates($modupdates, null, $histrows, $events, $users, $history, $now);
+        $this->apply_updates($modupdates, null, $histupdates, $events, $users, $history);
         $this->mod_side_effects($modupdates);
         $prof->lap('activity notify_changed');
         $aggregatedfor = [];
@@ -396,11 +402,12 @@ class regrader {
         // Bulk write: one UPDATE per chunk (CASE id WHEN ... ), then the history rows.
         $this->bulk_update($updates, $now);
         $prof->lap('grade_grades updates');
-        $this->apply_updates($updates, $now, $histrows, $events, $users, $history, $now);
+        $this->apply_updates($updates, $now, $histupdates, $events, $users, $history);
         $prof->lap('diff');
         if ($histrows) {
             $DB->insert_records('grade_grades_history', $histrows);
         }
+        $this->write_update_history($histupdates, $now);
         $prof->lap('history writes');
         // grade_category::set_usedinaggregation(): no history rows, no events.
         foreach (array_chunk($statuses, self::CHUNK) as $chunk) {
@@ -493,19 +500,18 @@ class regrader {
     }
 
     /**
-     * The rows as bulk_update() left them, their history rows, events and users.
+     * The rows as bulk_update() left them, the updates their history rows record (written by
+     * write_update_history()), events and users.
      *
      * @param array[] $updates [row, new final grade, min, max, source, relateduser]
      * @param int|null $time timemodified, or null to keep it
-     * @param array $histrows
+     * @param array $histupdates [row, source] of each update
      * @param array $events
      * @param array $users
      * @param bool $history
-     * @param int $now
      */
-    private function apply_updates(array $updates, ?int $time, array &$histrows, array &$events, array &$users,
-            bool $history, int $now): void {
-        global $USER;
+    private function apply_updates(array $updates, ?int $time, array &$histupdates, array &$events, array &$users,
+            bool $history): void {
         foreach ($updates as [$g, $new, $min, $max, $source, $relateduser]) {
             $g->finalgrade = $new === null ? null : grade_floatval($new);
             $g->rawgrademin = grade_floatval($min);
@@ -516,7 +522,7 @@ class regrader {
             $g->feedback = $g->information = null;
             $g->feedbackformat = $g->informationformat = FORMAT_PLAIN;
             if ($history) {
-                $histrows[] = self::history($g, GRADE_HISTORY_UPDATE, $source, $now, $USER->id);
+                $histupdates[] = [$g, $source];
             }
             $events[] = [$g, $relateduser];
             $users[(int)$g->userid] = true;
@@ -827,6 +833,44 @@ class regrader {
             return false;
         }
         return !($cat['canapply'] && $cat['droplow'] > 0 && $counted <= $cat['droplow'] && !$undroppable);
+    }
+
+    /**
+     * The history rows of updated grades, as grade_object::update() writes them (the row after the update,
+     * action GRADE_HISTORY_UPDATE, oldid, source, loggeduser, timemodified now), copied by the database from
+     * the updated grade_grades rows (INSERT ... SELECT per chunk and source) instead of sent row by row: each
+     * row is written once in this regrade and all of them before the aggregation statuses, which history
+     * rows do not carry.  The copy names the history table's columns; if that table has one grade_grades
+     * has not (a schema this code does not know), the rows are built from the objects as before.
+     *
+     * @param array[] $histupdates [row as updated, source]
+     * @param int $now
+     */
+    private function write_update_history(array $histupdates, int $now): void {
+        global $DB, $USER;
+        if (!$histupdates) {
+            return;
+        }
+        $own = ['id', 'action', 'oldid', 'source', 'timemodified', 'loggeduser'];
+        $copied = array_values(array_diff(array_keys($DB->get_columns('grade_grades_history')), $own));
+        if (array_diff($copied, array_keys($DB->get_columns('grade_grades')))) {
+            $DB->insert_records('grade_grades_history', array_map(
+                fn($u) => self::history($u[0], GRADE_HISTORY_UPDATE, $u[1], $now, $USER->id), $histupdates));
+            return;
+        }
+        $cols = implode(', ', $copied);
+        $bysource = [];
+        foreach ($histupdates as [$g, $source]) {
+            $bysource[(string)$source][] = (int)$g->id;
+        }
+        foreach ($bysource as $source => $ids) {
+            foreach (array_chunk($ids, self::HISTORY_CHUNK) as $chunk) {
+                [$idsql, $idp] = $DB->get_in_or_equal($chunk);
+                $DB->execute("INSERT INTO {grade_grades_history} (action, oldid, source, timemodified, loggeduser, {$cols})
+                              SELECT ?, id, ?, ?, ?, {$cols} FROM {grade_grades} WHERE id $idsql",
+                    array_merge([GRADE_HISTORY_UPDATE, $source, $now, $USER->id], $idp));
+            }
+        }
     }
 
     /**
