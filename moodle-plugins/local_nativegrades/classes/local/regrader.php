@@ -56,8 +56,8 @@ class regrader {
 
     /** Rows per bulk UPDATE statement. */
     const CHUNK = 500;
-    /** Updated grades whose history rows one INSERT ... SELECT copies. */
-    const HISTORY_CHUNK = 2000;
+    /** Ids per statement where the statement names the ids only (history copies, status groups). */
+    const ID_LIST_CHUNK = 2000;
 
     /**
      * Is the native regrade enabled (admin setting local_nativegrades/nativeregrade)?
@@ -409,22 +409,23 @@ class regrader {
         }
         $this->write_update_history($histupdates, $now);
         $prof->lap('history writes');
-        // grade_category::set_usedinaggregation(): no history rows, no events.
-        foreach (array_chunk($statuses, self::CHUNK) as $chunk) {
-            $ids = [];
-            $cs = $cw = '';
-            $ps = $pw = [];
-            foreach ($chunk as [$id, $status, $weight]) {
-                $ids[] = $id;
-                $cs .= " WHEN {$id} THEN ?";
-                $ps[] = $status;
-                $cw .= " WHEN {$id} THEN ?";
-                $pw[] = $weight;
+        // grade_category::set_usedinaggregation(): no history rows, no events.  Rows sharing a status and a
+        // weight (the same float, so the same parameter) are written by one UPDATE per chunk of ids: most
+        // rows share them (a Natural weight depends on the items, not on the grade), and a CASE per row
+        // costs the database a scan of its WHENs for every row.
+        $groups = [];
+        foreach ($statuses as [$id, $status, $weight]) {
+            $key = $status . '|' . ($weight === null ? 'null' : sprintf('%.17g', $weight));
+            $groups[$key] ??= [$status, $weight, []];
+            $groups[$key][2][] = $id;
+        }
+        foreach ($groups as [$status, $weight, $ids]) {
+            foreach (array_chunk($ids, self::ID_LIST_CHUNK) as $chunk) {
+                [$idsql, $idp] = $DB->get_in_or_equal($chunk);
+                $DB->execute("UPDATE {grade_grades} SET aggregationstatus = ?, aggregationweight = ? WHERE id $idsql",
+                    array_merge([$status, $weight], $idp));
+                $this->statuses += count($chunk);
             }
-            [$idsql, $idp] = $DB->get_in_or_equal($ids);
-            $DB->execute("UPDATE {grade_grades} SET aggregationstatus = CASE id{$cs} END, aggregationweight = CASE id{$cw} END
-                           WHERE id $idsql", array_merge($ps, $pw, $idp));
-            $this->statuses += count($chunk);
         }
         $prof->lap('aggregationstatus writes');
         // grade_grade::notify_changed(): the availability cache of each user whose grade changed
@@ -864,7 +865,7 @@ class regrader {
             $bysource[(string)$source][] = (int)$g->id;
         }
         foreach ($bysource as $source => $ids) {
-            foreach (array_chunk($ids, self::HISTORY_CHUNK) as $chunk) {
+            foreach (array_chunk($ids, self::ID_LIST_CHUNK) as $chunk) {
                 [$idsql, $idp] = $DB->get_in_or_equal($chunk);
                 $DB->execute("INSERT INTO {grade_grades_history} (action, oldid, source, timemodified, loggeduser, {$cols})
                               SELECT ?, id, ?, ?, ?, {$cols} FROM {grade_grades} WHERE id $idsql",
