@@ -5,10 +5,11 @@ service_images' MariaDB and Redis), imported from Docker into the cluster's cont
 What is real here: scheduling, the kubelet starting every container through containerd/runc as the
 chart's security contexts say (uid 33, read-only root FS, no capabilities), the chart's probes run by
 the kubelet, Secrets mounted as files, PVCs bound to PersistentVolumes, Services through kube-proxy.
-What the test does by hand: the PersistentVolumes (hostPath, created for the chart's claims: there is
-no dynamic provisioner on this node). The site installs itself: the release starts with 2 web replicas
-on a ReadWriteMany moodledata claim, and each web pod's init container runs the image's installer, which
-serialises on its lock in moodledata - one pod installs, the other waits and finds the site installed.
+What the test does by hand: the PersistentVolumes (hostPath, one pre-bound to each claim the rendered
+manifest makes, created before the claims; there is no dynamic provisioner on this node). The site
+installs itself: the release starts with 2 web replicas on a ReadWriteMany moodledata claim, and each
+web pod's init container runs the image's installer, which serialises on its lock in moodledata - one
+pod installs, the other waits and finds the site installed.
 
 The in-chart MariaDB StatefulSet is proved on its own (test_in_chart_mariadb_starts: uid 999, read-only
 root filesystem, the image's entry point initialising the datadir as that uid). The web/cron scenario
@@ -70,31 +71,121 @@ def _values(images: dict) -> list[str]:
             "--set", "web.readinessProbe.periodSeconds=5"]
 
 
-def _bind_volumes(cluster, state: Path, expected: int, ns: str = NS, release: str | None = None) -> None:
-    """Create a hostPath PersistentVolume pre-bound to each of the release's claims (no dynamic
-    provisioner on this node) until EXPECTED claims (of RELEASE: names containing it, when given) have one.
-    The directories are world-writable: each pod's own uid writes there."""
-    done: set[str] = set()
+VOLUME_LABEL = {"moodle-platform/test": "k8s-e2e"}
+
+
+def manifest_claims(docs: list[dict]) -> list[dict]:
+    """The claims a rendered manifest makes: its PersistentVolumeClaims, and one per StatefulSet replica
+    and volumeClaimTemplate (named <template>-<statefulset>-<ordinal>, as the StatefulSet controller names
+    them). Each: name, storage, accessModes, storageClassName."""
+    def claim(name: str, spec: dict) -> dict:
+        return {"name": name, "storage": spec["resources"]["requests"]["storage"],
+                "accessModes": spec["accessModes"], "storageClassName": spec.get("storageClassName") or ""}
+    out = [claim(d["metadata"]["name"], d["spec"]) for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    for sts in (d for d in docs if d["kind"] == "StatefulSet"):
+        out += [claim(f"{t['metadata']['name']}-{sts['metadata']['name']}-{i}", t["spec"])
+                for i in range(sts["spec"].get("replicas", 1)) for t in sts["spec"].get("volumeClaimTemplates", [])]
+    return out
+
+
+def _volume(claim: dict, ns: str, path: Path, uid: str | None = None) -> dict:
+    ref = {"namespace": ns, "name": claim["name"], **({"uid": uid} if uid else {})}
+    return {"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": f"{ns}-{claim['name']}", "labels": VOLUME_LABEL},
+            "spec": {"capacity": {"storage": claim["storage"]}, "accessModes": claim["accessModes"],
+                     "storageClassName": claim["storageClassName"], "persistentVolumeReclaimPolicy": "Retain",
+                     "claimRef": ref, "hostPath": {"path": str(path), "type": "Directory"}}}
+
+
+def provide_volumes(cluster, claims: list[dict], ns: str = NS) -> None:
+    """A hostPath PersistentVolume pre-bound (claimRef by namespace and name) to each of CLAIMS, created
+    BEFORE the claims exist (no dynamic provisioner on this node): the PV controller binds a claim as it
+    sees it created, before any pod of it is scheduled. The directories are world-writable (each pod's own
+    uid writes there). A PV of the same name left bound to another claim (same name, other uid: a claim
+    deleted since, or an earlier run's with K8S_E2E_REUSE=1) would never bind again: it is deleted first."""
+    state = Path(cluster.state_dir)
+    for claim in claims:
+        path = state / "volumes" / ns / claim["name"]
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o777)
+        pv = _get_pv(cluster, f"{ns}-{claim['name']}")
+        ref_uid = pv and (pv.spec.claim_ref.uid if pv.spec.claim_ref else None)
+        if ref_uid and ref_uid != _claim_uid(cluster, claim["name"], ns):
+            cluster.core.delete_persistent_volume(pv.metadata.name)
+            wait_for(lambda n=pv.metadata.name: _get_pv(cluster, n) is None, timeout=60, interval=1,
+                     what=f"stale PV {pv.metadata.name} (claimRef uid {ref_uid}) deleted")
+        cluster.apply(_volume(claim, ns, path))
+
+
+def wait_bound(cluster, claims: list[dict], ns: str = NS, timeout: float = 120) -> None:
+    """Every one of CLAIMS exists and is Bound to its own PV. A claim still Pending 10 s after it appeared
+    gets its PV's claimRef completed with its uid (the PV controller then queues that claim at once instead
+    of at its next periodic sync). On timeout: each claim's and PV's state, the claims' events and the
+    kube-controller-manager's log lines about them."""
+    first_seen: dict[str, float] = {}
 
     def step():
-        for pvc in cluster.core.list_namespaced_persistent_volume_claim(ns).items:
-            name = pvc.metadata.name
-            if name in done or (release and release not in name):
+        pending = []
+        for claim in claims:
+            pvc = _get_pvc(cluster, claim["name"], ns)
+            want = f"{ns}-{claim['name']}"
+            if pvc is not None and pvc.status.phase == "Bound" and pvc.spec.volume_name == want:
                 continue
-            path = state / "volumes" / ns / name
-            path.mkdir(parents=True, exist_ok=True)
-            path.chmod(0o777)
-            cluster.apply({"apiVersion": "v1", "kind": "PersistentVolume",
-                           "metadata": {"name": f"{ns}-{name}", "labels": {"moodle-platform/test": "k8s-e2e"}},
-                           "spec": {"capacity": {"storage": pvc.spec.resources.requests["storage"]},
-                                    "accessModes": pvc.spec.access_modes,
-                                    "storageClassName": pvc.spec.storage_class_name or "",
-                                    "persistentVolumeReclaimPolicy": "Retain",
-                                    "claimRef": {"namespace": ns, "name": name},
-                                    "hostPath": {"path": str(path), "type": "Directory"}}})
-            done.add(name)
-        return len(done) >= expected
-    wait_for(step, timeout=120, interval=1, what=f"{expected} PVCs of the release")
+            pending.append(claim["name"])
+            if pvc is None:
+                continue
+            first_seen.setdefault(claim["name"], time.monotonic())
+            pv = _get_pv(cluster, want)
+            if (time.monotonic() - first_seen[claim["name"]] > 10 and pv is not None
+                    and pv.spec.claim_ref is not None and not pv.spec.claim_ref.uid):
+                cluster.apply(_volume(claim, ns, Path(pv.spec.host_path.path), uid=pvc.metadata.uid))
+        return not pending
+    try:
+        wait_for(step, timeout=timeout, interval=1, what=f"claims {[c['name'] for c in claims]} Bound")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{claims_report(cluster, claims, ns)}") from None
+
+
+def claims_report(cluster, claims: list[dict], ns: str = NS) -> str:
+    """Diagnostics: each claim's phase, uid and volume, its PV's phase and claimRef, the claim's events,
+    and the kube-controller-manager's last log lines naming it."""
+    log_path = Path(cluster.state_dir) / "controller-manager.log"
+    log = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+    out = []
+    for claim in claims:
+        pvc = _get_pvc(cluster, claim["name"], ns)
+        pv = _get_pv(cluster, f"{ns}-{claim['name']}")
+        out.append(f"claim {claim['name']}: " + (f"{pvc.status.phase} uid={pvc.metadata.uid} "
+                                                f"volume={pvc.spec.volume_name}" if pvc else "absent")
+                   + "; PV: " + (f"{pv.status.phase} claimRef={pv.spec.claim_ref and pv.spec.claim_ref.to_dict()}"
+                                 if pv else "absent"))
+        events = cluster.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={claim['name']}")
+        out += [f"  event {e.reason}: {e.message}" for e in events.items[-5:]]
+        out += [f"  kcm: {line}" for line in [ln for ln in log if claim["name"] in ln][-5:]]
+    return "\n".join(out)
+
+
+def _get_pvc(cluster, name: str, ns: str):
+    try:
+        return cluster.core.read_namespaced_persistent_volume_claim(name, ns)
+    except kubernetes.client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _get_pv(cluster, name: str):
+    try:
+        return cluster.core.read_persistent_volume(name)
+    except kubernetes.client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _claim_uid(cluster, name: str, ns: str) -> str | None:
+    pvc = _get_pvc(cluster, name, ns)
+    return pvc.metadata.uid if pvc else None
 
 
 def _pods(cluster, component: str, ns: str = NS, release: str = RELEASE):
@@ -148,9 +239,7 @@ def release(cluster, images):
     chart = str(CHARTS / "moodle")
     manifest = _helm(cluster, "template", RELEASE, chart, "-n", NS, *_values(images), *FIRST_START,
                      "--kube-version", kube_version())
-    docs = [d for d in yaml.safe_load_all(manifest) if d]
-    claims = sum(1 for d in docs if d["kind"] == "PersistentVolumeClaim") + sum(
-        len(d["spec"].get("volumeClaimTemplates", [])) for d in docs if d["kind"] == "StatefulSet")
+    claims = manifest_claims([d for d in yaml.safe_load_all(manifest) if d])
     started = time.monotonic()
     _test_side_database(cluster, images["mariadb"])
     _wait_ready(cluster, "test-db")
@@ -167,8 +256,9 @@ def release(cluster, images):
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         started = time.monotonic()
+        provide_volumes(cluster, claims)
         _helm(cluster, "install", RELEASE, chart, "-n", NS, *_values(images), *FIRST_START)
-        _bind_volumes(cluster, Path(cluster.state_dir), claims)
+        wait_bound(cluster, claims)
         _wait_ready(cluster, "redis")
         note(f"helm install -> Redis Ready in {time.monotonic() - started:.1f}s")
         yield {"admin_password": admin_password, "images": images, "started": started, "lock": lock}
@@ -328,11 +418,11 @@ def test_in_chart_mariadb_starts(cluster, release):
     out = _helm(cluster, "template", "indb", str(CHARTS / "moodle"), "-n", NS, *_values(release["images"]),
                 "--set", "mariadb.enabled=true", "--show-only", "templates/mariadb.yaml", "--kube-version", kube_version())
     docs = [d for d in yaml.safe_load_all(out) if d]
-    # Counted before the StatefulSet exists: its controller may create the new claim at once.
-    claims_before = len(cluster.core.list_namespaced_persistent_volume_claim(NS).items)
+    claims = manifest_claims(docs)
+    provide_volumes(cluster, claims)
     for doc in docs:
         cluster.apply(doc, namespace=NS)
-    _bind_volumes(cluster, Path(cluster.state_dir), claims_before + 1)
+    wait_bound(cluster, claims)
     sel = "app.kubernetes.io/instance=indb,app.kubernetes.io/component=db"
 
     # Ready must hold for 30 s with no restart: mariadbd opens its TCP port (what the readiness probe

@@ -51,7 +51,20 @@ import s3_emulator
 import stacktest
 
 from .conftest import IMAGE_CACHE, note
-from .test_chart import WWWROOT, _bind_volumes, _describe, _exec, _helm, _pods, _ready_pod, _split, _wait_ready
+from .test_chart import (
+    WWWROOT,
+    _describe,
+    _exec,
+    _helm,
+    _pods,
+    _ready_pod,
+    _split,
+    _wait_ready,
+    claims_report,
+    manifest_claims,
+    provide_volumes,
+    wait_bound,
+)
 
 API = "platform.moodle.dev/v1alpha1"
 OPERATOR_NS = "moodle-operator"
@@ -121,24 +134,23 @@ def _operator_log(cluster, operator) -> str:
     return cluster.pod_log(operator.metadata.name, OPERATOR_NS)
 
 
-def _apply_site(cluster, name: str, spec: dict) -> int:
-    """The site's credentials Secret and MoodleSite applied, and its claims bound; returns how many it has."""
-    cluster.secret(f"{name}-credentials", NS, {
-        "db_password": secrets.token_urlsafe(18), "db_root_password": secrets.token_urlsafe(18),
-        "redis_password": secrets.token_urlsafe(18), "moodle_admin_password": secrets.token_urlsafe(18)})
-    cluster.apply({"apiVersion": API, "kind": "MoodleSite", "metadata": {"name": name, "namespace": NS},
-                   "spec": spec}, namespace=NS)
-    # The operator's own chart values (its pure function), for the claims to bind.
+def _apply_site(cluster, name: str, spec: dict) -> list[dict]:
+    """The site's credentials Secret and MoodleSite applied, and its claims bound; returns its claims."""
+    # The claims the operator will make, from its own chart values (its pure function): their volumes
+    # exist before the MoodleSite, so each claim binds as it is created.
     with tempfile.TemporaryDirectory(prefix="k8s-e2e-operator-") as tmp:
         values_file = Path(tmp) / "values.yaml"
         values_file.write_text(yaml.safe_dump(desired.chart_values(name, spec)))
         manifest = _helm(cluster, "template", name, str(CHARTS / "moodle"), "-n", NS, "-f", str(values_file),
                          "--kube-version", kube_version())
-    docs = [d for d in yaml.safe_load_all(manifest) if d]
-    claims = sum(1 for d in docs if d["kind"] == "PersistentVolumeClaim") + sum(
-        len(d["spec"].get("volumeClaimTemplates", [])) for d in docs if d["kind"] == "StatefulSet")
-    # Only this site's claims count (another site's in the namespace are bound already).
-    _bind_volumes(cluster, Path(cluster.state_dir), claims, ns=NS, release=name)
+    claims = manifest_claims([d for d in yaml.safe_load_all(manifest) if d])
+    provide_volumes(cluster, claims, ns=NS)
+    cluster.secret(f"{name}-credentials", NS, {
+        "db_password": secrets.token_urlsafe(18), "db_root_password": secrets.token_urlsafe(18),
+        "redis_password": secrets.token_urlsafe(18), "moodle_admin_password": secrets.token_urlsafe(18)})
+    cluster.apply({"apiVersion": API, "kind": "MoodleSite", "metadata": {"name": name, "namespace": NS},
+                   "spec": spec}, namespace=NS)
+    wait_bound(cluster, claims, ns=NS)
     return claims
 
 
@@ -168,8 +180,11 @@ def _wait_site_ready(cluster, operator, image: str, timeout: float = 240, site_n
                         timeout=timeout, interval=2, what=f"MoodleSite {site_name} Ready=True on {image}")
     except AssertionError as exc:
         log = _operator_log(cluster, operator)[-3000:]
+        claims = [{"name": c.metadata.name} for c in cluster.core.list_namespaced_persistent_volume_claim(NS).items
+                  if site_name in c.metadata.name]
         raise AssertionError(f"{exc}\n{_describe(cluster, 'web', NS, site_name)}\n"
-                             f"{_describe(cluster, 'db', NS, site_name)}\noperator log:\n{log}") from None
+                             f"{_describe(cluster, 'db', NS, site_name)}\n{claims_report(cluster, claims, NS)}\n"
+                             f"operator log:\n{log}") from None
 
 
 def test_operator_in_cluster_makes_a_moodlesite_ready(cluster, images, operator, site):
