@@ -135,15 +135,6 @@ class standin_database {
         return $this->columns[$table];
     }
 
-    /** moodle_database::get_columns(): the table's columns keyed by name (the values are not used here). */
-    public function get_columns($table, $usecache = true): array {
-        $out = [];
-        foreach (array_keys($this->columns($table)) as $name) {
-            $out[$name] = (object)['name' => $name];
-        }
-        return $out;
-    }
-
     public function get_in_or_equal($items, $type = SQL_PARAMS_QM, $prefix = 'param', $equal = true): array {
         $items = is_array($items) ? array_values($items) : [$items];
         if (!$items) {

@@ -31,8 +31,7 @@ namespace local_nativegrades\local;
  *    created for users with a grade in the course; category and course totals: finalgrade,
  *    rawgrademin/max (source 'aggregation', timemodified = now), the total's row and the rows of its
  *    children created (item's range) for users with a grade in the category.  These rows are
- *    written in bulk (one UPDATE per chunk of rows; history rows of inserts with insert_records(), of
- *    updates copied from the updated rows by the database, write_update_history()).
+ *    written in bulk (one UPDATE per chunk of rows, history rows with insert_records()).
  *  - grade_grades_history (unless disablegradehistory): one row per insert and update, as
  *    grade_object::insert()/update() write it (action, oldid, source, loggeduser).
  *  - \core\event\user_graded for every changed grade (relateduser USER_OTHER for activity and
@@ -56,8 +55,6 @@ class regrader {
 
     /** Rows per bulk UPDATE statement. */
     const CHUNK = 500;
-    /** Ids per statement where the statement names the ids only (history copies, status groups). */
-    const ID_LIST_CHUNK = 2000;
 
     /**
      * Is the native regrade enabled (admin setting local_nativegrades/nativeregrade)?
@@ -246,10 +243,7 @@ class regrader {
         $prof->lap('load');
         $now = time();
         $history = empty($CFG->disablegradehistory);
-        // History rows of inserts (the row as inserted: some are updated later in this regrade), and the
-        // updates whose history rows copy the row as updated (write_update_history()).
         $histrows = [];
-        $histupdates = [];
         $updates = [];
         $events = [];
         $users = [];
@@ -314,7 +308,7 @@ class regrader {
         $prof->lap('diff');
         $this->bulk_update($modupdates, null);
         $prof->lap('grade_grades updates');
-        $this->apply_updates($modupdates, null, $histupdates, $events, $users, $history);
+        $this->apply_updates($modupdates, null, $histrows, $events, $users, $history, $now);
         $this->mod_side_effects($modupdates);
         $prof->lap('activity notify_changed');
         $aggregatedfor = [];
@@ -402,30 +396,28 @@ class regrader {
         // Bulk write: one UPDATE per chunk (CASE id WHEN ... ), then the history rows.
         $this->bulk_update($updates, $now);
         $prof->lap('grade_grades updates');
-        $this->apply_updates($updates, $now, $histupdates, $events, $users, $history);
+        $this->apply_updates($updates, $now, $histrows, $events, $users, $history, $now);
         $prof->lap('diff');
         if ($histrows) {
             $DB->insert_records('grade_grades_history', $histrows);
         }
-        $this->write_update_history($histupdates, $now);
         $prof->lap('history writes');
-        // grade_category::set_usedinaggregation(): no history rows, no events.  Rows sharing a status and a
-        // weight (the same float, so the same parameter) are written by one UPDATE per chunk of ids: most
-        // rows share them (a Natural weight depends on the items, not on the grade), and a CASE per row
-        // costs the database a scan of its WHENs for every row.
-        $groups = [];
-        foreach ($statuses as [$id, $status, $weight]) {
-            $key = $status . '|' . ($weight === null ? 'null' : sprintf('%.17g', $weight));
-            $groups[$key] ??= [$status, $weight, []];
-            $groups[$key][2][] = $id;
-        }
-        foreach ($groups as [$status, $weight, $ids]) {
-            foreach (array_chunk($ids, self::ID_LIST_CHUNK) as $chunk) {
-                [$idsql, $idp] = $DB->get_in_or_equal($chunk);
-                $DB->execute("UPDATE {grade_grades} SET aggregationstatus = ?, aggregationweight = ? WHERE id $idsql",
-                    array_merge([$status, $weight], $idp));
-                $this->statuses += count($chunk);
+        // grade_category::set_usedinaggregation(): no history rows, no events.
+        foreach (array_chunk($statuses, self::CHUNK) as $chunk) {
+            $ids = [];
+            $cs = $cw = '';
+            $ps = $pw = [];
+            foreach ($chunk as [$id, $status, $weight]) {
+                $ids[] = $id;
+                $cs .= " WHEN {$id} THEN ?";
+                $ps[] = $status;
+                $cw .= " WHEN {$id} THEN ?";
+                $pw[] = $weight;
             }
+            [$idsql, $idp] = $DB->get_in_or_equal($ids);
+            $DB->execute("UPDATE {grade_grades} SET aggregationstatus = CASE id{$cs} END, aggregationweight = CASE id{$cw} END
+                           WHERE id $idsql", array_merge($ps, $pw, $idp));
+            $this->statuses += count($chunk);
         }
         $prof->lap('aggregationstatus writes');
         // grade_grade::notify_changed(): the availability cache of each user whose grade changed
@@ -501,18 +493,19 @@ class regrader {
     }
 
     /**
-     * The rows as bulk_update() left them, the updates their history rows record (written by
-     * write_update_history()), events and users.
+     * The rows as bulk_update() left them, their history rows, events and users.
      *
      * @param array[] $updates [row, new final grade, min, max, source, relateduser]
      * @param int|null $time timemodified, or null to keep it
-     * @param array $histupdates [row, source] of each update
+     * @param array $histrows
      * @param array $events
      * @param array $users
      * @param bool $history
+     * @param int $now
      */
-    private function apply_updates(array $updates, ?int $time, array &$histupdates, array &$events, array &$users,
-            bool $history): void {
+    private function apply_updates(array $updates, ?int $time, array &$histrows, array &$events, array &$users,
+            bool $history, int $now): void {
+        global $USER;
         foreach ($updates as [$g, $new, $min, $max, $source, $relateduser]) {
             $g->finalgrade = $new === null ? null : grade_floatval($new);
             $g->rawgrademin = grade_floatval($min);
@@ -523,7 +516,7 @@ class regrader {
             $g->feedback = $g->information = null;
             $g->feedbackformat = $g->informationformat = FORMAT_PLAIN;
             if ($history) {
-                $histupdates[] = [$g, $source];
+                $histrows[] = self::history($g, GRADE_HISTORY_UPDATE, $source, $now, $USER->id);
             }
             $events[] = [$g, $relateduser];
             $users[(int)$g->userid] = true;
@@ -834,44 +827,6 @@ class regrader {
             return false;
         }
         return !($cat['canapply'] && $cat['droplow'] > 0 && $counted <= $cat['droplow'] && !$undroppable);
-    }
-
-    /**
-     * The history rows of updated grades, as grade_object::update() writes them (the row after the update,
-     * action GRADE_HISTORY_UPDATE, oldid, source, loggeduser, timemodified now), copied by the database from
-     * the updated grade_grades rows (INSERT ... SELECT per chunk and source) instead of sent row by row: each
-     * row is written once in this regrade and all of them before the aggregation statuses, which history
-     * rows do not carry.  The copy names the history table's columns; if that table has one grade_grades
-     * has not (a schema this code does not know), the rows are built from the objects as before.
-     *
-     * @param array[] $histupdates [row as updated, source]
-     * @param int $now
-     */
-    private function write_update_history(array $histupdates, int $now): void {
-        global $DB, $USER;
-        if (!$histupdates) {
-            return;
-        }
-        $own = ['id', 'action', 'oldid', 'source', 'timemodified', 'loggeduser'];
-        $copied = array_values(array_diff(array_keys($DB->get_columns('grade_grades_history')), $own));
-        if (array_diff($copied, array_keys($DB->get_columns('grade_grades')))) {
-            $DB->insert_records('grade_grades_history', array_map(
-                fn($u) => self::history($u[0], GRADE_HISTORY_UPDATE, $u[1], $now, $USER->id), $histupdates));
-            return;
-        }
-        $cols = implode(', ', $copied);
-        $bysource = [];
-        foreach ($histupdates as [$g, $source]) {
-            $bysource[(string)$source][] = (int)$g->id;
-        }
-        foreach ($bysource as $source => $ids) {
-            foreach (array_chunk($ids, self::ID_LIST_CHUNK) as $chunk) {
-                [$idsql, $idp] = $DB->get_in_or_equal($chunk);
-                $DB->execute("INSERT INTO {grade_grades_history} (action, oldid, source, timemodified, loggeduser, {$cols})
-                              SELECT ?, id, ?, ?, ?, {$cols} FROM {grade_grades} WHERE id $idsql",
-                    array_merge([GRADE_HISTORY_UPDATE, $source, $now, $USER->id], $idp));
-            }
-        }
     }
 
     /**
