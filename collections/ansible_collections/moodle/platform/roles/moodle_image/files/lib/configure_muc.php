@@ -1,6 +1,7 @@
 <?php
 // moodle.platform: the MUC application store as code (no admin UI), for the site's cache topology.
-// Idempotent; prints {"changed": bool, "store": name}.  Run as www-data in the web container:
+// Idempotent; prints {"changed": bool, "store": name, "opcache_blacklisted": bool}.  Run as www-data in the web
+// container:
 //   shared (several web hosts): Redis as the application store
 //   php /usr/local/lib/moodle-platform/configure_muc.php --name=redis --server=redis:6379 --prefix=mdl_ \
 //       --password-file=/run/moodle-secrets/redis_password [--password-file=/run/secrets/redis_password] \
@@ -14,6 +15,39 @@
 define('CLI_SCRIPT', true);
 require('/var/www/moodle/config.php');
 global $CFG;
+
+/**
+ * Whether PHP's OPcache blacklist (opcache.blacklist_filename, the same php.ini for the CLI and web in this image)
+ * covers the MUC configuration file Moodle includes: then web reads a moved mapping on its next request instead of
+ * after opcache.revalidate_freq. Entries are prefixes (OPcache's rule); an entry with a wildcard counts only when it
+ * matches the whole path, so an unusual blacklist answers false (the caller then waits: the safe path).
+ */
+function moodle_platform_muc_blacklisted(): bool {
+    global $CFG;
+    // Moodle's core_cache\config::get_config_file_path(), which is protected.
+    $path = $CFG->dataroot . '/muc/config.php';
+    if (!empty($CFG->altcacheconfigpath)) {
+        $alt = $CFG->altcacheconfigpath;
+        if (is_dir($alt) && is_writable($alt)) {
+            $path = $alt . '/cacheconfig.php';
+        } else if (is_writable(dirname($alt)) && (!file_exists($alt) || is_writable($alt))) {
+            $path = $alt;
+        }
+    }
+    $pattern = (string) ini_get('opcache.blacklist_filename');
+    foreach ($pattern === '' ? [] : (glob($pattern) ?: []) as $file) {
+        foreach (file($file, FILE_IGNORE_NEW_LINES) ?: [] as $line) {
+            $entry = trim($line);
+            if ($entry === '' || $entry[0] === ';') {
+                continue;
+            }
+            if (strpbrk($entry, '*?[') === false ? strpos($path, $entry) === 0 : fnmatch($entry, $path, FNM_PATHNAME)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
 
 $opts = getopt('', ['name:', 'server:', 'prefix:', 'password-file:', 'tls', 'cafile:', 'local']);
 if (isset($opts['local'])) {
@@ -50,7 +84,8 @@ if (isset($opts['local'])) {
     if ($changed) {
         cache_helper::purge_all();
     }
-    echo json_encode(['changed' => $changed, 'store' => 'default_application']) . "\n";
+    echo json_encode(['changed' => $changed, 'store' => 'default_application',
+        'opcache_blacklisted' => moodle_platform_muc_blacklisted()]) . "\n";
     exit(0);
 }
 foreach (['name', 'server', 'password-file'] as $required) {
@@ -106,4 +141,4 @@ if (($mappings[cache_store::MODE_APPLICATION] ?? []) !== [$name]) {
     // What Redis holds under this prefix may date from an earlier shared period: stale.
     cache_helper::purge_all();
 }
-echo json_encode(['changed' => $changed, 'store' => $name]) . "\n";
+echo json_encode(['changed' => $changed, 'store' => $name, 'opcache_blacklisted' => moodle_platform_muc_blacklisted()]) . "\n";
