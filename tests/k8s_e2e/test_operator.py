@@ -713,9 +713,14 @@ def test_postgresql_site_installs_backs_up_and_restores_on_real_pods(cluster, op
     spec = {"image": {"repository": moodle[0], "tag": moodle[1]}, "wwwroot": WWWROOT,
             "secretRef": {"name": f"{PG_SITE}-credentials"}, "database": {"type": "pgsql"},
             "cron": {"enabled": False},  # cron would change rows between the backup and the comparison
-            "chartValues": {"postgresql": {"image": {"repository": postgresql[0], "tag": postgresql[1]}},
-                            "redis": {"image": {"repository": redis[0], "tag": redis[1]}},
-                            "web": {"readinessProbe": {"periodSeconds": 5}}}}
+            # CPU requests below the chart's defaults: this second site shares the one 2-CPU node with the
+            # first site, the operator and the earlier tests' pods, and its web pod stayed Pending
+            # ("Insufficient cpu") in the CI run of 2026-12-05 with the defaults (requests only; limits kept).
+            "chartValues": {"postgresql": {"image": {"repository": postgresql[0], "tag": postgresql[1]},
+                                           "resources": {"requests": {"cpu": "50m"}}},
+                            "redis": {"image": {"repository": redis[0], "tag": redis[1]},
+                                      "resources": {"requests": {"cpu": "10m"}}},
+                            "web": {"readinessProbe": {"periodSeconds": 5}, "resources": {"requests": {"cpu": "50m"}}}}}
     _apply_site(cluster, PG_SITE, spec)
     db = _wait_ready(cluster, "db", ns=NS, release=PG_SITE, timeout=180)
     assert db.spec.containers[0].image == site_images["postgresql"]
