@@ -23,17 +23,9 @@ global $CFG;
  * matches the whole path, so an unusual blacklist answers false (the caller then waits: the safe path).
  */
 function moodle_platform_muc_blacklisted(): bool {
-    global $CFG;
-    // Moodle's core_cache\config::get_config_file_path(), which is protected.
-    $path = $CFG->dataroot . '/muc/config.php';
-    if (!empty($CFG->altcacheconfigpath)) {
-        $alt = $CFG->altcacheconfigpath;
-        if (is_dir($alt) && is_writable($alt)) {
-            $path = $alt . '/cacheconfig.php';
-        } else if (is_writable(dirname($alt)) && (!file_exists($alt) || is_writable($alt))) {
-            $path = $alt;
-        }
-    }
+    // The file Moodle itself includes: core_cache\config::get_config_file_path() (protected; its own rule for
+    // $CFG->altcacheconfigpath), called through reflection rather than copied.
+    $path = (new ReflectionMethod('cache_config_writer', 'get_config_file_path'))->invoke(null);
     $pattern = (string) ini_get('opcache.blacklist_filename');
     foreach ($pattern === '' ? [] : (glob($pattern) ?: []) as $file) {
         foreach (file($file, FILE_IGNORE_NEW_LINES) ?: [] as $line) {
