@@ -45,8 +45,20 @@ import_images() {
        ctr -a "$K8S_CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qx "docker.io/$img"; then
       echo "image $img already in the cluster"; continue
     fi
+    # A tag that already names another image here (a fixed tag such as the operator's, rebuilt): remove
+    # it first and wait for containerd's garbage collection (--sync). Importing over it re-points the tag
+    # before the new layers are unpacked, and the collection of the old image's snapshots can then remove a
+    # parent the unpacking needs ("parent snapshot ... does not exist": stop 26's and ci28's k8s-e2e).
+    if ctr -a "$K8S_CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qx "docker.io/$img"; then
+      ctr -a "$K8S_CONTAINERD_SOCK" -n k8s.io images rm --sync "docker.io/$img" >/dev/null
+    fi
     echo "importing $img into the cluster's containerd"
-    docker save "$img" | ctr -a "$K8S_CONTAINERD_SOCK" -n k8s.io images import - >/dev/null
+    if ! docker save "$img" | ctr -a "$K8S_CONTAINERD_SOCK" -n k8s.io images import - >/dev/null; then
+      # Once more from a clean tag if the unpacking still met a collected snapshot; a second failure is final.
+      echo "import of $img failed (above); removing its tag and importing it once more" >&2
+      ctr -a "$K8S_CONTAINERD_SOCK" -n k8s.io images rm --sync "docker.io/$img" >/dev/null 2>&1 || true
+      docker save "$img" | ctr -a "$K8S_CONTAINERD_SOCK" -n k8s.io images import - >/dev/null
+    fi
     mkdir -p "${stamp%/*}" && echo "$id" >"$stamp"
   done
 }
