@@ -16,7 +16,7 @@ TIMED       := $(ROOT)/scripts/timed
 TEST_TARGETS :=
 -include mk/*.mk
 
-.PHONY: help setup standin host test-images roles-test collection-test collection-tarball collection-install lint unit test test-serial up
+.PHONY: help setup standin host test-images roles-test roles-bad-inputs roles-docker-host roles-base-image collection-test collection-tarball collection-install lint unit test test-serial up
 help:
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
@@ -33,9 +33,14 @@ host: setup ## Prepare this machine: Docker engine + Compose v2 + base images (t
 test-images: host ## Molecule instance images (systemd-capable and plain), from our base images
 	$(TIMED) test-images ansible-playbook playbooks/test_images.yml -i inventories/local
 
-roles-test: test-images ## Molecule for docker_host and base_image, and their bad-input tests
+roles-test: roles-bad-inputs roles-docker-host roles-base-image ## Molecule for docker_host and base_image, and their bad-input tests
+
+# (three targets so that make test can spread them over its lanes)
+roles-bad-inputs: test-images
 	$(TIMED) bad-inputs pytest -q tests/roles
+roles-docker-host: test-images
 	$(TIMED) molecule-docker_host molecule test -s docker_host
+roles-base-image: test-images
 	$(TIMED) molecule-base_image molecule test -s base_image
 
 collection-test: setup ## Build the tarball, install it offline outside the checkout, ansible-doc every module and role entry point, site's target checks
@@ -73,23 +78,28 @@ unit: setup ## Python unit tests of the collection
 #            EE/AWX job tests) - the long pole - then the AWS target on its emulator (no Docker; moved here
 #            when k8s-e2e grew by the Compose <-> cluster and PostgreSQL scenarios);
 #   compose: the other Compose stand-in deployments, each with its own projects, ports and image build caches
-#            (the stack scenario with dev + prod overlays, the two-node site, the MariaDB upgrade site);
-#   others:  the static checks and every other area, one after another (lint, unit, collection, the role
-#            scenarios incl. the day-2 backup role's molecule scenario, k8s, k8s-e2e, monitoring, native); k8s-e2e's single-node cluster has its own
-#            containerd, bridge and pod/Service subnets.
+#            (the stack scenario with dev + prod overlays, the two-node site, the MariaDB upgrade site, the
+#            PostgreSQL site), then the day-2 backup role's Molecule scenario and the roles' bad-input tests;
+#   others:  the static checks and every other area, one after another (lint, unit, collection, Molecule
+#            docker_host, k8s, k8s-e2e, monitoring, native); k8s-e2e's single-node cluster has its own
+#            containerd, bridge and pod/Service subnets. Molecule base_image ends the stacks lane.
 # Each lane keeps going after a failed stage (make -k), so one failure does not hide the rest of its lane;
 # scripts/lanes reprints a failed lane's failure lines at the end of the output.
 # Everything that installs with apt (dpkg takes one writer) or materialises shared inputs runs before the
 # split; the lanes' sub-makes then take those targets as done (-o).
+# The roles' scenarios and day-2's Molecule scenario are spread so that the lanes end together (ci28: stacks
+# 3151 s, compose 3198 s, others ~3660 s with k8s-e2e; they moved 332 s out of others).
 TEST_LANE_STACKS  := ee-test day2-stack-test aws-test
-TEST_LANE_COMPOSE := compose-test multinode-test db-upgrade-test pg-test
-TEST_LANE_FIRST   := lint unit collection-test roles-test
+TEST_LANE_COMPOSE := compose-test multinode-test db-upgrade-test pg-test day2-molecule
+TEST_LANE_FIRST   := lint unit collection-test roles-docker-host
+TEST_STACKS_EXTRA := roles-base-image
+TEST_COMPOSE_EXTRA := roles-bad-inputs
 TEST_PREREQS      := setup host standin native-deps pg-deps monitoring-tools k8s-cluster-deps collection-tarball test-images
 TEST_DONE_FLAGS    = $(foreach t,$(TEST_PREREQS),-o $(t))
 test: $(TEST_PREREQS) ## Everything CI runs
 	$(TIMED) test-lanes $(ROOT)/scripts/lanes \
-	  "stacks=$(MAKE) --no-print-directory -k $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_STACKS),$(TEST_TARGETS))" \
-	  "compose=$(MAKE) --no-print-directory -k $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_COMPOSE),$(TEST_TARGETS))" \
+	  "stacks=$(MAKE) --no-print-directory -k $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_STACKS),$(TEST_TARGETS)) $(TEST_STACKS_EXTRA)" \
+	  "compose=$(MAKE) --no-print-directory -k $(TEST_DONE_FLAGS) $(filter $(TEST_LANE_COMPOSE),$(TEST_TARGETS)) $(TEST_COMPOSE_EXTRA)" \
 	  "others=$(MAKE) --no-print-directory -k $(TEST_DONE_FLAGS) $(TEST_LANE_FIRST) \
 	    $(filter-out $(TEST_LANE_STACKS) $(TEST_LANE_COMPOSE),$(TEST_TARGETS))"
 	@echo "make test: all stages passed"
